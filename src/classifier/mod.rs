@@ -1,0 +1,258 @@
+//! The [`Classifier`] trait, losses on logits, and a finite-difference gradient checker.
+//!
+//! Any differentiable model over `f64` inputs can be attacked by `intriguing` once it
+//! implements [`Classifier`]: four required methods — input dimension, number of classes,
+//! batch logits, and one forward + one backward pass that returns the gradient of a loss
+//! with respect to the inputs.
+//!
+//! # Examples
+//!
+//! A foreign model — a plain struct holding a weight matrix — in about twenty lines,
+//! validated with the gradient checker:
+//!
+//! ```
+//! use intriguing::classifier::{check_gradient, Classifier, LossSeed};
+//! use intriguing::Result;
+//! use ndarray::{array, Array2, ArrayView2, ArrayViewMut2};
+//!
+//! /// Logits = tanh(x) · Wᵀ.
+//! struct TanhLinear { w: Array2<f64> } // [classes, inputs]
+//!
+//! impl Classifier for TanhLinear {
+//!     fn input_dim(&self) -> usize { self.w.ncols() }
+//!     fn num_classes(&self) -> usize { self.w.nrows() }
+//!     fn logits_into(&self, x: ArrayView2<f64>, mut out: ArrayViewMut2<f64>) -> Result<()> {
+//!         out.assign(&x.mapv(f64::tanh).dot(&self.w.t()));
+//!         Ok(())
+//!     }
+//!     fn loss_gradient_into(&self, x: ArrayView2<f64>, seed: LossSeed<'_>,
+//!                           mut grad: ArrayViewMut2<f64>) -> Result<f64> {
+//!         let h = x.mapv(f64::tanh);
+//!         let z = h.dot(&self.w.t());                  // one forward pass
+//!         let mut dz = Array2::zeros(z.raw_dim());
+//!         let loss = seed(z.view(), dz.view_mut());    // dloss/dlogits from that same pass
+//!         let dh = dz.dot(&self.w);                    // one backward pass
+//!         grad.assign(&(&dh * &h.mapv(|t| 1.0 - t * t)));
+//!         Ok(loss)
+//!     }
+//! }
+//!
+//! let model = TanhLinear { w: array![[1.0, -2.0, 0.5], [0.3, 0.7, -1.1]] };
+//! let report = check_gradient(&model, array![0.2, -0.4, 0.9].view(), 1, 1e-5)?;
+//! assert!(report.max_rel_error < 1e-6, "{report:?}");
+//! assert_eq!(model.predict(array![0.2, -0.4, 0.9].view())?, 0);
+//! # Ok::<(), intriguing::Error>(())
+//! ```
+
+mod gradcheck;
+mod loss;
+
+pub use gradcheck::{GradCheckReport, check_gradient, check_gradient_fn};
+pub use loss::{
+    log_softmax_into, logsumexp, softmax_cross_entropy, softmax_cross_entropy_batch,
+    softmax_into,
+};
+
+use crate::error::{Error, Result, check_finite};
+use ndarray::{Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut2};
+
+/// The seed of a vector-Jacobian product: given the logits of the current forward pass
+/// (`[n, num_classes]`), writes `dloss/dlogits` into the second argument (same shape,
+/// zero-initialised by the caller is NOT guaranteed: overwrite every entry) and returns the
+/// loss value.
+pub type LossSeed<'a> = &'a mut dyn FnMut(ArrayView2<'_, f64>, ArrayViewMut2<'_, f64>) -> f64;
+
+/// A differentiable classifier over `f64` inputs.
+///
+/// The trait is object safe: `&dyn Classifier` and `Vec<Box<dyn Classifier>>` work.
+/// Batches are rows: inputs are `[n, input_dim]`, logits `[n, num_classes]`.
+///
+/// The two required computational methods receive inputs whose shape the caller has already
+/// checked (the provided methods do the checking); they should not panic on any finite input.
+pub trait Classifier: Send + Sync {
+    /// Length of one input row.
+    fn input_dim(&self) -> usize;
+
+    /// Number of classes (length of one logits row).
+    fn num_classes(&self) -> usize;
+
+    /// Writes the logits of a batch into `out` (`[n, num_classes]`).
+    fn logits_into(&self, inputs: ArrayView2<'_, f64>, out: ArrayViewMut2<'_, f64>) -> Result<()>;
+
+    /// One forward and one backward pass: computes the logits of `inputs`, asks `seed` for
+    /// `dloss/dlogits` at those logits, and writes `dloss/dinputs` into `grad`
+    /// (`[n, input_dim]`). Returns the loss that `seed` returned.
+    fn loss_gradient_into(
+        &self,
+        inputs: ArrayView2<'_, f64>,
+        seed: LossSeed<'_>,
+        grad: ArrayViewMut2<'_, f64>,
+    ) -> Result<f64>;
+
+    /// Checks that `inputs` is `[n, input_dim]` and finite.
+    fn check_inputs(&self, inputs: ArrayView2<'_, f64>) -> Result<()> {
+        if inputs.ncols() != self.input_dim() {
+            return Err(Error::shape(
+                "classifier inputs",
+                format!("[n, {}]", self.input_dim()),
+                format!("{:?}", inputs.shape()),
+            ));
+        }
+        check_finite(inputs.iter(), "classifier inputs")
+    }
+
+    /// Checks that `label < num_classes`.
+    fn check_label(&self, label: usize) -> Result<()> {
+        if label >= self.num_classes() {
+            return Err(Error::LabelOutOfRange {
+                label,
+                num_classes: self.num_classes(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Logits of a batch (`[n, num_classes]`), with inputs and outputs validated.
+    fn logits(&self, inputs: ArrayView2<'_, f64>) -> Result<Array2<f64>> {
+        self.check_inputs(inputs)?;
+        let mut out = Array2::zeros((inputs.nrows(), self.num_classes()));
+        self.logits_into(inputs, out.view_mut())?;
+        if out.iter().any(|v| !v.is_finite()) {
+            return Err(Error::ModelNonFinite {
+                what: "logits".into(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Logits of one input.
+    fn logits_one(&self, x: ArrayView1<'_, f64>) -> Result<Array1<f64>> {
+        let x2 = x.to_shape((1, x.len())).map_err(|e| Error::shape("input", "1-D", e))?;
+        Ok(self.logits(x2.view())?.row(0).to_owned())
+    }
+
+    /// Predicted class of one input (arg-max of the logits; the lowest index wins ties).
+    fn predict(&self, x: ArrayView1<'_, f64>) -> Result<usize> {
+        Ok(argmax(self.logits_one(x)?.view()))
+    }
+
+    /// Predicted classes of a batch.
+    fn predict_batch(&self, inputs: ArrayView2<'_, f64>) -> Result<Vec<usize>> {
+        let logits = self.logits(inputs)?;
+        Ok(logits.rows().into_iter().map(argmax).collect())
+    }
+
+    /// Class probabilities (softmax of the logits) of a batch.
+    fn probabilities(&self, inputs: ArrayView2<'_, f64>) -> Result<Array2<f64>> {
+        let mut p = self.logits(inputs)?;
+        for mut row in p.rows_mut() {
+            let z = row.to_owned();
+            softmax_into(z.view(), row.view_mut());
+        }
+        Ok(p)
+    }
+
+    /// Fraction of rows whose prediction differs from `labels`.
+    fn error_rate(&self, inputs: ArrayView2<'_, f64>, labels: &[usize]) -> Result<f64> {
+        if labels.len() != inputs.nrows() {
+            return Err(Error::shape("labels", inputs.nrows(), labels.len()));
+        }
+        if labels.is_empty() {
+            return Err(Error::InvalidConfig("error_rate of an empty data set".into()));
+        }
+        for &l in labels {
+            self.check_label(l)?;
+        }
+        let pred = self.predict_batch(inputs)?;
+        let wrong = pred.iter().zip(labels).filter(|(p, l)| p != l).count();
+        Ok(wrong as f64 / labels.len() as f64)
+    }
+
+    /// Validated [`loss_gradient_into`](Classifier::loss_gradient_into) that allocates the
+    /// gradient: returns `(loss, dloss/dinputs)`.
+    fn loss_gradient(
+        &self,
+        inputs: ArrayView2<'_, f64>,
+        seed: LossSeed<'_>,
+    ) -> Result<(f64, Array2<f64>)> {
+        self.check_inputs(inputs)?;
+        let mut grad = Array2::zeros(inputs.raw_dim());
+        let loss = self.loss_gradient_into(inputs, seed, grad.view_mut())?;
+        if !loss.is_finite() || grad.iter().any(|v| !v.is_finite()) {
+            return Err(Error::ModelNonFinite {
+                what: "loss gradient".into(),
+            });
+        }
+        Ok((loss, grad))
+    }
+
+    /// Softmax cross-entropy of one input against `label`, and its gradient with respect to
+    /// the input.
+    fn cross_entropy_gradient(
+        &self,
+        x: ArrayView1<'_, f64>,
+        label: usize,
+    ) -> Result<(f64, Array1<f64>)> {
+        self.check_label(label)?;
+        let x2 = x.to_shape((1, x.len())).map_err(|e| Error::shape("input", "1-D", e))?;
+        let mut seed = |z: ArrayView2<'_, f64>, mut dz: ArrayViewMut2<'_, f64>| {
+            softmax_cross_entropy(z.row(0), label, dz.row_mut(0))
+        };
+        let (loss, g) = self.loss_gradient(x2.view(), &mut seed)?;
+        Ok((loss, g.row(0).to_owned()))
+    }
+}
+
+/// Index of the largest entry (the first one on ties; NaN entries are never chosen unless all
+/// are NaN, in which case 0).
+pub fn argmax(v: ArrayView1<'_, f64>) -> usize {
+    let mut best = 0;
+    let mut best_v = f64::NEG_INFINITY;
+    for (i, &x) in v.iter().enumerate() {
+        if x > best_v {
+            best_v = x;
+            best = i;
+        }
+    }
+    best
+}
+
+impl<C: Classifier + ?Sized> Classifier for &C {
+    fn input_dim(&self) -> usize {
+        (**self).input_dim()
+    }
+    fn num_classes(&self) -> usize {
+        (**self).num_classes()
+    }
+    fn logits_into(&self, inputs: ArrayView2<'_, f64>, out: ArrayViewMut2<'_, f64>) -> Result<()> {
+        (**self).logits_into(inputs, out)
+    }
+    fn loss_gradient_into(
+        &self,
+        inputs: ArrayView2<'_, f64>,
+        seed: LossSeed<'_>,
+        grad: ArrayViewMut2<'_, f64>,
+    ) -> Result<f64> {
+        (**self).loss_gradient_into(inputs, seed, grad)
+    }
+}
+
+impl<C: Classifier + ?Sized> Classifier for Box<C> {
+    fn input_dim(&self) -> usize {
+        (**self).input_dim()
+    }
+    fn num_classes(&self) -> usize {
+        (**self).num_classes()
+    }
+    fn logits_into(&self, inputs: ArrayView2<'_, f64>, out: ArrayViewMut2<'_, f64>) -> Result<()> {
+        (**self).logits_into(inputs, out)
+    }
+    fn loss_gradient_into(
+        &self,
+        inputs: ArrayView2<'_, f64>,
+        seed: LossSeed<'_>,
+        grad: ArrayViewMut2<'_, f64>,
+    ) -> Result<f64> {
+        (**self).loss_gradient_into(inputs, seed, grad)
+    }
+}
