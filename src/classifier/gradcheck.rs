@@ -103,7 +103,9 @@ pub fn check_gradient<C: Classifier + ?Sized>(
     h: f64,
 ) -> Result<GradCheckReport> {
     model.check_label(label)?;
-    let x2 = x.to_shape((1, x.len())).map_err(|e| Error::shape("input", "1-D", e))?;
+    let x2 = x
+        .to_shape((1, x.len()))
+        .map_err(|e| Error::shape("input", "1-D", e))?;
     model.check_inputs(x2.view())?;
     let (_, analytic) = model.cross_entropy_gradient(x, label)?;
     let mut tmp = Array1::zeros(model.num_classes());
@@ -125,3 +127,95 @@ pub fn check_gradient<C: Classifier + ?Sized>(
     report
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::classifier::LossSeed;
+    use ndarray::{Array2, ArrayView2, ArrayViewMut2, array};
+
+    /// Logits = W x, with a deliberately wrong backward pass when `bug` is set.
+    struct Linear {
+        w: Array2<f64>,
+        bug: bool,
+    }
+
+    impl Classifier for Linear {
+        fn input_dim(&self) -> usize {
+            self.w.ncols()
+        }
+        fn num_classes(&self) -> usize {
+            self.w.nrows()
+        }
+        fn logits_into(
+            &self,
+            x: ArrayView2<'_, f64>,
+            mut out: ArrayViewMut2<'_, f64>,
+        ) -> Result<()> {
+            out.assign(&x.dot(&self.w.t()));
+            Ok(())
+        }
+        fn loss_gradient_into(
+            &self,
+            x: ArrayView2<'_, f64>,
+            seed: LossSeed<'_>,
+            mut grad: ArrayViewMut2<'_, f64>,
+        ) -> Result<f64> {
+            let z = x.dot(&self.w.t());
+            let mut dz = Array2::zeros(z.raw_dim());
+            let loss = seed(z.view(), dz.view_mut());
+            let w = if self.bug {
+                self.w.t().to_owned()
+            } else {
+                self.w.clone()
+            };
+            grad.assign(&dz.dot(&w.slice(ndarray::s![.., ..x.ncols()])));
+            Ok(loss)
+        }
+    }
+
+    #[test]
+    fn accepts_a_correct_gradient_and_catches_a_wrong_one() {
+        let w = array![[1.0, -2.0], [0.5, 0.25]];
+        let x = array![0.3, -0.7];
+        let good = check_gradient(
+            &Linear {
+                w: w.clone(),
+                bug: false,
+            },
+            x.view(),
+            0,
+            1e-5,
+        )
+        .unwrap();
+        assert!(good.max_rel_error < 1e-8, "{good:?}");
+        let bad = check_gradient(&Linear { w, bug: true }, x.view(), 0, 1e-5).unwrap();
+        assert!(bad.max_rel_error > 0.1, "{bad:?}");
+    }
+
+    #[test]
+    fn rejects_bad_arguments() {
+        let m = Linear {
+            w: array![[1.0, 0.0], [0.0, 1.0]],
+            bug: false,
+        };
+        assert!(matches!(
+            check_gradient(&m, array![0.0, 1.0].view(), 2, 1e-5),
+            Err(Error::LabelOutOfRange {
+                label: 2,
+                num_classes: 2
+            })
+        ));
+        assert!(matches!(
+            check_gradient(&m, array![0.0, 1.0, 2.0].view(), 0, 1e-5),
+            Err(Error::ShapeMismatch { .. })
+        ));
+        assert!(matches!(
+            check_gradient(&m, array![f64::NAN, 1.0].view(), 0, 1e-5),
+            Err(Error::NonFinite { .. })
+        ));
+        assert!(matches!(
+            check_gradient(&m, array![0.0, 1.0].view(), 0, -1.0),
+            Err(Error::InvalidConfig(_))
+        ));
+    }
+}

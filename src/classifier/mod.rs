@@ -49,8 +49,7 @@ mod loss;
 
 pub use gradcheck::{GradCheckReport, check_gradient, check_gradient_fn};
 pub use loss::{
-    log_softmax_into, logsumexp, softmax_cross_entropy, softmax_cross_entropy_batch,
-    softmax_into,
+    log_softmax_into, logsumexp, softmax_cross_entropy, softmax_cross_entropy_batch, softmax_into,
 };
 
 use crate::error::{Error, Result, check_finite};
@@ -127,7 +126,9 @@ pub trait Classifier: Send + Sync {
 
     /// Logits of one input.
     fn logits_one(&self, x: ArrayView1<'_, f64>) -> Result<Array1<f64>> {
-        let x2 = x.to_shape((1, x.len())).map_err(|e| Error::shape("input", "1-D", e))?;
+        let x2 = x
+            .to_shape((1, x.len()))
+            .map_err(|e| Error::shape("input", "1-D", e))?;
         Ok(self.logits(x2.view())?.row(0).to_owned())
     }
 
@@ -158,7 +159,9 @@ pub trait Classifier: Send + Sync {
             return Err(Error::shape("labels", inputs.nrows(), labels.len()));
         }
         if labels.is_empty() {
-            return Err(Error::InvalidConfig("error_rate of an empty data set".into()));
+            return Err(Error::InvalidConfig(
+                "error_rate of an empty data set".into(),
+            ));
         }
         for &l in labels {
             self.check_label(l)?;
@@ -194,7 +197,9 @@ pub trait Classifier: Send + Sync {
         label: usize,
     ) -> Result<(f64, Array1<f64>)> {
         self.check_label(label)?;
-        let x2 = x.to_shape((1, x.len())).map_err(|e| Error::shape("input", "1-D", e))?;
+        let x2 = x
+            .to_shape((1, x.len()))
+            .map_err(|e| Error::shape("input", "1-D", e))?;
         let mut seed = |z: ArrayView2<'_, f64>, mut dz: ArrayViewMut2<'_, f64>| {
             softmax_cross_entropy(z.row(0), label, dz.row_mut(0))
         };
@@ -217,42 +222,33 @@ pub fn argmax(v: ArrayView1<'_, f64>) -> usize {
     best
 }
 
-impl<C: Classifier + ?Sized> Classifier for &C {
-    fn input_dim(&self) -> usize {
-        (**self).input_dim()
-    }
-    fn num_classes(&self) -> usize {
-        (**self).num_classes()
-    }
-    fn logits_into(&self, inputs: ArrayView2<'_, f64>, out: ArrayViewMut2<'_, f64>) -> Result<()> {
-        (**self).logits_into(inputs, out)
-    }
-    fn loss_gradient_into(
-        &self,
-        inputs: ArrayView2<'_, f64>,
-        seed: LossSeed<'_>,
-        grad: ArrayViewMut2<'_, f64>,
-    ) -> Result<f64> {
-        (**self).loss_gradient_into(inputs, seed, grad)
-    }
+/// Forwards the required methods through a pointer type.
+macro_rules! forward_classifier {
+    ($($ty:ty),*) => {$(
+        impl<C: Classifier + ?Sized> Classifier for $ty {
+            fn input_dim(&self) -> usize {
+                (**self).input_dim()
+            }
+            fn num_classes(&self) -> usize {
+                (**self).num_classes()
+            }
+            fn logits_into(
+                &self,
+                inputs: ArrayView2<'_, f64>,
+                out: ArrayViewMut2<'_, f64>,
+            ) -> Result<()> {
+                (**self).logits_into(inputs, out)
+            }
+            fn loss_gradient_into(
+                &self,
+                inputs: ArrayView2<'_, f64>,
+                seed: LossSeed<'_>,
+                grad: ArrayViewMut2<'_, f64>,
+            ) -> Result<f64> {
+                (**self).loss_gradient_into(inputs, seed, grad)
+            }
+        }
+    )*};
 }
 
-impl<C: Classifier + ?Sized> Classifier for Box<C> {
-    fn input_dim(&self) -> usize {
-        (**self).input_dim()
-    }
-    fn num_classes(&self) -> usize {
-        (**self).num_classes()
-    }
-    fn logits_into(&self, inputs: ArrayView2<'_, f64>, out: ArrayViewMut2<'_, f64>) -> Result<()> {
-        (**self).logits_into(inputs, out)
-    }
-    fn loss_gradient_into(
-        &self,
-        inputs: ArrayView2<'_, f64>,
-        seed: LossSeed<'_>,
-        grad: ArrayViewMut2<'_, f64>,
-    ) -> Result<f64> {
-        (**self).loss_gradient_into(inputs, seed, grad)
-    }
-}
+forward_classifier!(&C, Box<C>, std::sync::Arc<C>);
