@@ -14,7 +14,9 @@
 #![warn(missing_docs)]
 
 pub mod classifier;
+pub mod data;
 pub mod error;
+pub mod models;
 pub mod optim;
 
 pub use classifier::Classifier;
