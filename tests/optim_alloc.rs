@@ -3,6 +3,7 @@
 //! the number of iterations, for L-BFGS and for L-BFGS-B.
 //!
 //! One test function only: the allocator counter is global to this binary.
+#![allow(clippy::needless_range_loop)]
 
 use intriguing::optim::{Bounds, FnObjective, Lbfgsb, Workspace};
 use std::alloc::{GlobalAlloc, Layout, System};

@@ -7,6 +7,7 @@
 //! `tol_cost = ε` (absolute change of f): with `tol_cost = 0` argmin's run on
 //! Freudenstein–Roth does not come back.
 //! Print the table with `cargo test --release --test optim_argmin -- --nocapture`.
+#![allow(clippy::needless_range_loop)]
 
 mod optim_problems;
 
