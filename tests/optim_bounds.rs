@@ -1,6 +1,7 @@
 //! L-BFGS-B on bounded problems with known solutions (some on the boundary), random
 //! box-constrained convex quadratics checked against KKT and an independent projected-gradient
 //! solver, degenerate cases, typed errors, budgets and the observer.
+#![allow(clippy::needless_range_loop)]
 
 use intriguing::Error;
 use intriguing::optim::{Bounds, FnObjective, IterationInfo, Lbfgsb, Termination, Workspace};
