@@ -15,7 +15,9 @@
 
 pub mod attack;
 pub mod classifier;
+pub mod data;
 pub mod error;
+pub mod models;
 pub mod optim;
 
 pub use classifier::Classifier;
