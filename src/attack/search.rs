@@ -273,6 +273,17 @@ impl LabelSearch {
         e.predictions += 1;
         let verified = verify(e.obj.model(), &sol.x, cfg, self.goal);
         let d2 = l2sq(&sol.x, e.obj.origin());
+        if std::env::var_os("ATTACK_DEBUG").is_some() {
+            eprintln!(
+                "run c={c:.4e} ok={} l2={:.4} iters={} evals={} term={:?} tracked={:.4}",
+                verified.is_some(),
+                d2.sqrt(),
+                sol.iterations,
+                sol.evaluations,
+                sol.termination,
+                e.obj.tracked().l2sq.sqrt()
+            );
+        }
         self.last_loss = sol.value - c * penalty_value(cfg, d2);
         self.last_success = verified.is_some();
         if let Some(label) = verified {
