@@ -106,8 +106,18 @@ fn squared_penalty_also_reaches_every_target() {
 #[test]
 fn nearest_is_no_larger_than_any_single_target_and_untargeted_succeeds() {
     let cfg = AttackConfig::default();
+    let all = cfg.clone().with_nearest_candidates(usize::MAX).unwrap();
     let f = fixture();
-    let near = check_all(|_, p| Target::Nearest { true_label: p }, &cfg);
+    let near = check_all(|_, p| Target::Nearest { true_label: p }, &all);
+    // The default searches only the 3 labels with the smallest linearised distance.
+    let near3 = check_all(|_, p| Target::Nearest { true_label: p }, &cfg);
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    assert!(
+        mean(&near3) <= 1.02 * mean(&near),
+        "{} vs {}",
+        mean(&near3),
+        mean(&near)
+    );
     check_all(|_, p| Target::Untargeted { true_label: p }, &cfg);
     // Nearest searches every label; for a handful of images, compare with each label.
     for i in 0..5 {
