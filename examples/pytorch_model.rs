@@ -30,7 +30,7 @@ use intriguing::data::Mnist;
 use intriguing::models::{Activation, Mlp, Preset, train};
 use safetensors::{Dtype, View};
 use std::borrow::Cow;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// A float32 tensor, as PyTorch stores `nn.Linear` parameters.
 struct F32Tensor {
@@ -54,7 +54,7 @@ impl View for &F32Tensor {
 }
 
 /// Writes `mlp` in PyTorch's `nn.Sequential(Linear, act, Linear, act, Linear)` layout.
-fn write_pytorch_layout(mlp: &Mlp, path: &PathBuf) -> Result<(), Box<dyn std::error::Error>> {
+fn write_pytorch_layout(mlp: &Mlp, path: &Path) -> Result<(), Box<dyn std::error::Error>> {
     let f32_bytes = |v: &mut dyn Iterator<Item = &f64>| -> Vec<u8> {
         v.flat_map(|x| (*x as f32).to_le_bytes()).collect()
     };

@@ -120,7 +120,7 @@ fn nearest_is_no_larger_than_any_single_target_and_untargeted_succeeds() {
     );
     check_all(|_, p| Target::Untargeted { true_label: p }, &cfg);
     // Nearest searches every label; for a handful of images, compare with each label.
-    for i in 0..5 {
+    for (i, &near_i) in near.iter().enumerate().take(5) {
         let x = f.test_images.row(i);
         let p = f.mlp.predict(x).unwrap();
         for l in (0..10).filter(|&l| l != p) {
@@ -129,9 +129,8 @@ fn nearest_is_no_larger_than_any_single_target_and_untargeted_succeeds() {
                     .unwrap();
             let rms = r.rms().unwrap();
             assert!(
-                near[i] <= rms * 1.05,
-                "image {i}: nearest {} > label {l} {rms}",
-                near[i]
+                near_i <= rms * 1.05,
+                "image {i}: nearest {near_i} > label {l} {rms}"
             );
         }
     }

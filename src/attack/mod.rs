@@ -48,7 +48,7 @@
 //! # Bad input
 //!
 //! NaN/Inf in `x`, a wrong length, `x` outside the box, a label out of range and invalid
-//! settings are typed [`Error`](crate::Error)s; a model that returns NaN or errors during the
+//! settings are typed [`crate::Error`] values; a model that returns NaN or errors during the
 //! search gives a failed [`AttackResult`] with [`FailureReason::ModelFailure`] (or keeps the
 //! success verified before). [`attack_batch`] isolates rows from each other.
 
