@@ -13,11 +13,13 @@
 //! - [`analysis`]: Lipschitz bounds, certified lower bounds, unit vs random directions.
 #![warn(missing_docs)]
 
+pub mod attack;
 pub mod classifier;
 pub mod data;
 pub mod error;
 pub mod models;
 pub mod optim;
+pub mod viz;
 
 pub use classifier::Classifier;
 pub use error::{Error, Result};
