@@ -13,8 +13,10 @@
 //! - [`analysis`]: Lipschitz bounds, certified lower bounds, unit vs random directions.
 #![warn(missing_docs)]
 
+pub mod analysis;
 pub mod classifier;
 pub mod error;
+pub mod models;
 pub mod optim;
 
 pub use classifier::Classifier;

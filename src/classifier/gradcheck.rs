@@ -103,7 +103,9 @@ pub fn check_gradient<C: Classifier + ?Sized>(
     h: f64,
 ) -> Result<GradCheckReport> {
     model.check_label(label)?;
-    let x2 = x.to_shape((1, x.len())).map_err(|e| Error::shape("input", "1-D", e))?;
+    let x2 = x
+        .to_shape((1, x.len()))
+        .map_err(|e| Error::shape("input", "1-D", e))?;
     model.check_inputs(x2.view())?;
     let (_, analytic) = model.cross_entropy_gradient(x, label)?;
     let mut tmp = Array1::zeros(model.num_classes());
@@ -124,4 +126,3 @@ pub fn check_gradient<C: Classifier + ?Sized>(
     }
     report
 }
-

@@ -22,7 +22,9 @@ pub fn logsumexp(z: ArrayView1<'_, f64>) -> f64 {
 /// Writes `softmax(z)` into `out`.
 pub fn softmax_into(z: ArrayView1<'_, f64>, mut out: ArrayViewMut1<'_, f64>) {
     let lse = logsumexp(z);
-    Zip::from(&mut out).and(&z).for_each(|o, &v| *o = (v - lse).exp());
+    Zip::from(&mut out)
+        .and(&z)
+        .for_each(|o, &v| *o = (v - lse).exp());
 }
 
 /// Writes `log softmax(z)` into `out`.
@@ -54,7 +56,9 @@ pub fn softmax_cross_entropy(
     mut grad: ArrayViewMut1<'_, f64>,
 ) -> f64 {
     let lse = logsumexp(z);
-    Zip::from(&mut grad).and(&z).for_each(|g, &v| *g = (v - lse).exp());
+    Zip::from(&mut grad)
+        .and(&z)
+        .for_each(|g, &v| *g = (v - lse).exp());
     match z.get(label) {
         Some(&zl) => {
             grad[label] -= 1.0;

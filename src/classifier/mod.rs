@@ -49,8 +49,7 @@ mod loss;
 
 pub use gradcheck::{GradCheckReport, check_gradient, check_gradient_fn};
 pub use loss::{
-    log_softmax_into, logsumexp, softmax_cross_entropy, softmax_cross_entropy_batch,
-    softmax_into,
+    log_softmax_into, logsumexp, softmax_cross_entropy, softmax_cross_entropy_batch, softmax_into,
 };
 
 use crate::error::{Error, Result, check_finite};
@@ -127,7 +126,9 @@ pub trait Classifier: Send + Sync {
 
     /// Logits of one input.
     fn logits_one(&self, x: ArrayView1<'_, f64>) -> Result<Array1<f64>> {
-        let x2 = x.to_shape((1, x.len())).map_err(|e| Error::shape("input", "1-D", e))?;
+        let x2 = x
+            .to_shape((1, x.len()))
+            .map_err(|e| Error::shape("input", "1-D", e))?;
         Ok(self.logits(x2.view())?.row(0).to_owned())
     }
 
@@ -158,7 +159,9 @@ pub trait Classifier: Send + Sync {
             return Err(Error::shape("labels", inputs.nrows(), labels.len()));
         }
         if labels.is_empty() {
-            return Err(Error::InvalidConfig("error_rate of an empty data set".into()));
+            return Err(Error::InvalidConfig(
+                "error_rate of an empty data set".into(),
+            ));
         }
         for &l in labels {
             self.check_label(l)?;
@@ -194,7 +197,9 @@ pub trait Classifier: Send + Sync {
         label: usize,
     ) -> Result<(f64, Array1<f64>)> {
         self.check_label(label)?;
-        let x2 = x.to_shape((1, x.len())).map_err(|e| Error::shape("input", "1-D", e))?;
+        let x2 = x
+            .to_shape((1, x.len()))
+            .map_err(|e| Error::shape("input", "1-D", e))?;
         let mut seed = |z: ArrayView2<'_, f64>, mut dz: ArrayViewMut2<'_, f64>| {
             softmax_cross_entropy(z.row(0), label, dz.row_mut(0))
         };

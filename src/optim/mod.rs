@@ -177,7 +177,9 @@ impl Lbfgsb {
     /// Minimises `obj` from `x0`. `x0` must be finite and have length `obj.dim()`; a start
     /// outside the bounds is projected into them.
     pub fn minimize<O: Objective + ?Sized>(&self, obj: &mut O, x0: &[f64]) -> Result<Solution> {
-        self.minimize_with(obj, x0, &mut Workspace::default(), |_| ControlFlow::Continue(()))
+        self.minimize_with(obj, x0, &mut Workspace::default(), |_| {
+            ControlFlow::Continue(())
+        })
     }
     /// [`minimize`](Self::minimize) reusing `ws` and calling `observer` after every
     /// iteration; `ControlFlow::Break(())` stops with [`Termination::ObserverStopped`].
