@@ -15,6 +15,7 @@
 
 pub mod analysis;
 pub mod classifier;
+pub mod data;
 pub mod error;
 pub mod models;
 pub mod optim;
