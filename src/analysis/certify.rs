@@ -36,9 +36,10 @@ pub struct CertifiedBound {
 /// linear model (`L_pen = 1`) the bound is the exact distance to the decision hyperplane
 /// (without the box constraint).
 ///
-/// The operator norms come from converged power iteration (see
-/// [`PowerIterationConfig`]), which approaches each norm from below to ~1e-13 relative; the
-/// constant is inflated by `1 + 1e-9` to cover that.
+/// The per-layer norms are those of [`LipschitzReport`](super::LipschitzReport)'s `bound`
+/// column: Fourier bounds for convolutions (guaranteed upper bounds), converged power
+/// iteration for dense layers (which approaches the norm from below to ~1e-13 relative; the
+/// constant is inflated by `1 + 1e-9` to cover that).
 ///
 /// # Examples
 ///
@@ -92,7 +93,7 @@ impl Certifier {
         Ok(Self {
             penultimate_lipschitz: report.penultimate() * SAFETY,
             row_distances: d,
-            last_norm: report.layers.last().map_or(0.0, |l| l.operator_norm) * SAFETY,
+            last_norm: report.layers.last().map_or(0.0, |l| l.bound) * SAFETY,
         })
     }
 

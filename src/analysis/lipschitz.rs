@@ -5,6 +5,7 @@ use super::spectral::{PowerIterationConfig, spectral_norm};
 use crate::classifier::Classifier;
 use crate::error::Result;
 use crate::models::cnn::{Cnn, CnnLayer};
+use crate::models::{Activation, Mlp};
 use ndarray::{ArrayView1, ArrayView2};
 use std::fmt::Write as _;
 
@@ -26,12 +27,17 @@ pub struct LayerBound {
     pub converged: bool,
     /// For a convolution: the paper's Fourier bound (≥ the operator norm).
     pub fourier_bound: Option<f64>,
+    /// The norm that enters the product: the Fourier bound for a convolution (a guaranteed
+    /// upper bound, as in the paper's Table 5 — power iteration on a convolution can converge
+    /// slowly, its spectrum being clustered near the top), the converged power-iteration
+    /// value for a dense layer.
+    pub bound: f64,
     /// What follows the linear map before the next one, e.g. `sigmoid`, `relu, maxpool 2/2`.
     pub after: String,
     /// The product of the Lipschitz constants of what follows (sigmoid 1/4, tanh 1, ReLU 1,
     /// non-overlapping max-pool 1, identity 1).
     pub activation_constant: f64,
-    /// `operator_norm · activation_constant`.
+    /// `bound · activation_constant`.
     pub layer_bound: f64,
     /// The product of `layer_bound` over this layer and all before it: an upper Lipschitz
     /// bound of the map from the input to this layer's output (after its non-linearities).
@@ -125,7 +131,7 @@ pub fn lipschitz_report<M: LayerwiseLipschitz + ?Sized>(
     let mut layers = model.layer_bounds(cfg)?;
     let mut acc = 1.0;
     for l in &mut layers {
-        l.layer_bound = l.operator_norm * l.activation_constant;
+        l.layer_bound = l.bound * l.activation_constant;
         acc *= l.layer_bound;
         l.cumulative = acc;
     }
@@ -156,6 +162,7 @@ impl LayerwiseLipschitz for Cnn {
                         iterations: norm.iterations,
                         converged: norm.converged,
                         fourier_bound: Some(fb.value),
+                        bound: fb.value,
                         after: String::new(),
                         activation_constant: 1.0,
                         layer_bound: 0.0,
@@ -184,6 +191,7 @@ impl LayerwiseLipschitz for Cnn {
                     iterations: 0,
                     converged: true,
                     fourier_bound: None,
+                    bound: 1.0,
                     after: String::new(),
                     activation_constant: 1.0,
                     layer_bound: 0.0,
@@ -222,9 +230,44 @@ pub(crate) fn dense_row(
         iterations: norm.iterations,
         converged: norm.converged,
         fourier_bound: None,
+        bound: norm.value,
         after: String::new(),
         activation_constant: 1.0,
         layer_bound: 0.0,
         cumulative: 0.0,
+    }
+}
+
+/// The L2 Lipschitz constant of an element-wise activation: `sup |f'|` (sigmoid 1/4, tanh 1,
+/// ReLU 1, identity 1).
+pub fn activation_constant(a: Activation) -> f64 {
+    match a {
+        Activation::Sigmoid => 0.25,
+        Activation::Identity | Activation::Tanh | Activation::Relu => 1.0,
+    }
+}
+
+impl LayerwiseLipschitz for Mlp {
+    fn layer_bounds(&self, cfg: &PowerIterationConfig) -> Result<Vec<LayerBound>> {
+        let mut rows = Vec::with_capacity(self.layers().len());
+        for (i, d) in self.layers().iter().enumerate() {
+            let norm = spectral_norm(d.weight.view(), cfg)?;
+            let mut row = dense_row(format!("fc{}", i + 1), d.weight.view(), &norm);
+            if d.activation != Activation::Identity {
+                row.after = d.activation.name().to_string();
+            }
+            row.activation_constant = activation_constant(d.activation);
+            rows.push(row);
+        }
+        Ok(rows)
+    }
+
+    fn logit_layer(&self) -> Option<(ArrayView2<'_, f64>, ArrayView1<'_, f64>)> {
+        match self.layers().last() {
+            Some(d) if d.activation == Activation::Identity => {
+                Some((d.weight.view(), d.bias.view()))
+            }
+            _ => None,
+        }
     }
 }

@@ -43,7 +43,9 @@ pub use directions::{
 };
 pub use fourier::{FourierBound, conv_fourier_bound, conv_operator_norm};
 pub use grid::write_image_grid;
-pub use lipschitz::{LayerBound, LayerwiseLipschitz, LipschitzReport, lipschitz_report};
+pub use lipschitz::{
+    LayerBound, LayerwiseLipschitz, LipschitzReport, activation_constant, lipschitz_report,
+};
 #[cfg(feature = "linalg")]
 pub use spectral::spectral_norm_svd;
 pub use spectral::{PowerIterationConfig, SpectralNorm, power_iteration, spectral_norm};
