@@ -14,11 +14,13 @@
 #![warn(missing_docs)]
 
 pub mod analysis;
+pub mod attack;
 pub mod classifier;
 pub mod data;
 pub mod error;
 pub mod models;
 pub mod optim;
+pub mod viz;
 
 pub use classifier::Classifier;
 pub use error::{Error, Result};
