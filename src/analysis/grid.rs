@@ -1,21 +1,20 @@
-//! A small grayscale PNG grid writer for the direction figures.
+//! Direction figures (paper §3, Figures 1–2) through [`crate::viz`].
 
 use crate::error::{Error, Result};
-use ndarray::ArrayView2;
+use crate::viz::{GridSpec, write_grid_png};
+use ndarray::{ArrayView1, ArrayView2};
 use std::path::Path;
 
-/// Writes a grayscale PNG whose row `r` shows the images `inputs[rows[r][c]]` side by side.
-/// Each input row is an `h × w` image with values in `[0, 1]` (clamped); images are
-/// separated by a 1-pixel mid-grey line and scaled up by `scale` (nearest neighbour).
-///
-/// This is a private writer over the `png` crate (the figures of the paper's §3, Figures
-/// 1–2: one row per direction, the top-activating inputs along it).
+/// Writes a PNG grid whose row `r` shows the inputs `inputs[rows[r][c]]` (e.g. the
+/// [`top_activating`](super::top_activating) inputs of one direction), each captioned with
+/// its label. Every row must have the same length; each input row is an `h × w` image with
+/// values in `[0, 1]`.
 pub fn write_image_grid(
     path: impl AsRef<Path>,
     inputs: ArrayView2<'_, f64>,
+    labels: &[usize],
     rows: &[Vec<usize>],
     image_hw: (usize, usize),
-    scale: usize,
 ) -> Result<()> {
     let (h, w) = image_hw;
     if h * w != inputs.ncols() {
@@ -25,43 +24,33 @@ pub fn write_image_grid(
             format!("{:?}", inputs.shape()),
         ));
     }
-    let scale = scale.max(1);
-    let ncols = rows.iter().map(Vec::len).max().unwrap_or(0);
-    if rows.is_empty() || ncols == 0 {
-        return Err(Error::InvalidConfig("an empty image grid".into()));
+    if labels.len() != inputs.nrows() {
+        return Err(Error::shape(
+            "image grid labels",
+            inputs.nrows(),
+            labels.len(),
+        ));
     }
-    let (cell_h, cell_w) = (h * scale + 1, w * scale + 1);
-    let (height, width) = (rows.len() * cell_h + 1, ncols * cell_w + 1);
-    let mut px = vec![128u8; height * width];
-    for (r, row) in rows.iter().enumerate() {
-        for (c, &i) in row.iter().enumerate() {
-            if i >= inputs.nrows() {
-                return Err(Error::InvalidConfig(format!(
-                    "image index {i} out of range for {} inputs",
-                    inputs.nrows()
-                )));
-            }
-            let img = inputs.row(i);
-            for y in 0..h * scale {
-                for x in 0..w * scale {
-                    let v = img[(y / scale) * w + x / scale];
-                    let v = if v.is_finite() {
-                        v.clamp(0.0, 1.0)
-                    } else {
-                        0.0
-                    };
-                    px[(r * cell_h + 1 + y) * width + c * cell_w + 1 + x] =
-                        (v * 255.0).round() as u8;
-                }
-            }
+    let cols = rows.first().map_or(0, Vec::len);
+    if cols == 0 || rows.iter().any(|r| r.len() != cols) {
+        return Err(Error::InvalidConfig(
+            "an image grid needs non-empty rows of equal length".into(),
+        ));
+    }
+    let mut images: Vec<ArrayView1<'_, f64>> = Vec::with_capacity(rows.len() * cols);
+    let mut captions = Vec::with_capacity(rows.len() * cols);
+    for &i in rows.iter().flatten() {
+        if i >= inputs.nrows() {
+            return Err(Error::InvalidConfig(format!(
+                "image index {i} out of range for {} inputs",
+                inputs.nrows()
+            )));
         }
+        images.push(inputs.row(i));
+        captions.push(labels[i].to_string());
     }
-    let file = std::fs::File::create(path)?;
-    let mut enc = png::Encoder::new(std::io::BufWriter::new(file), width as u32, height as u32);
-    enc.set_color(png::ColorType::Grayscale);
-    enc.set_depth(png::BitDepth::Eight);
-    let mut writer = enc.write_header()?;
-    writer.write_image_data(&px)?;
-    writer.finish()?;
-    Ok(())
+    let mut spec = GridSpec::new(cols, w, h);
+    spec.scale = 2;
+    spec.padding = 2;
+    write_grid_png(path, &images, Some(&captions), &spec)
 }
