@@ -22,7 +22,14 @@
 mod activation;
 pub mod cnn;
 pub mod conv;
+pub mod io;
 mod mlp;
+mod presets;
+mod train;
 
 pub use activation::Activation;
 pub use mlp::{Dense, Gradients, Mlp};
+pub use presets::Preset;
+pub use train::{
+    BatchLoss, EpochInfo, Optimizer, TrainConfig, TrainReport, WeightDecay, train, train_with_loss,
+};
