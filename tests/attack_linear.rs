@@ -212,7 +212,11 @@ fn untargeted_and_nearest_match_the_closest_halfspace() {
             assert_ne!(res.adversarial_label(), Some(y));
             // Nearest (one targeted search per label) is exact to 1%; the untargeted soft
             // loss pulls towards a blend of the other classes (measured: +0.1% to +0.8%).
-            let rel = if matches!(target, Target::Nearest { .. }) { 0.01 } else { 0.02 };
+            let rel = if matches!(target, Target::Nearest { .. }) {
+                0.01
+            } else {
+                0.02
+            };
             assert_close(l2, exact, rel, &format!("seed {seed} {target:?}"));
         }
     }
