@@ -18,7 +18,7 @@ use intriguing::data::Mnist;
 use intriguing::models::cnn::{Cnn, CnnTrainConfig, train_cnn};
 use intriguing::models::{Preset, train};
 use ndarray::{Array2, ArrayView2, s};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 fn median(v: &mut [f64]) -> f64 {
@@ -76,7 +76,7 @@ fn gap_statistics<M: LayerwiseLipschitz>(
     }
     let attempts = lower.len() + failures;
     println!(
-        "| {name} | {} | {:.3e} | {:.3e} | {:.3} | {:.3e} | {:.3e} … {:.3e} | {:.3} | {:.2} | {} | {} |",
+        "| {name} | {} | {:.3e} | {:.3e} | {:.3} | {:.3e} | {:.3e} … {:.3e} | {:.3} / {:.3} | {:.2} | {} | {} |",
         lower.len(),
         median(&mut naive),
         median(&mut lower.clone()),
@@ -84,7 +84,8 @@ fn gap_statistics<M: LayerwiseLipschitz>(
         median(&mut ratio.clone()),
         ratio.iter().copied().fold(f64::INFINITY, f64::min),
         ratio.iter().copied().fold(0.0, f64::max),
-        median(&mut rel),
+        median(&mut rel.clone()),
+        rel.iter().sum::<f64>() / rel.len().max(1) as f64,
         attack_seconds / attempts.max(1) as f64,
         failures,
         violations
@@ -110,7 +111,7 @@ fn purity_row(name: &str, phi: ArrayView2<'_, f64>, labels: &[usize]) -> intrigu
 }
 
 fn grids(
-    out: &PathBuf,
+    out: &Path,
     name: &str,
     phi: ArrayView2<'_, f64>,
     images: ArrayView2<'_, f64>,
@@ -232,7 +233,7 @@ fn main() -> intriguing::Result<()> {
         "\n### Certified lower bound vs attack distortion (untargeted, first {n_gap} correctly classified test images)\n"
     );
     println!(
-        "| model | n | median naive lower | median lower | median attack ‖r‖ | median lower/attack | min … max ratio | median ‖r‖/‖x‖ | s / attack | attack failures | violations |"
+        "| model | n | median naive lower | median lower | median attack ‖r‖ | median lower/attack | min … max ratio | ‖r‖/‖x‖ median / mean | s / attack | attack failures | violations |"
     );
     println!("|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|");
     gap_statistics("FC10(1e-2)", &fc10, &data, n_gap)?;

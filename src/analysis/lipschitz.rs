@@ -71,8 +71,8 @@ impl LipschitzReport {
     /// A Markdown table in the spirit of the paper's Table 5.
     pub fn to_markdown(&self) -> String {
         let mut s = String::from(
-            "| layer | kind | shape | ‖W‖ (power it.) | Fourier bound | followed by | act. const | layer bound | cumulative |\n\
-             |---|---|---|---:|---:|---|---:|---:|---:|\n",
+            "| layer | kind | shape | ‖W‖ (power it.) | iterations | Fourier bound | followed by | act. const | layer bound | cumulative |\n\
+             |---|---|---|---:|---:|---:|---|---:|---:|---:|\n",
         );
         for l in &self.layers {
             let fourier = l
@@ -81,12 +81,13 @@ impl LipschitzReport {
             let conv = if l.converged { "" } else { " (not converged)" };
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {:.4}{} | {} | {} | {} | {:.4} | {:.4e} |",
+                "| {} | {} | {} | {:.4}{} | {} | {} | {} | {} | {:.4} | {:.4e} |",
                 l.name,
                 l.kind,
                 l.shape,
                 l.operator_norm,
                 conv,
+                l.iterations,
                 fourier,
                 if l.after.is_empty() { "–" } else { &l.after },
                 l.activation_constant,
