@@ -216,13 +216,17 @@ fn main() -> intriguing::Result<()> {
 
     // --- Table 5 style reports ----------------------------------------------------------
     let pcfg = PowerIterationConfig::default();
-    for (name, report) in [
-        ("FC10(1e-2)", lipschitz_report(&fc10, &pcfg)?),
-        ("FC100-100-10", lipschitz_report(&fc100, &pcfg)?),
-        ("LeNet", lipschitz_report(&lenet, &pcfg)?),
+    let timed = |f: &dyn Fn() -> intriguing::Result<intriguing::analysis::LipschitzReport>| {
+        let t = Instant::now();
+        f().map(|r| (r, t.elapsed()))
+    };
+    for (name, (report, took)) in [
+        ("FC10(1e-2)", timed(&|| lipschitz_report(&fc10, &pcfg))?),
+        ("FC100-100-10", timed(&|| lipschitz_report(&fc100, &pcfg))?),
+        ("LeNet", timed(&|| lipschitz_report(&lenet, &pcfg))?),
     ] {
         println!(
-            "\n### {name}: upper Lipschitz bound {:.4e}\n",
+            "\n### {name}: upper Lipschitz bound {:.4e} (report computed in {took:.2?})\n",
             report.total()
         );
         print!("{}", report.to_markdown());
