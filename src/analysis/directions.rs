@@ -177,6 +177,12 @@ pub fn purity_comparison(
     if labels.len() != representation.nrows() {
         return Err(Error::shape("labels", representation.nrows(), labels.len()));
     }
+    if representation.nrows() == 0 || representation.ncols() == 0 {
+        return Err(Error::InvalidConfig(format!(
+            "purity_comparison on an empty representation {:?}",
+            representation.shape()
+        )));
+    }
     if n_units == 0 || n_random == 0 {
         return Err(Error::InvalidConfig(
             "purity_comparison needs at least one unit and one random direction".into(),

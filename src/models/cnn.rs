@@ -525,8 +525,8 @@ pub struct CnnTrainReport {
 
 /// Trains `net` on `inputs` `[n, input_dim]` with `labels` by minibatch SGD with momentum
 /// (`v ← μv − η(g + λw)`, `w ← w + v`). Calls `epoch_callback(epoch, mean_loss)` after each
-/// epoch. On a non-finite loss the parameters of the last good step are kept and an error is
-/// returned.
+/// epoch. On a non-finite loss or gradient the step is not applied (the parameters of the
+/// last good step are kept) and [`Error::ModelNonFinite`] is returned.
 pub fn train_cnn(
     net: &mut Cnn,
     inputs: ArrayView2<'_, f64>,
@@ -578,6 +578,15 @@ pub fn train_cnn(
             if !loss.is_finite() {
                 return Err(Error::ModelNonFinite {
                     what: format!("training loss in epoch {epoch}"),
+                });
+            }
+            let finite = grads
+                .iter()
+                .flatten()
+                .all(|(w, b)| w.iter().all(|v| v.is_finite()) && b.iter().all(|v| v.is_finite()));
+            if !finite {
+                return Err(Error::ModelNonFinite {
+                    what: format!("parameter gradient in epoch {epoch}"),
                 });
             }
             total += loss;
