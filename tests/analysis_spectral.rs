@@ -215,3 +215,96 @@ fn power_iteration_agrees_with_lapack_svd() {
     bad[[0, 0]] = f64::INFINITY;
     assert!(spectral_norm_svd(bad.view()).is_err());
 }
+
+mod reports {
+    use intriguing::Classifier;
+    use intriguing::analysis::{PowerIterationConfig, lipschitz_report, spectral_norm};
+    use intriguing::models::cnn::Cnn;
+    use intriguing::models::{Activation, Mlp};
+    use ndarray::{Array2, Axis};
+    use rand::{RngExt, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    #[test]
+    fn mlp_report_rows_are_the_layer_norms_and_activation_constants() {
+        let cfg = PowerIterationConfig::default();
+        for (act, c) in [
+            (Activation::Sigmoid, 0.25),
+            (Activation::Tanh, 1.0),
+            (Activation::Relu, 1.0),
+        ] {
+            let mlp = Mlp::random(&[20, 15, 12, 5], act, 3).unwrap();
+            let rep = lipschitz_report(&mlp, &cfg).unwrap();
+            assert_eq!(rep.layers.len(), 3);
+            let mut acc = 1.0;
+            for (row, d) in rep.layers.iter().zip(mlp.layers()) {
+                let want = spectral_norm(d.weight.view(), &cfg).unwrap().value;
+                assert_eq!(row.operator_norm, want);
+                acc *= want * row.activation_constant;
+                assert!((row.cumulative - acc).abs() <= 1e-12 * acc);
+            }
+            assert_eq!(rep.layers[0].activation_constant, c);
+            assert_eq!(rep.layers[1].activation_constant, c);
+            assert_eq!(rep.layers[2].activation_constant, 1.0);
+            assert_eq!(rep.layers[0].after, act.name());
+            let prev = rep.layers[1].cumulative;
+            assert!((rep.penultimate() - prev).abs() <= 1e-15 * prev);
+        }
+    }
+
+    /// The upper bound must dominate every observed difference quotient
+    /// ‖f(x) − f(x')‖ / ‖x − x'‖, including along the worst direction found by a few
+    /// gradient-ascent steps on that quotient for nearby pairs.
+    fn check_dominates(model: &dyn Classifier, bound: f64, dim: usize, seed: u64) {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut worst = 0.0f64;
+        for _ in 0..200 {
+            let x = Array2::from_shape_fn((1, dim), |_| rng.random::<f64>());
+            let scale = if rng.random::<f64>() < 0.5 { 1e-3 } else { 0.3 };
+            let d = Array2::from_shape_fn((1, dim), |_| scale * (rng.random::<f64>() - 0.5));
+            let zx = model.logits(x.view()).unwrap();
+            let zy = model.logits((&x + &d).view()).unwrap();
+            let q = (&zx - &zy).mapv(|v| v * v).sum().sqrt() / d.mapv(|v| v * v).sum().sqrt();
+            worst = worst.max(q);
+        }
+        // The input gradient of (z_i − z_j)·u for unit u is a lower bound on the Lipschitz
+        // constant too: ‖∇⟨u, z⟩‖ ≤ L.
+        for _ in 0..50 {
+            let x = Array2::from_shape_fn((1, dim), |_| rng.random::<f64>());
+            let k = model.num_classes();
+            let u: Vec<f64> = (0..k).map(|_| rng.random::<f64>() - 0.5).collect();
+            let n = u.iter().map(|v| v * v).sum::<f64>().sqrt();
+            let mut seed = |z: ndarray::ArrayView2<'_, f64>,
+                            mut dz: ndarray::ArrayViewMut2<'_, f64>| {
+                for j in 0..k {
+                    dz[[0, j]] = u[j] / n;
+                }
+                z.row(0).iter().zip(&u).map(|(a, b)| a * b / n).sum()
+            };
+            let (_, g) = model.loss_gradient(x.view(), &mut seed).unwrap();
+            worst = worst.max(g.index_axis(Axis(0), 0).mapv(|v| v * v).sum().sqrt());
+        }
+        assert!(worst > 0.0);
+        assert!(worst <= bound, "observed {worst} > bound {bound}");
+    }
+
+    #[test]
+    fn upper_bound_dominates_observed_difference_quotients() {
+        let cfg = PowerIterationConfig::default();
+        for (i, act) in [Activation::Sigmoid, Activation::Tanh, Activation::Relu]
+            .into_iter()
+            .enumerate()
+        {
+            let mlp = Mlp::random(&[30, 20, 10], act, 10 + i as u64).unwrap();
+            let bound = lipschitz_report(&mlp, &cfg).unwrap().total();
+            check_dominates(&mlp, bound, 30, i as u64);
+        }
+        // A linear model and a LeNet-style CNN.
+        let lin = Mlp::random(&[30, 10], Activation::Identity, 20).unwrap();
+        let bound = lipschitz_report(&lin, &cfg).unwrap().total();
+        check_dominates(&lin, bound, 30, 5);
+        let cnn = Cnn::lenet(3, 4, 16, 21).unwrap();
+        let bound = lipschitz_report(&cnn, &cfg).unwrap().total();
+        check_dominates(&cnn, bound, 784, 6);
+    }
+}
