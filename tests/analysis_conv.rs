@@ -434,3 +434,75 @@ fn lenet_report_is_consistent() {
     let md = rep.to_markdown();
     assert_eq!(md.lines().count(), 2 + 4);
 }
+
+#[test]
+fn cnn_training_is_deterministic_reduces_the_loss_and_validates() {
+    use intriguing::models::cnn::{CnnTrainConfig, train_cnn};
+    // 4 classes of 8×8 images told apart by which quadrant is bright.
+    let n = 64;
+    let mut x = Array2::from_shape_vec((n, 64), uniform(n * 64, 0.0, 0.3, 900)).unwrap();
+    let labels: Vec<usize> = (0..n).map(|i| i % 4).collect();
+    for (i, &l) in labels.iter().enumerate() {
+        let (r0, c0) = ((l / 2) * 4, (l % 2) * 4);
+        for r in r0..r0 + 4 {
+            for c in c0..c0 + 4 {
+                x[[i, r * 8 + c]] += 0.7;
+            }
+        }
+    }
+    let make = || {
+        let conv = random_conv(1, 3, 3, (8, 8), 1, 1, PaddingMode::Zeros, 901);
+        let pool = MaxPool2d::new(conv.output_shape(), 2, 2).unwrap();
+        let flat = pool.output_dim();
+        Cnn::new(vec![
+            CnnLayer::Conv2d(conv),
+            CnnLayer::Relu,
+            CnnLayer::MaxPool2d(pool),
+            CnnLayer::Linear(Linear::random(flat, 4, 902)),
+        ])
+        .unwrap()
+    };
+    let cfg = CnnTrainConfig::new()
+        .with_epochs(15)
+        .unwrap()
+        .with_batch_size(8)
+        .unwrap()
+        .with_learning_rate(0.05)
+        .unwrap()
+        .with_seed(3);
+    let (mut a, mut b) = (make(), make());
+    let ra = train_cnn(&mut a, x.view(), &labels, &cfg, |_, _| {}).unwrap();
+    let rb = train_cnn(&mut b, x.view(), &labels, &cfg, |_, _| {}).unwrap();
+    assert_eq!(a.parameters(), b.parameters());
+    assert_eq!(ra.epoch_losses, rb.epoch_losses);
+    assert!(
+        ra.epoch_losses[14] < 0.3 * ra.epoch_losses[0],
+        "{:?}",
+        ra.epoch_losses
+    );
+    assert_eq!(a.error_rate(x.view(), &labels).unwrap(), 0.0);
+    // Validation: nothing trained on bad input.
+    let before = a.parameters();
+    assert!(train_cnn(&mut a, x.view(), &labels[..10], &cfg, |_, _| {}).is_err());
+    assert!(train_cnn(&mut a, x.view(), &vec![4; n], &cfg, |_, _| {}).is_err());
+    let mut bad = x.clone();
+    bad[[3, 3]] = f64::NAN;
+    assert!(train_cnn(&mut a, bad.view(), &labels, &cfg, |_, _| {}).is_err());
+    assert_eq!(a.parameters(), before);
+    assert!(CnnTrainConfig::new().with_epochs(0).is_err());
+    assert!(CnnTrainConfig::new().with_batch_size(0).is_err());
+    assert!(CnnTrainConfig::new().with_learning_rate(-1.0).is_err());
+    assert!(CnnTrainConfig::new().with_momentum(1.0).is_err());
+    assert!(CnnTrainConfig::new().with_weight_decay(f64::NAN).is_err());
+    // A diverging learning rate ends in an error, not in NaN parameters.
+    let mut c = make();
+    let start = c.parameters();
+    let wild = cfg.clone().with_learning_rate(1e300).unwrap();
+    let r = train_cnn(&mut c, x.view(), &labels, &wild, |_, _| {});
+    assert!(
+        matches!(r, Err(intriguing::Error::ModelNonFinite { .. })),
+        "{r:?}"
+    );
+    // Restored to the start of the failing epoch (the first one here).
+    assert_eq!(c.parameters(), start);
+}

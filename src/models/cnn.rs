@@ -525,8 +525,8 @@ pub struct CnnTrainReport {
 
 /// Trains `net` on `inputs` `[n, input_dim]` with `labels` by minibatch SGD with momentum
 /// (`v ← μv − η(g + λw)`, `w ← w + v`). Calls `epoch_callback(epoch, mean_loss)` after each
-/// epoch. On a non-finite loss or gradient the step is not applied (the parameters of the
-/// last good step are kept) and [`Error::ModelNonFinite`] is returned.
+/// epoch. On a non-finite loss or gradient (divergence) the parameters are restored to their
+/// state at the start of that epoch and [`Error::ModelNonFinite`] is returned.
 pub fn train_cnn(
     net: &mut Cnn,
     inputs: ArrayView2<'_, f64>,
@@ -565,6 +565,7 @@ pub fn train_cnn(
     let mut epoch_losses = Vec::with_capacity(config.epochs);
     let (lr, mu, wd) = (config.learning_rate, config.momentum, config.weight_decay);
     for epoch in 0..config.epochs {
+        let snapshot = net.parameters();
         order.shuffle(&mut rng);
         let (mut total, mut count) = (0.0, 0usize);
         for chunk in order.chunks(config.batch_size) {
@@ -576,6 +577,7 @@ pub fn train_cnn(
             }
             let (loss, grads) = net.loss_grads(batch.slice(s![..m, ..]), &batch_labels);
             if !loss.is_finite() {
+                net.set_parameters(snapshot.view())?;
                 return Err(Error::ModelNonFinite {
                     what: format!("training loss in epoch {epoch}"),
                 });
@@ -585,6 +587,7 @@ pub fn train_cnn(
                 .flatten()
                 .all(|(w, b)| w.iter().all(|v| v.is_finite()) && b.iter().all(|v| v.is_finite()));
             if !finite {
+                net.set_parameters(snapshot.view())?;
                 return Err(Error::ModelNonFinite {
                     what: format!("parameter gradient in epoch {epoch}"),
                 });
