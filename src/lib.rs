@@ -13,6 +13,7 @@
 //! - [`analysis`]: Lipschitz bounds, certified lower bounds, unit vs random directions.
 #![warn(missing_docs)]
 
+pub mod analysis;
 pub mod attack;
 pub mod classifier;
 pub mod data;

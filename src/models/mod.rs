@@ -34,6 +34,8 @@
 //! ```
 
 mod activation;
+pub mod cnn;
+pub mod conv;
 pub mod io;
 mod mlp;
 mod presets;

@@ -1,0 +1,264 @@
+//! The paper's analyses on MNIST models trained on the spot: per-layer Lipschitz bounds
+//! (Table 5 style), certified lower bounds beside the attack's distortions, and the label
+//! purity of units vs random directions, with direction grids written as PNGs.
+//!
+//! ```text
+//! cargo run --release --example analysis               # full (a few minutes)
+//! cargo run --release --example analysis -- --quick    # smaller training sets
+//! cargo run --release --example analysis -- --out DIR  # where the PNG grids go
+//! ```
+
+use intriguing::Classifier;
+use intriguing::analysis::{
+    Certifier, Direction, LayerwiseLipschitz, PowerIterationConfig, lipschitz_report,
+    purity_comparison, top_activating, write_image_grid,
+};
+use intriguing::attack::{AttackConfig, Target, find_minimal_perturbation};
+use intriguing::data::Mnist;
+use intriguing::models::cnn::{Cnn, CnnTrainConfig, train_cnn};
+use intriguing::models::{Preset, train};
+use ndarray::{Array2, ArrayView2, s};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+fn median(v: &mut [f64]) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        0.5 * (v[n / 2 - 1] + v[n / 2])
+    }
+}
+
+/// Certified lower bounds and attack distortions on the first `n` correctly classified test
+/// images.
+fn gap_statistics<M: LayerwiseLipschitz>(
+    name: &str,
+    model: &M,
+    data: &Mnist,
+    n: usize,
+) -> intriguing::Result<()> {
+    let cert = Certifier::new(model, &PowerIterationConfig::default())?;
+    let cfg = AttackConfig::default();
+    let (mut lower, mut naive, mut upper, mut ratio, mut rel) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut failures = 0;
+    let mut violations = 0;
+    let mut attack_seconds = 0.0;
+    let mut i = 0;
+    while lower.len() < n && i < data.test_labels.len() {
+        let x = data.test_images.row(i);
+        let y = data.test_labels[i];
+        i += 1;
+        let b = &cert.lower_bounds(model, x.insert_axis(ndarray::Axis(0)), &[y])?[0];
+        if b.predicted != y {
+            continue;
+        }
+        let t = Instant::now();
+        let r = find_minimal_perturbation(model, x, Target::Untargeted { true_label: y }, &cfg)?;
+        attack_seconds += t.elapsed().as_secs_f64();
+        let Some(adv) = r.adversarial else {
+            failures += 1;
+            continue;
+        };
+        if b.per_class[adv.label] > adv.l2 {
+            violations += 1;
+        }
+        lower.push(b.untargeted);
+        naive.push(b.untargeted_naive);
+        upper.push(adv.l2);
+        ratio.push(b.untargeted / adv.l2);
+        rel.push(adv.l2 / x.dot(&x).sqrt());
+    }
+    let attempts = lower.len() + failures;
+    println!(
+        "| {name} | {} | {:.3e} | {:.3e} | {:.3} | {:.3e} | {:.3e} … {:.3e} | {:.3} / {:.3} | {:.2} | {} | {} |",
+        lower.len(),
+        median(&mut naive),
+        median(&mut lower.clone()),
+        median(&mut upper.clone()),
+        median(&mut ratio.clone()),
+        ratio.iter().copied().fold(f64::INFINITY, f64::min),
+        ratio.iter().copied().fold(0.0, f64::max),
+        median(&mut rel.clone()),
+        rel.iter().sum::<f64>() / rel.len().max(1) as f64,
+        attack_seconds / attempts.max(1) as f64,
+        failures,
+        violations
+    );
+    Ok(())
+}
+
+fn purity_row(name: &str, phi: ArrayView2<'_, f64>, labels: &[usize]) -> intriguing::Result<()> {
+    for k in [10, 50] {
+        let c = purity_comparison(phi, labels, k, 100, 100, 7)?;
+        println!(
+            "| {name} | {} | {k} | {} | {:.3} ± {:.3} | {:.3} ± {:.3} | {:.3} |",
+            phi.ncols(),
+            c.units.len(),
+            c.unit_purity.mean,
+            c.unit_purity.std,
+            c.random_purity.mean,
+            c.random_purity.std,
+            c.chance
+        );
+    }
+    Ok(())
+}
+
+fn grids(
+    out: &Path,
+    name: &str,
+    phi: ArrayView2<'_, f64>,
+    images: ArrayView2<'_, f64>,
+    labels: &[usize],
+) -> intriguing::Result<()> {
+    let dim = phi.ncols();
+    let mut unit_rows = Vec::new();
+    let mut random_rows = Vec::new();
+    for r in 0..6 {
+        // Units spread over the layer; random directions from fixed seeds.
+        let u = Direction::Unit(r * dim / 6).vector(dim)?;
+        unit_rows.push(top_activating(phi, u.view(), 8)?);
+        let v = Direction::Random {
+            seed: 100 + r as u64,
+        }
+        .vector(dim)?;
+        random_rows.push(top_activating(phi, v.view(), 8)?);
+    }
+    let pu = out.join(format!("{name}_units.png"));
+    let pr = out.join(format!("{name}_random.png"));
+    write_image_grid(&pu, images, labels, &unit_rows, (28, 28))?;
+    write_image_grid(&pr, images, labels, &random_rows, (28, 28))?;
+    println!("wrote {} and {}", pu.display(), pr.display());
+    Ok(())
+}
+
+fn main() -> intriguing::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let out = args
+        .iter()
+        .position(|a| a == "--out")
+        .and_then(|i| args.get(i + 1))
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("target/analysis"));
+    std::fs::create_dir_all(&out)?;
+    let t0 = Instant::now();
+    let data = Mnist::bundled()?;
+    let (n_mlp, n_cnn, mlp_epochs, cnn_epochs) = if quick {
+        (10_000, 5_000, 2, 1)
+    } else {
+        (60_000, 60_000, 4, 2)
+    };
+    let n_gap = if quick { 20 } else { 50 };
+    println!("MNIST loaded in {:.1?}", t0.elapsed());
+
+    // --- models -----------------------------------------------------------------------
+    let (mut fc10, cfg10) = Preset::Fc10(1e-2).build(1)?;
+    let t = Instant::now();
+    train(
+        &mut fc10,
+        data.train_images.slice(s![..n_mlp, ..]),
+        &data.train_labels[..n_mlp],
+        &cfg10,
+        |_, _| {},
+    )?;
+    let fc10_err = fc10.error_rate(data.test_images.view(), &data.test_labels)?;
+    println!(
+        "FC10(1e-2): test error {:.2}% ({:.1?})",
+        100.0 * fc10_err,
+        t.elapsed()
+    );
+
+    let (mut fc100, cfg100) = Preset::Fc100_100_10.build(2)?;
+    let cfg100 = cfg100.with_epochs(mlp_epochs)?;
+    let t = Instant::now();
+    train(
+        &mut fc100,
+        data.train_images.slice(s![..n_mlp, ..]),
+        &data.train_labels[..n_mlp],
+        &cfg100,
+        |_, _| {},
+    )?;
+    let fc100_err = fc100.error_rate(data.test_images.view(), &data.test_labels)?;
+    println!(
+        "FC100-100-10: test error {:.2}% ({:.1?}, {mlp_epochs} epochs on {n_mlp})",
+        100.0 * fc100_err,
+        t.elapsed()
+    );
+
+    let mut lenet = Cnn::lenet(6, 16, 120, 3)?;
+    let cnn_cfg = CnnTrainConfig::new()
+        .with_epochs(cnn_epochs)?
+        .with_batch_size(32)?
+        .with_learning_rate(0.02)?
+        .with_momentum(0.9)?
+        .with_seed(3);
+    let rep = train_cnn(
+        &mut lenet,
+        data.train_images.slice(s![..n_cnn, ..]),
+        &data.train_labels[..n_cnn],
+        &cnn_cfg,
+        |e, l| println!("  LeNet epoch {}: mean loss {l:.4}", e + 1),
+    )?;
+    let lenet_err = lenet.error_rate(data.test_images.view(), &data.test_labels)?;
+    println!(
+        "LeNet-5 style (conv6-pool-conv16-pool-120-10, {} parameters): test error {:.2}% (trained {:.1} s, {cnn_epochs} epochs on {n_cnn})",
+        lenet.num_parameters(),
+        100.0 * lenet_err,
+        rep.seconds
+    );
+
+    // --- Table 5 style reports ----------------------------------------------------------
+    let pcfg = PowerIterationConfig::default();
+    let timed = |f: &dyn Fn() -> intriguing::Result<intriguing::analysis::LipschitzReport>| {
+        let t = Instant::now();
+        f().map(|r| (r, t.elapsed()))
+    };
+    for (name, (report, took)) in [
+        ("FC10(1e-2)", timed(&|| lipschitz_report(&fc10, &pcfg))?),
+        ("FC100-100-10", timed(&|| lipschitz_report(&fc100, &pcfg))?),
+        ("LeNet", timed(&|| lipschitz_report(&lenet, &pcfg))?),
+    ] {
+        println!(
+            "\n### {name}: upper Lipschitz bound {:.4e} (report computed in {took:.2?})\n",
+            report.total()
+        );
+        print!("{}", report.to_markdown());
+    }
+
+    // --- certified lower bounds vs attack -------------------------------------------------
+    println!(
+        "\n### Certified lower bound vs attack distortion (untargeted, first {n_gap} correctly classified test images)\n"
+    );
+    println!(
+        "| model | n | median naive lower | median lower | median attack ‖r‖ | median lower/attack | min … max ratio | ‖r‖/‖x‖ median / mean | s / attack | attack failures | violations |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|");
+    gap_statistics("FC10(1e-2)", &fc10, &data, n_gap)?;
+    gap_statistics("FC100-100-10", &fc100, &data, n_gap)?;
+    gap_statistics("LeNet", &lenet, &data, n_gap)?;
+
+    // --- units vs random directions -----------------------------------------------------
+    let x = data.test_images.view();
+    let y = &data.test_labels[..];
+    println!("\n### Label purity of the top-k test images: 100 units vs 100 random directions\n");
+    println!("| representation | units | k | units used | unit purity | random purity | chance |");
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    let fc100_h1: Array2<f64> = fc100.hidden_representation(x, 0)?;
+    let fc100_h2 = fc100.hidden_representation(x, 1)?;
+    let lenet_fc1 = lenet.hidden_representation(x, 7)?;
+    purity_row("FC100-100-10 layer 1", fc100_h1.view(), y)?;
+    purity_row("FC100-100-10 layer 2", fc100_h2.view(), y)?;
+    purity_row("LeNet fc1 (120, ReLU)", lenet_fc1.view(), y)?;
+    println!();
+    grids(&out, "fc100_layer2", fc100_h2.view(), x, y)?;
+    grids(&out, "lenet_fc1", lenet_fc1.view(), x, y)?;
+    println!("total {:.1?}", t0.elapsed());
+    Ok(())
+}
