@@ -13,8 +13,11 @@
 //! - [`analysis`]: Lipschitz bounds, certified lower bounds, unit vs random directions.
 #![warn(missing_docs)]
 
+pub mod attack;
 pub mod classifier;
+pub mod data;
 pub mod error;
+pub mod models;
 pub mod optim;
 
 pub use classifier::Classifier;

@@ -1,0 +1,332 @@
+//! [`AttackConfig`]: the box, the penalty, the c search and the optimizer budget.
+
+use crate::error::{Error, Result};
+use crate::optim::{Bounds, Lbfgsb};
+
+/// The distortion penalty `pen(r)` in the attack objective `c·pen(r) + loss(x + r)`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Penalty {
+    /// The paper's `|r|`, the Euclidean norm, smoothed at `r = 0` as
+    /// `sqrt(‖r‖² + δ²) − δ` (δ = [`AttackConfig::smoothing`]).
+    L2,
+    /// The squared Euclidean norm `‖r‖²`.
+    SquaredL2,
+}
+
+/// The box `[lower, upper]` the adversarial input `x + r` must stay in.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BoxDomain {
+    /// The same interval for every coordinate (the default is `[0, 1]`, pixel intensities).
+    Uniform {
+        /// Lower bound.
+        lower: f64,
+        /// Upper bound.
+        upper: f64,
+    },
+    /// One interval per coordinate (lengths must equal the model's input dimension).
+    PerCoordinate {
+        /// Lower bounds.
+        lower: Vec<f64>,
+        /// Upper bounds.
+        upper: Vec<f64>,
+    },
+}
+
+impl BoxDomain {
+    /// Lower and upper bound of coordinate `i`.
+    pub(crate) fn interval(&self, i: usize) -> (f64, f64) {
+        match self {
+            BoxDomain::Uniform { lower, upper } => (*lower, *upper),
+            BoxDomain::PerCoordinate { lower, upper } => (lower[i], upper[i]),
+        }
+    }
+
+    /// The optimizer's [`Bounds`] for inputs of length `n`.
+    pub(crate) fn bounds(&self, n: usize) -> Result<Bounds> {
+        match self {
+            BoxDomain::Uniform { lower, upper } => Bounds::uniform(n, *lower, *upper),
+            BoxDomain::PerCoordinate { lower, upper } => {
+                if lower.len() != n {
+                    return Err(Error::shape("attack box", n, lower.len()));
+                }
+                Bounds::new(lower.clone(), upper.clone())
+            }
+        }
+    }
+
+    /// Checks `x` (length already checked) against the box.
+    pub(crate) fn check_contains(&self, x: &[f64]) -> Result<()> {
+        for (index, &value) in x.iter().enumerate() {
+            let (lower, upper) = self.interval(index);
+            if !(lower <= value && value <= upper) {
+                return Err(Error::OutOfBounds {
+                    index,
+                    value,
+                    lower,
+                    upper,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// True when every coordinate of `x` is finite and inside the box.
+    pub(crate) fn contains(&self, x: &[f64]) -> bool {
+        x.iter().enumerate().all(|(i, &v)| {
+            let (lo, hi) = self.interval(i);
+            v.is_finite() && lo <= v && v <= hi
+        })
+    }
+
+    fn validate(&self) -> Result<()> {
+        let check = |lo: f64, hi: f64| {
+            if lo.is_nan()
+                || hi.is_nan()
+                || lo > hi
+                || lo == f64::INFINITY
+                || hi == f64::NEG_INFINITY
+            {
+                Err(Error::InvalidConfig(format!(
+                    "attack box interval [{lo}, {hi}] is not a valid interval"
+                )))
+            } else {
+                Ok(())
+            }
+        };
+        match self {
+            BoxDomain::Uniform { lower, upper } => check(*lower, *upper),
+            BoxDomain::PerCoordinate { lower, upper } => {
+                if lower.len() != upper.len() {
+                    return Err(Error::shape(
+                        "attack box upper bounds",
+                        lower.len(),
+                        upper.len(),
+                    ));
+                }
+                lower.iter().zip(upper).try_for_each(|(&l, &u)| check(l, u))
+            }
+        }
+    }
+}
+
+/// How the first c of the search is chosen.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum InitialC {
+    /// A fixed value (> 0).
+    Fixed(f64),
+    /// Estimated from the loss gradient at the clean input (one gradient evaluation):
+    /// for the [`Penalty::L2`] penalty the stationarity condition `c = ‖∇loss(x + r)‖` at the
+    /// optimum gives `c₀ = factor · ‖∇loss(x)‖`; for [`Penalty::SquaredL2`] (`2c‖r‖ =
+    /// ‖∇loss‖`) the distance is first estimated by one linearised step,
+    /// `d₀ = loss(x) / ‖∇loss(x)‖`, and `c₀ = factor · ‖∇loss(x)‖ / (2 d₀)`.
+    Auto {
+        /// Multiplier of the estimate (> 0).
+        factor: f64,
+    },
+}
+
+/// Settings of [`find_minimal_perturbation`](super::find_minimal_perturbation).
+///
+/// Build with [`AttackConfig::default`] and the validating `with_*` setters.
+///
+/// ```
+/// use intriguing::attack::{AttackConfig, Penalty};
+/// let cfg = AttackConfig::default()
+///     .with_penalty(Penalty::SquaredL2)
+///     .with_bisection_steps(6)?
+///     .with_box(-1.0, 1.0)?;
+/// assert!(AttackConfig::default().with_growth(0.5).is_err());
+/// # let _ = cfg;
+/// # Ok::<(), intriguing::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttackConfig {
+    pub(crate) domain: BoxDomain,
+    pub(crate) penalty: Penalty,
+    pub(crate) smoothing: f64,
+    pub(crate) initial_c: InitialC,
+    pub(crate) growth: f64,
+    pub(crate) max_bracket_steps: usize,
+    pub(crate) bisection_steps: usize,
+    pub(crate) rel_tol: f64,
+    pub(crate) max_iterations: usize,
+    pub(crate) max_evaluations: usize,
+    pub(crate) memory: usize,
+    pub(crate) pgtol: f64,
+    pub(crate) ftol: f64,
+    pub(crate) warm_start: bool,
+    pub(crate) nearest_candidates: usize,
+}
+
+impl Default for AttackConfig {
+    /// Box `[0, 1]`, [`Penalty::L2`] with δ = 1e-6, `InitialC::Auto { factor: 1.0 }`,
+    /// growth ×4, up to 12 bracketing runs, up to 5 bisection runs or c-ratio ≤ 1.1,
+    /// 60 iterations / 100 evaluations per L-BFGS-B run (m = 10, pgtol 1e-6, ftol 1e-9),
+    /// warm starts on, all labels searched for [`Target::Nearest`](super::Target::Nearest).
+    fn default() -> Self {
+        AttackConfig {
+            domain: BoxDomain::Uniform {
+                lower: 0.0,
+                upper: 1.0,
+            },
+            penalty: Penalty::L2,
+            smoothing: 1e-6,
+            initial_c: InitialC::Auto { factor: 1.0 },
+            growth: 4.0,
+            max_bracket_steps: 12,
+            bisection_steps: 5,
+            rel_tol: 0.1,
+            max_iterations: 60,
+            max_evaluations: 100,
+            memory: 10,
+            pgtol: 1e-6,
+            ftol: 1e-9,
+            warm_start: true,
+            nearest_candidates: usize::MAX,
+        }
+    }
+}
+
+fn positive(v: f64, what: &str) -> Result<f64> {
+    if v.is_finite() && v > 0.0 {
+        Ok(v)
+    } else {
+        Err(Error::InvalidConfig(format!(
+            "{what} must be finite and > 0, got {v}"
+        )))
+    }
+}
+
+fn at_least_one(v: usize, what: &str) -> Result<usize> {
+    if v >= 1 {
+        Ok(v)
+    } else {
+        Err(Error::InvalidConfig(format!("{what} must be >= 1")))
+    }
+}
+
+impl AttackConfig {
+    /// The same box `[lower, upper]` for every coordinate.
+    pub fn with_box(mut self, lower: f64, upper: f64) -> Result<Self> {
+        let d = BoxDomain::Uniform { lower, upper };
+        d.validate()?;
+        self.domain = d;
+        Ok(self)
+    }
+    /// Per-coordinate bounds (lengths are checked against the model at attack time).
+    pub fn with_bounds(mut self, lower: Vec<f64>, upper: Vec<f64>) -> Result<Self> {
+        let d = BoxDomain::PerCoordinate { lower, upper };
+        d.validate()?;
+        self.domain = d;
+        Ok(self)
+    }
+    /// The distortion penalty.
+    pub fn with_penalty(mut self, penalty: Penalty) -> Self {
+        self.penalty = penalty;
+        self
+    }
+    /// The smoothing δ > 0 of the [`Penalty::L2`] penalty at `r = 0`.
+    pub fn with_smoothing(mut self, delta: f64) -> Result<Self> {
+        self.smoothing = positive(delta, "smoothing")?;
+        Ok(self)
+    }
+    /// A fixed first c (> 0) instead of the automatic estimate.
+    pub fn with_initial_c(mut self, c: f64) -> Result<Self> {
+        self.initial_c = InitialC::Fixed(positive(c, "initial c")?);
+        Ok(self)
+    }
+    /// The automatic first c with the given multiplier (> 0).
+    pub fn with_auto_initial_c(mut self, factor: f64) -> Result<Self> {
+        self.initial_c = InitialC::Auto {
+            factor: positive(factor, "initial c factor")?,
+        };
+        Ok(self)
+    }
+    /// The geometric factor (> 1) by which c grows or shrinks while bracketing.
+    pub fn with_growth(mut self, factor: f64) -> Result<Self> {
+        if !(factor.is_finite() && factor > 1.0) {
+            return Err(Error::InvalidConfig(format!(
+                "growth must be > 1, got {factor}"
+            )));
+        }
+        self.growth = factor;
+        Ok(self)
+    }
+    /// Maximum number of L-BFGS-B runs spent bracketing c (≥ 1).
+    pub fn with_max_bracket_steps(mut self, n: usize) -> Result<Self> {
+        self.max_bracket_steps = at_least_one(n, "max_bracket_steps")?;
+        Ok(self)
+    }
+    /// Maximum number of bisection runs after bracketing (0 allowed: no refinement).
+    pub fn with_bisection_steps(mut self, n: usize) -> Result<Self> {
+        self.bisection_steps = n;
+        Ok(self)
+    }
+    /// Bisection stops once `c_fail / c_success ≤ 1 + tol` (tol > 0).
+    pub fn with_relative_tolerance(mut self, tol: f64) -> Result<Self> {
+        self.rel_tol = positive(tol, "relative tolerance")?;
+        Ok(self)
+    }
+    /// L-BFGS-B iteration budget per run (≥ 1).
+    pub fn with_max_iterations(mut self, n: usize) -> Result<Self> {
+        self.max_iterations = at_least_one(n, "max_iterations")?;
+        Ok(self)
+    }
+    /// L-BFGS-B evaluation budget per run (≥ 1).
+    pub fn with_max_evaluations(mut self, n: usize) -> Result<Self> {
+        self.max_evaluations = at_least_one(n, "max_evaluations")?;
+        Ok(self)
+    }
+    /// L-BFGS-B history size (≥ 1).
+    pub fn with_memory(mut self, m: usize) -> Result<Self> {
+        self.memory = at_least_one(m, "memory")?;
+        Ok(self)
+    }
+    /// L-BFGS-B projected-gradient and relative-decrease tolerances (both > 0).
+    pub fn with_tolerances(mut self, pgtol: f64, ftol: f64) -> Result<Self> {
+        self.pgtol = positive(pgtol, "pgtol")?;
+        self.ftol = positive(ftol, "ftol")?;
+        Ok(self)
+    }
+    /// Start each L-BFGS-B run from the solution of the run with the nearest c (true) or
+    /// from the clean input (false).
+    pub fn with_warm_start(mut self, on: bool) -> Self {
+        self.warm_start = on;
+        self
+    }
+    /// For [`Target::Nearest`](super::Target::Nearest): run one probe per wrong label at a
+    /// common c, then the full c search only on the `k` most promising labels (≥ 1;
+    /// `usize::MAX`, the default, searches all labels).
+    pub fn with_nearest_candidates(mut self, k: usize) -> Result<Self> {
+        self.nearest_candidates = at_least_one(k, "nearest_candidates")?;
+        Ok(self)
+    }
+
+    /// The box.
+    pub fn domain(&self) -> &BoxDomain {
+        &self.domain
+    }
+    /// The penalty.
+    pub fn penalty(&self) -> Penalty {
+        self.penalty
+    }
+    /// The smoothing δ of the L2 penalty.
+    pub fn smoothing(&self) -> f64 {
+        self.smoothing
+    }
+    /// Whether warm starts are on.
+    pub fn warm_start(&self) -> bool {
+        self.warm_start
+    }
+
+    /// The configured solver for inputs of length `n`.
+    pub(crate) fn solver(&self, n: usize) -> Result<Lbfgsb> {
+        Lbfgsb::new()
+            .with_memory(self.memory)?
+            .with_max_iterations(self.max_iterations)?
+            .with_max_evaluations(self.max_evaluations)?
+            .with_pgtol(self.pgtol)?
+            .with_ftol(self.ftol)?
+            .with_bounds(self.domain.bounds(n)?)
+    }
+}

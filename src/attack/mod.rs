@@ -1,0 +1,179 @@
+//! The box-constrained minimal-perturbation attack of Szegedy et al. (2014), §4.1.
+//!
+//! For a classifier `f`, an input `x` and a target label `l`, the paper looks for the
+//! smallest `r` with `f(x + r) = l` and `x + r` inside the box `[0, 1]ⁿ`. The exact problem
+//! is hard; the paper approximates it by minimising, for a penalty weight `c > 0`,
+//!
+//! ```text
+//!     c · |r| + loss_f(x + r, l)    subject to  x + r ∈ [lower, upper]ⁿ
+//! ```
+//!
+//! with box-constrained L-BFGS ([`optim::Lbfgsb`](crate::optim::Lbfgsb)), and searching
+//! over `c`. Large `c` favours small `r` and eventually fails to reach `l`; so the smallest
+//! distortion comes from the **largest** `c` whose run still succeeds (the paper's "minimum
+//! c" wording is inverted).
+//!
+//! # How the search works
+//!
+//! - The optimisation variable is `x' = x + r` itself; the box is the solver's bounds (the
+//!   box is never enforced by clipping afterwards), the penalty is on `x' − x`.
+//! - Penalty ([`Penalty`]): the paper's `|r|` = `‖r‖₂`, smoothed at 0 as
+//!   `sqrt(‖r‖² + δ²) − δ` (δ = 1e-6 by default), or `‖r‖₂²`. The default was chosen by
+//!   measurement (see `docs/attack.md`).
+//! - c search: from an initial c (estimated from `‖∇loss(x)‖`, see [`InitialC`]), grow or
+//!   shrink c geometrically until a success and a failure bracket it, then bisect in log space
+//!   until `c_fail / c_success ≤ 1 + tol` or the step budget is spent. Each run starts from
+//!   the solution of the best successful run so far (warm start), or of the latest failure.
+//! - Every point the optimizer evaluates whose logits already reach the target is
+//!   remembered if it is the closest so far, so a run whose end point fails can still
+//!   contribute. The best verified point over **all** runs is returned, never just the last.
+//! - A candidate counts only after verification (one place, used for every candidate): the
+//!   model is re-evaluated at `x + r`, the arg-max must satisfy the target, and `x + r` must be
+//!   finite and inside the box.
+//!
+//! # Targets ([`Target`])
+//!
+//! - `Label(l)`: softmax cross-entropy of `l` (the paper).
+//! - `Untargeted { true_label: y }`: any label but `y`, with the loss
+//!   `−log Σ_{j≠y} softmax_j(z) = LSE(z) − LSE(z without y) ≥ 0` (bounded below, unlike
+//!   `−CE(z, y)`).
+//! - `Nearest { true_label: y }`: the smallest perturbation over all labels `≠ y` (one
+//!   targeted search per label; the paper's "minimum distortion"). One probe run per label,
+//!   then full searches in order of promise ([`AttackConfig::with_nearest_candidates`] limits
+//!   how many).
+//!
+//! # Bad input
+//!
+//! NaN/Inf in `x`, a wrong length, `x` outside the box, a label out of range and invalid
+//! settings are typed [`Error`](crate::Error)s; a model that returns NaN or errors during the
+//! search gives a failed [`AttackResult`] with [`FailureReason::ModelFailure`] (or keeps the
+//! success verified before). [`attack_batch`] isolates rows from each other.
+
+mod batch;
+mod config;
+mod objective;
+mod result;
+mod search;
+
+pub use batch::attack_batch;
+pub use config::{AttackConfig, BoxDomain, InitialC, Penalty};
+pub use objective::{AttackObjective, Goal};
+pub use result::{Adversarial, AttackResult, CBracket, FailureReason, Target};
+
+use crate::classifier::{Classifier, argmax};
+use crate::error::{Error, Result, check_finite};
+use ndarray::ArrayView1;
+
+/// Checks `x` against the model (length, finite) and the box; the model has ≥ 2 classes.
+pub(crate) fn validate_input<C: Classifier + ?Sized>(
+    model: &C,
+    x: ArrayView1<'_, f64>,
+    config: &AttackConfig,
+) -> Result<()> {
+    let n = model.input_dim();
+    if x.len() != n {
+        return Err(Error::shape("attack input", n, x.len()));
+    }
+    if model.num_classes() < 2 {
+        return Err(Error::InvalidConfig(format!(
+            "an attack needs a model with >= 2 classes, this one has {}",
+            model.num_classes()
+        )));
+    }
+    check_finite(x.iter(), "attack input")?;
+    if let BoxDomain::PerCoordinate { lower, .. } = &config.domain
+        && lower.len() != n
+    {
+        return Err(Error::shape("attack box", n, lower.len()));
+    }
+    let xs = x.to_vec();
+    config.domain.check_contains(&xs)
+}
+
+/// Finds a small perturbation `r` such that `model(x + r)` satisfies `target` and `x + r`
+/// lies in the configured box — the paper's box-constrained L-BFGS attack with a c search.
+///
+/// Works for any [`Classifier`], generic or `&dyn`. Returns `Err` for invalid input (wrong
+/// length, NaN/Inf, `x` outside the box, label out of range, a model returning NaN logits at
+/// `x`); a search that finds nothing returns `Ok` with `success() == false` and the reason.
+/// When `x` already satisfies the target, the result is a success with `r = 0` and
+/// `already_adversarial = true`.
+///
+/// # Examples
+///
+/// A linear two-class model `z₁ − z₀ = w·x + b`: the minimal L2 perturbation has the
+/// closed form `|w·x + b| / ‖w‖`.
+///
+/// ```
+/// use intriguing::attack::{find_minimal_perturbation, AttackConfig, Target};
+/// use intriguing::classifier::{Classifier, LossSeed};
+/// use intriguing::Result;
+/// use ndarray::{array, Array1, Array2, ArrayView2, ArrayViewMut2};
+///
+/// struct TwoClass { w: Array1<f64>, b: f64 } // logits (0, w·x + b)
+/// impl Classifier for TwoClass {
+///     fn input_dim(&self) -> usize { self.w.len() }
+///     fn num_classes(&self) -> usize { 2 }
+///     fn logits_into(&self, x: ArrayView2<f64>, mut out: ArrayViewMut2<f64>) -> Result<()> {
+///         for (i, row) in x.rows().into_iter().enumerate() {
+///             out[[i, 0]] = 0.0;
+///             out[[i, 1]] = row.dot(&self.w) + self.b;
+///         }
+///         Ok(())
+///     }
+///     fn loss_gradient_into(&self, x: ArrayView2<f64>, seed: LossSeed<'_>,
+///                           mut grad: ArrayViewMut2<f64>) -> Result<f64> {
+///         let mut z = Array2::zeros((x.nrows(), 2));
+///         self.logits_into(x, z.view_mut())?;
+///         let mut dz = Array2::zeros((x.nrows(), 2));
+///         let loss = seed(z.view(), dz.view_mut());
+///         for (i, mut g) in grad.rows_mut().into_iter().enumerate() {
+///             g.assign(&(&self.w * dz[[i, 1]]));
+///         }
+///         Ok(loss)
+///     }
+/// }
+///
+/// let model = TwoClass { w: array![0.6, -0.8, 0.0], b: 0.1 };
+/// let x = array![0.2, 0.6, 0.5];                           // w·x + b = −0.26: class 0
+/// let result = find_minimal_perturbation(&model, x.view(), Target::Label(1),
+///                                        &AttackConfig::default())?;
+/// let adv = result.adversarial.as_ref().expect("reachable");
+/// assert_eq!(model.predict(adv.input.view())?, 1);
+/// let exact = 0.26 / 1.0;                                  // |w·x + b| / ‖w‖
+/// assert!(adv.l2 >= exact * (1.0 - 1e-9) && adv.l2 <= exact * 1.01, "{}", adv.l2);
+/// # Ok::<(), intriguing::Error>(())
+/// ```
+pub fn find_minimal_perturbation<C: Classifier + ?Sized>(
+    model: &C,
+    x: ArrayView1<'_, f64>,
+    target: Target,
+    config: &AttackConfig,
+) -> Result<AttackResult> {
+    validate_input(model, x, config)?;
+    model.check_label(target.label())?;
+    let xs = x
+        .to_shape((1, x.len()))
+        .map_err(|e| Error::shape("attack input", "1-D", e))?;
+    let logits = model.logits(xs.view())?;
+    let original_label = argmax(logits.row(0));
+    if target.is_reached_by(original_label) {
+        return Ok(AttackResult {
+            target,
+            original_label,
+            adversarial: Some(Adversarial::new(
+                x.to_owned(),
+                &x.to_vec(),
+                original_label,
+                None,
+            )),
+            failure: None,
+            already_adversarial: true,
+            c_bracket: CBracket::default(),
+            runs: 0,
+            gradient_evaluations: 0,
+            predictions: 1,
+        });
+    }
+    search::run_attack(model, x, target, original_label, config)
+}

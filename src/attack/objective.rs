@@ -1,0 +1,389 @@
+//! [`AttackObjective`]: `c·pen(x' − x) + loss(x', goal)` for one fixed c, value and gradient
+//! from one forward + backward pass of the model.
+
+use super::config::{AttackConfig, BoxDomain, Penalty};
+use crate::classifier::{Classifier, argmax, logsumexp, softmax_cross_entropy};
+use crate::error::{Error, Result};
+use crate::optim::Objective;
+use ndarray::{Array2, ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2};
+use std::cell::RefCell;
+
+/// What the adversarial input must be classified as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Goal {
+    /// Exactly this label (loss: softmax cross-entropy of the label).
+    Label(usize),
+    /// Any label but this one (loss: `−log Σ_{j≠y} softmax_j(z) = LSE(z) − LSE(z without y)`,
+    /// bounded below by 0, unlike `−CE(z, y)`).
+    AnyBut(usize),
+}
+
+impl Goal {
+    /// True when a prediction `label` satisfies the goal.
+    pub fn is_reached(self, label: usize) -> bool {
+        match self {
+            Goal::Label(l) => label == l,
+            Goal::AnyBut(y) => label != y,
+        }
+    }
+
+    /// The label inside the goal (the target, or the label to avoid).
+    pub fn label(self) -> usize {
+        match self {
+            Goal::Label(l) | Goal::AnyBut(l) => l,
+        }
+    }
+
+    /// The goal's loss at one logits row, its gradient written into `grad`.
+    pub fn loss(self, z: ArrayView1<'_, f64>, mut grad: ArrayViewMut1<'_, f64>) -> f64 {
+        match self {
+            Goal::Label(l) => softmax_cross_entropy(z, l, grad),
+            Goal::AnyBut(y) => {
+                let lse_all = logsumexp(z);
+                let mut m = f64::NEG_INFINITY;
+                for (j, &v) in z.iter().enumerate() {
+                    if j != y {
+                        m = m.max(v);
+                    }
+                }
+                let mut s = 0.0;
+                for (j, &v) in z.iter().enumerate() {
+                    if j != y {
+                        s += (v - m).exp();
+                    }
+                }
+                let lse_rest = m + s.ln();
+                for (j, (g, &v)) in grad.iter_mut().zip(z.iter()).enumerate() {
+                    let p = (v - lse_all).exp();
+                    *g = if j == y { p } else { p - (v - lse_rest).exp() };
+                }
+                // ≥ 0 mathematically; clamp rounding noise.
+                (lse_all - lse_rest).max(0.0)
+            }
+        }
+    }
+}
+
+/// The best goal-reaching point seen among evaluations (not yet re-verified).
+#[derive(Debug, Clone)]
+pub(crate) struct Tracked {
+    pub x: Vec<f64>,
+    pub l2sq: f64,
+    pub label: usize,
+    pub c: f64,
+    pub fresh: bool,
+}
+
+#[derive(Debug)]
+struct Scratch {
+    input: Array2<f64>,
+    grad: Array2<f64>,
+    evaluations: usize,
+    non_finite: usize,
+    last_error: Option<Error>,
+    tracked: Tracked,
+}
+
+/// The attack objective for a fixed c:
+/// `F(x') = c · pen(x' − x) + loss(f(x'), goal)`, optimised over `x'` inside the box.
+///
+/// Each evaluation is one forward and one backward pass through
+/// [`Classifier::loss_gradient_into`] on a preallocated one-row buffer: no allocation per
+/// evaluation in the objective itself. Every evaluated point whose logits already reach the
+/// goal is remembered if it is closer to `x` than the best seen so far, so a run whose final
+/// point fails can still yield an adversarial example (which the search re-verifies).
+///
+/// It implements [`optim::Objective`](crate::optim::Objective) and, with the `argmin`
+/// feature, argmin's `CostFunction` and `Gradient` over `Vec<f64>`.
+///
+/// # Examples
+///
+/// ```
+/// use intriguing::attack::{AttackConfig, AttackObjective, Goal};
+/// use intriguing::classifier::{Classifier, LossSeed};
+/// use intriguing::optim::Objective;
+/// use intriguing::Result;
+/// use ndarray::{array, Array2, ArrayView2, ArrayViewMut2};
+///
+/// struct Linear(Array2<f64>); // logits = W x
+/// impl Classifier for Linear {
+///     fn input_dim(&self) -> usize { self.0.ncols() }
+///     fn num_classes(&self) -> usize { self.0.nrows() }
+///     fn logits_into(&self, x: ArrayView2<f64>, mut out: ArrayViewMut2<f64>) -> Result<()> {
+///         out.assign(&x.dot(&self.0.t()));
+///         Ok(())
+///     }
+///     fn loss_gradient_into(&self, x: ArrayView2<f64>, seed: LossSeed<'_>,
+///                           mut grad: ArrayViewMut2<f64>) -> Result<f64> {
+///         let z = x.dot(&self.0.t());
+///         let mut dz = Array2::zeros(z.raw_dim());
+///         let loss = seed(z.view(), dz.view_mut());
+///         grad.assign(&dz.dot(&self.0));
+///         Ok(loss)
+///     }
+/// }
+/// let model = Linear(array![[1.0, 0.0], [0.0, 1.0]]);
+/// let x = array![0.8, 0.2];
+/// let mut obj = AttackObjective::new(&model, x.view(), Goal::Label(1), 0.5, &AttackConfig::default())?;
+/// let mut g = [0.0; 2];
+/// let f = obj.value_gradient(&[0.8, 0.2], &mut g); // r = 0: only the loss
+/// assert!((f - (1.0 + (-0.6f64).exp()).ln()).abs() < 1e-9);
+/// # Ok::<(), intriguing::Error>(())
+/// ```
+pub struct AttackObjective<'m, C: Classifier + ?Sized> {
+    model: &'m C,
+    x0: Vec<f64>,
+    goal: Goal,
+    c: f64,
+    penalty: Penalty,
+    delta: f64,
+    domain: BoxDomain,
+    scratch: RefCell<Scratch>,
+}
+
+impl<C: Classifier + ?Sized> std::fmt::Debug for AttackObjective<'_, C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AttackObjective")
+            .field("dim", &self.x0.len())
+            .field("goal", &self.goal)
+            .field("c", &self.c)
+            .field("penalty", &self.penalty)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'m, C: Classifier + ?Sized> AttackObjective<'m, C> {
+    /// The objective around the clean input `x` (finite, of the model's input length, inside
+    /// the configured box) for `goal` and penalty weight `c > 0`.
+    pub fn new(
+        model: &'m C,
+        x: ArrayView1<'_, f64>,
+        goal: Goal,
+        c: f64,
+        config: &AttackConfig,
+    ) -> Result<Self> {
+        super::validate_input(model, x, config)?;
+        model.check_label(goal.label())?;
+        let n = x.len();
+        let mut obj = AttackObjective {
+            model,
+            x0: x.to_vec(),
+            goal,
+            c: 1.0,
+            penalty: config.penalty,
+            delta: config.smoothing,
+            domain: config.domain.clone(),
+            scratch: RefCell::new(Scratch {
+                input: Array2::zeros((1, n)),
+                grad: Array2::zeros((1, n)),
+                evaluations: 0,
+                non_finite: 0,
+                last_error: None,
+                tracked: Tracked {
+                    x: vec![0.0; n],
+                    l2sq: f64::INFINITY,
+                    label: 0,
+                    c: 0.0,
+                    fresh: false,
+                },
+            }),
+        };
+        obj.set_c(c)?;
+        Ok(obj)
+    }
+
+    /// The penalty weight c.
+    pub fn c(&self) -> f64 {
+        self.c
+    }
+
+    /// Sets the penalty weight (finite, ≥ 0; 0 leaves only the loss).
+    pub fn set_c(&mut self, c: f64) -> Result<()> {
+        if !(c.is_finite() && c >= 0.0) {
+            return Err(Error::InvalidConfig(format!(
+                "c must be finite and >= 0, got {c}"
+            )));
+        }
+        self.c = c;
+        Ok(())
+    }
+
+    /// The goal.
+    pub fn goal(&self) -> Goal {
+        self.goal
+    }
+
+    /// Changes the goal (resets the remembered best point).
+    pub fn set_goal(&mut self, goal: Goal) -> Result<()> {
+        self.model.check_label(goal.label())?;
+        self.goal = goal;
+        self.reset_tracking(f64::INFINITY);
+        Ok(())
+    }
+
+    /// The model.
+    pub fn model(&self) -> &'m C {
+        self.model
+    }
+
+    /// The clean input.
+    pub fn origin(&self) -> &[f64] {
+        &self.x0
+    }
+
+    /// Number of value + gradient evaluations so far.
+    pub fn evaluations(&self) -> usize {
+        self.scratch.borrow().evaluations
+    }
+
+    /// Number of evaluations at which the model returned an error or non-finite values.
+    pub fn non_finite_evaluations(&self) -> usize {
+        self.scratch.borrow().non_finite
+    }
+
+    pub(crate) fn take_error(&mut self) -> Option<Error> {
+        self.scratch.get_mut().last_error.take()
+    }
+
+    /// Only points strictly closer than `sqrt(l2sq)` are remembered from now on.
+    pub(crate) fn reset_tracking(&mut self, l2sq: f64) {
+        let t = &mut self.scratch.get_mut().tracked;
+        t.l2sq = l2sq;
+        t.fresh = false;
+    }
+
+    pub(crate) fn tracked(&mut self) -> &mut Tracked {
+        &mut self.scratch.get_mut().tracked
+    }
+
+    /// The penalty `pen(r)` for `‖r‖² = s` and the factor `k` with `∇pen = k · r`.
+    fn penalty_of(&self, s: f64) -> (f64, f64) {
+        match self.penalty {
+            Penalty::L2 => {
+                let root = (s + self.delta * self.delta).sqrt();
+                (root - self.delta, 1.0 / root)
+            }
+            Penalty::SquaredL2 => (s, 2.0),
+        }
+    }
+
+    /// Loss, gradient of the loss and goal check at `x`, into `scratch`; returns the loss and
+    /// the predicted label, or `None` when the model failed or returned non-finite values.
+    fn eval_into(&self, s: &mut Scratch, x: &[f64]) -> Option<(f64, usize)> {
+        s.evaluations += 1;
+        for (d, &v) in s.input.iter_mut().zip(x) {
+            *d = v;
+        }
+        let goal = self.goal;
+        let mut label = 0usize;
+        let mut seed = |z: ArrayView2<'_, f64>, mut dz: ArrayViewMut2<'_, f64>| -> f64 {
+            let zr = z.row(0);
+            label = argmax(zr);
+            if zr.iter().any(|v| !v.is_finite()) {
+                dz.fill(0.0);
+                return f64::NAN;
+            }
+            goal.loss(zr, dz.row_mut(0))
+        };
+        let res = self
+            .model
+            .loss_gradient_into(s.input.view(), &mut seed, s.grad.view_mut());
+        match res {
+            Ok(loss) if loss.is_finite() && s.grad.iter().all(|g| g.is_finite()) => {
+                Some((loss, label))
+            }
+            Ok(_) => {
+                s.non_finite += 1;
+                s.last_error = Some(Error::ModelNonFinite {
+                    what: "logits or loss gradient during the attack".into(),
+                });
+                None
+            }
+            Err(e) => {
+                s.non_finite += 1;
+                s.last_error = Some(e);
+                None
+            }
+        }
+    }
+
+    fn value_gradient_impl(&self, s: &mut Scratch, x: &[f64], grad: &mut [f64]) -> f64 {
+        let Some((loss, label)) = self.eval_into(s, x) else {
+            grad.fill(0.0);
+            return f64::NAN;
+        };
+        let mut l2sq = 0.0;
+        for (&xi, &oi) in x.iter().zip(&self.x0) {
+            let r = xi - oi;
+            l2sq += r * r;
+        }
+        let (pen, k) = self.penalty_of(l2sq);
+        let ck = self.c * k;
+        for (((g, &lg), &xi), &oi) in grad.iter_mut().zip(s.grad.iter()).zip(x).zip(&self.x0) {
+            *g = lg + ck * (xi - oi);
+        }
+        if self.goal.is_reached(label) && l2sq < s.tracked.l2sq && self.domain.contains(x) {
+            let t = &mut s.tracked;
+            t.x.copy_from_slice(x);
+            t.l2sq = l2sq;
+            t.label = label;
+            t.c = self.c;
+            t.fresh = true;
+        }
+        self.c * pen + loss
+    }
+}
+
+impl<C: Classifier + ?Sized> Objective for AttackObjective<'_, C> {
+    fn dim(&self) -> usize {
+        self.x0.len()
+    }
+
+    fn value_gradient(&mut self, x: &[f64], grad: &mut [f64]) -> f64 {
+        if x.len() != self.x0.len() || grad.len() != self.x0.len() {
+            grad.fill(f64::NAN);
+            return f64::NAN;
+        }
+        let mut s = self.scratch.borrow_mut();
+        self.value_gradient_impl(&mut s, x, grad)
+    }
+}
+
+#[cfg(feature = "argmin")]
+mod argmin_impl {
+    use super::*;
+
+    fn check(obj_dim: usize, p: &[f64]) -> std::result::Result<(), argmin::core::Error> {
+        if p.len() != obj_dim {
+            return Err(argmin::core::Error::msg(format!(
+                "attack objective: parameter length {} != {}",
+                p.len(),
+                obj_dim
+            )));
+        }
+        Ok(())
+    }
+
+    impl<C: Classifier + ?Sized> argmin::core::CostFunction for AttackObjective<'_, C> {
+        type Param = Vec<f64>;
+        type Output = f64;
+        fn cost(&self, p: &Vec<f64>) -> std::result::Result<f64, argmin::core::Error> {
+            check(self.x0.len(), p)?;
+            let mut g = vec![0.0; p.len()];
+            let mut s = self.scratch.borrow_mut();
+            Ok(self.value_gradient_impl(&mut s, p, &mut g))
+        }
+    }
+
+    impl<C: Classifier + ?Sized> argmin::core::Gradient for AttackObjective<'_, C> {
+        type Param = Vec<f64>;
+        type Gradient = Vec<f64>;
+        fn gradient(&self, p: &Vec<f64>) -> std::result::Result<Vec<f64>, argmin::core::Error> {
+            check(self.x0.len(), p)?;
+            let mut g = vec![0.0; p.len()];
+            let mut s = self.scratch.borrow_mut();
+            self.value_gradient_impl(&mut s, p, &mut g);
+            Ok(g)
+        }
+    }
+}

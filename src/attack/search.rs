@@ -1,0 +1,373 @@
+//! The c search: bracket geometrically, bisect in log space, keep the best verified point.
+
+use super::config::{AttackConfig, InitialC, Penalty};
+use super::objective::{AttackObjective, Goal};
+use super::result::{Adversarial, AttackResult, CBracket, FailureReason, Target};
+use crate::classifier::{Classifier, argmax};
+use crate::error::Result;
+use crate::optim::{Lbfgsb, Objective, Workspace};
+use ndarray::{Array1, ArrayView2};
+use std::ops::ControlFlow;
+
+/// A verified candidate.
+#[derive(Debug, Clone)]
+struct Best {
+    x: Vec<f64>,
+    l2sq: f64,
+    label: usize,
+    c: f64,
+}
+
+/// The one place where a candidate is checked: finite, inside the box, and the model —
+/// re-evaluated at the candidate — predicts a label that satisfies the goal.
+/// Returns the predicted label when all holds.
+pub(crate) fn verify<C: Classifier + ?Sized>(
+    model: &C,
+    x: &[f64],
+    config: &AttackConfig,
+    goal: Goal,
+) -> Option<usize> {
+    if x.len() != model.input_dim() || !config.domain.contains(x) {
+        return None;
+    }
+    let view = ArrayView2::from_shape((1, x.len()), x).ok()?;
+    let logits = model.logits(view).ok()?;
+    let label = argmax(logits.row(0));
+    goal.is_reached(label).then_some(label)
+}
+
+fn l2sq(x: &[f64], origin: &[f64]) -> f64 {
+    x.iter().zip(origin).map(|(a, b)| (a - b) * (a - b)).sum()
+}
+
+/// The optimizer, its workspace and the counters, shared by all runs of one attack.
+pub(crate) struct Engine<'m, 'c, C: Classifier + ?Sized> {
+    pub obj: AttackObjective<'m, C>,
+    solver: Lbfgsb,
+    ws: Workspace,
+    cfg: &'c AttackConfig,
+    pub runs: usize,
+    pub predictions: usize,
+    /// Squared L2 of the best verified point over every goal of this attack.
+    pub global_best: f64,
+}
+
+impl<'m, 'c, C: Classifier + ?Sized> Engine<'m, 'c, C> {
+    pub fn new(obj: AttackObjective<'m, C>, cfg: &'c AttackConfig) -> Result<Self> {
+        let solver = cfg.solver(obj.dim())?;
+        Ok(Engine {
+            obj,
+            solver,
+            ws: Workspace::default(),
+            cfg,
+            runs: 0,
+            predictions: 0,
+            global_best: f64::INFINITY,
+        })
+    }
+
+    /// The first c for the current goal (one gradient evaluation when automatic).
+    pub fn initial_c(&mut self) -> f64 {
+        match self.cfg.initial_c {
+            InitialC::Fixed(c) => c,
+            InitialC::Auto { factor } => {
+                let n = self.obj.dim();
+                let x0 = self.obj.origin().to_vec();
+                let mut g = vec![0.0; n];
+                let _ = self.obj.set_c(0.0);
+                let loss = self.obj.value_gradient(&x0, &mut g);
+                let gn = g.iter().map(|v| v * v).sum::<f64>().sqrt();
+                let c = match self.cfg.penalty {
+                    Penalty::L2 => factor * gn,
+                    Penalty::SquaredL2 => factor * gn * gn / (2.0 * loss),
+                };
+                if c.is_finite() && c > 0.0 { c } else { 1.0 }
+            }
+        }
+    }
+}
+
+/// The state of the c search for one goal; [`LabelSearch::step`] does one L-BFGS-B run.
+pub(crate) struct LabelSearch {
+    goal: Goal,
+    c: f64,
+    c_succ: Option<f64>,
+    c_fail: Option<f64>,
+    sol_succ: Option<Vec<f64>>,
+    sol_fail: Option<Vec<f64>>,
+    bracket_steps: usize,
+    bisect_steps: usize,
+    best: Option<Best>,
+    pub done: bool,
+    pub failure: Option<FailureReason>,
+    /// Loss part of the objective at the last run's solution (a ranking score).
+    pub last_loss: f64,
+    /// Did the last run end on a verified adversarial point?
+    pub last_success: bool,
+}
+
+impl LabelSearch {
+    pub fn new(goal: Goal, c0: f64) -> Self {
+        LabelSearch {
+            goal,
+            c: c0,
+            c_succ: None,
+            c_fail: None,
+            sol_succ: None,
+            sol_fail: None,
+            bracket_steps: 0,
+            bisect_steps: 0,
+            best: None,
+            done: false,
+            failure: None,
+            last_loss: f64::INFINITY,
+            last_success: false,
+        }
+    }
+
+    pub fn best_l2sq(&self) -> f64 {
+        self.best.as_ref().map_or(f64::INFINITY, |b| b.l2sq)
+    }
+
+    pub fn bracket(&self) -> CBracket {
+        CBracket {
+            success: self.c_succ,
+            failure: self.c_fail,
+        }
+    }
+
+    /// Runs until the search is finished.
+    pub fn run_to_end<C: Classifier + ?Sized>(&mut self, e: &mut Engine<'_, '_, C>) {
+        while !self.done {
+            self.step(e);
+        }
+    }
+
+    /// One L-BFGS-B run at the next c (or marks the search done).
+    pub fn step<C: Classifier + ?Sized>(&mut self, e: &mut Engine<'_, '_, C>) {
+        if self.done {
+            return;
+        }
+        let cfg = e.cfg;
+        let bracketed = self.c_succ.is_some() && self.c_fail.is_some();
+        let c = if !bracketed {
+            if self.bracket_steps >= cfg.max_bracket_steps {
+                self.done = true;
+                return;
+            }
+            self.bracket_steps += 1;
+            self.c
+        } else {
+            let (cs, cf) = (self.c_succ.unwrap_or(0.0), self.c_fail.unwrap_or(0.0));
+            if self.bisect_steps >= cfg.bisection_steps || cf / cs <= 1.0 + cfg.rel_tol {
+                self.done = true;
+                return;
+            }
+            self.bisect_steps += 1;
+            (cs * cf).sqrt()
+        };
+
+        if e.obj.goal() != self.goal {
+            // Only happens when one engine serves several goals (Nearest).
+            if e.obj.set_goal(self.goal).is_err() {
+                self.done = true;
+                self.failure = Some(FailureReason::NotReached);
+                return;
+            }
+        }
+        if e.obj.set_c(c).is_err() {
+            self.done = true;
+            self.failure = Some(FailureReason::NotReached);
+            return;
+        }
+        e.obj.reset_tracking(e.global_best.min(self.best_l2sq()));
+
+        let origin = e.obj.origin();
+        let start: &[f64] = if cfg.warm_start {
+            self.sol_succ
+                .as_deref()
+                .or(self.sol_fail.as_deref())
+                .unwrap_or(origin)
+        } else {
+            origin
+        };
+        let start = start.to_vec();
+        e.runs += 1;
+        let sol = match e
+            .solver
+            .minimize_with(&mut e.obj, &start, &mut e.ws, |_| ControlFlow::Continue(()))
+        {
+            Ok(s) => s,
+            Err(err) => {
+                self.done = true;
+                self.failure = Some(FailureReason::Optimizer(err.to_string()));
+                return;
+            }
+        };
+        if let Some(err) = e.obj.take_error()
+            && !sol.value.is_finite()
+        {
+            self.done = true;
+            self.failure = Some(FailureReason::ModelFailure(err.to_string()));
+            return;
+        }
+
+        // Verify the run's end point.
+        e.predictions += 1;
+        let verified = verify(e.obj.model(), &sol.x, cfg, self.goal);
+        let d2 = l2sq(&sol.x, e.obj.origin());
+        self.last_loss = sol.value - c * penalty_value(cfg, d2);
+        self.last_success = verified.is_some();
+        if let Some(label) = verified {
+            self.consider(e, sol.x.clone(), d2, label, c);
+        }
+        // A closer goal-reaching point seen during the run?
+        let tracked = e.obj.tracked();
+        if tracked.fresh && tracked.l2sq < self.best_l2sq().min(e.global_best) {
+            tracked.fresh = false;
+            let (tx, t2, tc) = (tracked.x.clone(), tracked.l2sq, tracked.c);
+            e.predictions += 1;
+            if let Some(label) = verify(e.obj.model(), &tx, cfg, self.goal) {
+                self.consider(e, tx, t2, label, tc);
+            }
+        }
+
+        if verified.is_some() {
+            if self.c_succ.is_none_or(|cs| c > cs) {
+                self.c_succ = Some(c);
+                self.sol_succ = Some(sol.x);
+            }
+            if self.c_fail.is_none() {
+                self.c = c * cfg.growth;
+            }
+        } else {
+            if self.c_fail.is_none_or(|cf| c < cf) {
+                self.c_fail = Some(c);
+                self.sol_fail = Some(sol.x);
+            }
+            if self.c_succ.is_none() {
+                self.c = c / cfg.growth;
+            }
+        }
+    }
+
+    fn consider<C: Classifier + ?Sized>(
+        &mut self,
+        e: &mut Engine<'_, '_, C>,
+        x: Vec<f64>,
+        d2: f64,
+        label: usize,
+        c: f64,
+    ) {
+        if d2 < self.best_l2sq() {
+            self.best = Some(Best {
+                x,
+                l2sq: d2,
+                label,
+                c,
+            });
+            e.global_best = e.global_best.min(d2);
+        }
+    }
+
+    /// The best verified adversarial of this search.
+    pub fn adversarial(&self, origin: &[f64]) -> Option<Adversarial> {
+        self.best
+            .as_ref()
+            .map(|b| Adversarial::new(Array1::from(b.x.clone()), origin, b.label, Some(b.c)))
+    }
+}
+
+fn penalty_value(cfg: &AttackConfig, d2: f64) -> f64 {
+    match cfg.penalty {
+        Penalty::L2 => (d2 + cfg.smoothing * cfg.smoothing).sqrt() - cfg.smoothing,
+        Penalty::SquaredL2 => d2,
+    }
+}
+
+/// Runs the attack once the input, target and clean prediction are known and the target is
+/// not already reached.
+pub(crate) fn run_attack<C: Classifier + ?Sized>(
+    model: &C,
+    x: ndarray::ArrayView1<'_, f64>,
+    target: Target,
+    original_label: usize,
+    config: &AttackConfig,
+) -> Result<AttackResult> {
+    let first_goal = match target {
+        Target::Label(l) => Goal::Label(l),
+        Target::Untargeted { true_label } => Goal::AnyBut(true_label),
+        Target::Nearest { true_label } => Goal::Label(if true_label == 0 { 1 } else { 0 }),
+    };
+    let obj = AttackObjective::new(model, x, first_goal, 1.0, config)?;
+    let mut e = Engine::new(obj, config)?;
+    let origin = x.to_vec();
+
+    let (winner, searches) = match target {
+        Target::Label(_) | Target::Untargeted { .. } => {
+            let c0 = e.initial_c();
+            let mut s = LabelSearch::new(first_goal, c0);
+            s.run_to_end(&mut e);
+            (0, vec![s])
+        }
+        Target::Nearest { true_label } => {
+            let mut searches = Vec::new();
+            for l in (0..model.num_classes()).filter(|&l| l != true_label) {
+                e.obj.set_goal(Goal::Label(l))?;
+                let c0 = e.initial_c();
+                let mut s = LabelSearch::new(Goal::Label(l), c0);
+                s.step(&mut e); // probe
+                searches.push(s);
+            }
+            // Most promising first: verified successes by distance, then by remaining loss.
+            let mut order: Vec<usize> = (0..searches.len()).collect();
+            order.sort_by(|&a, &b| {
+                let key = |s: &LabelSearch| {
+                    if s.best_l2sq().is_finite() {
+                        (0, s.best_l2sq())
+                    } else {
+                        (1, s.last_loss)
+                    }
+                };
+                let (ka, kb) = (key(&searches[a]), key(&searches[b]));
+                ka.0.cmp(&kb.0).then(ka.1.total_cmp(&kb.1)).then(a.cmp(&b))
+            });
+            for &i in order.iter().take(config.nearest_candidates) {
+                searches[i].run_to_end(&mut e);
+            }
+            let winner = (0..searches.len())
+                .min_by(|&a, &b| {
+                    searches[a]
+                        .best_l2sq()
+                        .total_cmp(&searches[b].best_l2sq())
+                        .then(a.cmp(&b))
+                })
+                .unwrap_or(0);
+            (winner, searches)
+        }
+    };
+
+    let s = &searches[winner];
+    let adversarial = s.adversarial(&origin);
+    let failure = if adversarial.is_some() {
+        None
+    } else {
+        Some(
+            searches
+                .iter()
+                .find_map(|s| s.failure.clone())
+                .unwrap_or(FailureReason::NotReached),
+        )
+    };
+    Ok(AttackResult {
+        target,
+        original_label,
+        adversarial,
+        failure,
+        already_adversarial: false,
+        c_bracket: s.bracket(),
+        runs: e.runs,
+        gradient_evaluations: e.obj.evaluations(),
+        predictions: e.predictions,
+    })
+}
