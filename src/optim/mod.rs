@@ -1,8 +1,60 @@
 //! A from-scratch L-BFGS and L-BFGS-B (Byrd, Lu, Nocedal & Zhu 1995) with a Moré–Thuente
 //! (1994) strong-Wolfe line search.
 //!
-//! INTERFACE STUB — the implementation lands with issue 4. The public signatures below are
-//! the contract other modules code against.
+//! - Without bounds (or with all bounds infinite) the solver is L-BFGS: the two-loop
+//!   recursion with the initial scaling `γ = sᵀy / yᵀy`.
+//! - With bounds it is L-BFGS-B: the generalized Cauchy point along the projected
+//!   steepest-descent path, subspace minimisation over the free variables with the compact
+//!   representation of the limited-memory matrix, the step projected into the box, and a
+//!   line search whose largest step is the largest feasible one. Every iterate and every
+//!   trial point lies inside the box.
+//! - The line search is Moré–Thuente for the strong Wolfe conditions; a non-finite value or
+//!   gradient at a trial step shrinks the step.
+//!
+//! A start outside the bounds is **projected** into them (not an error). A start of the
+//! wrong length, with NaN/Inf, or bounds of the wrong length are typed [`Error`]s.
+//! Nothing allocates inside the iteration loop; [`Lbfgsb::minimize_with`] with a reused
+//! [`Workspace`] allocates only the returned [`Solution::x`].
+//!
+//! See `docs/optim.md` for the equations each part implements and measured figures.
+//!
+//! # Examples
+//!
+//! The Rosenbrock function in the box `[-2, 0.5] × [-2, 2]`: the unconstrained minimum
+//! `(1, 1)` is cut off, the constrained one is on the boundary `x₀ = 0.5`.
+//!
+//! ```
+//! use intriguing::optim::{Bounds, FnObjective, Lbfgsb, Termination};
+//!
+//! let mut rosen = FnObjective::new(2, |x: &[f64], g: &mut [f64]| {
+//!     let (a, b) = (1.0 - x[0], x[1] - x[0] * x[0]);
+//!     g[0] = -2.0 * a - 400.0 * x[0] * b;
+//!     g[1] = 200.0 * b;
+//!     a * a + 100.0 * b * b
+//! });
+//! let solver = Lbfgsb::new()
+//!     .with_bounds(Bounds::new(vec![-2.0, -2.0], vec![0.5, 2.0])?)?
+//!     .with_pgtol(1e-8)?;
+//! let sol = solver.minimize(&mut rosen, &[-1.2, 1.0])?;
+//! assert_eq!(sol.termination, Termination::GradientTolerance);
+//! assert_eq!(sol.x[0], 0.5);
+//! assert!((sol.x[1] - 0.25).abs() < 1e-6);
+//! assert!((sol.value - 0.25).abs() < 1e-10);
+//! # Ok::<(), intriguing::Error>(())
+//! ```
+
+// Index loops mirror the papers' notation over several arrays at once, and `!(a < b)` is
+// the intended NaN-aware test (true for NaN) throughout.
+#![allow(clippy::needless_range_loop, clippy::neg_cmp_op_on_partial_ord)]
+
+mod cauchy;
+mod dense;
+mod driver;
+mod linesearch;
+mod memory;
+mod subspace;
+
+pub use linesearch::LineSearch;
 
 use crate::error::{Error, Result};
 use std::ops::ControlFlow;
@@ -16,6 +68,45 @@ pub trait Objective {
     fn value_gradient(&mut self, x: &[f64], grad: &mut [f64]) -> f64;
 }
 
+impl<O: Objective + ?Sized> Objective for &mut O {
+    fn dim(&self) -> usize {
+        (**self).dim()
+    }
+    fn value_gradient(&mut self, x: &[f64], grad: &mut [f64]) -> f64 {
+        (**self).value_gradient(x, grad)
+    }
+}
+
+/// Adapts a closure `FnMut(x, grad_out) -> f(x)` of a given dimension into an [`Objective`].
+pub struct FnObjective<F> {
+    dim: usize,
+    f: F,
+}
+
+impl<F: FnMut(&[f64], &mut [f64]) -> f64> FnObjective<F> {
+    /// Wraps `f` as an objective on `dim` variables.
+    pub fn new(dim: usize, f: F) -> Self {
+        FnObjective { dim, f }
+    }
+}
+
+impl<F> std::fmt::Debug for FnObjective<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FnObjective")
+            .field("dim", &self.dim)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<F: FnMut(&[f64], &mut [f64]) -> f64> Objective for FnObjective<F> {
+    fn dim(&self) -> usize {
+        self.dim
+    }
+    fn value_gradient(&mut self, x: &[f64], grad: &mut [f64]) -> f64 {
+        (self.f)(x, grad)
+    }
+}
+
 /// Per-coordinate box constraints `lower[i] <= x[i] <= upper[i]` (infinite bounds allowed).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Bounds {
@@ -25,9 +116,39 @@ pub struct Bounds {
 
 impl Bounds {
     /// Checks equal lengths, no NaN, `lower[i] <= upper[i]`, no `+inf` lower / `-inf` upper.
+    ///
+    /// Errors: [`Error::ShapeMismatch`] for unequal lengths, [`Error::NonFinite`] for a NaN
+    /// bound, [`Error::InvalidConfig`] for `lower[i] > upper[i]`, a `+inf` lower or a `-inf`
+    /// upper bound.
     pub fn new(lower: Vec<f64>, upper: Vec<f64>) -> Result<Self> {
-        let _ = (&lower, &upper);
-        Err(Error::InvalidConfig("stub".into()))
+        if lower.len() != upper.len() {
+            return Err(Error::shape("upper bounds", lower.len(), upper.len()));
+        }
+        if let Some(index) = lower.iter().position(|v| v.is_nan()) {
+            return Err(Error::NonFinite {
+                context: "lower bounds".into(),
+                index,
+            });
+        }
+        if let Some(index) = upper.iter().position(|v| v.is_nan()) {
+            return Err(Error::NonFinite {
+                context: "upper bounds".into(),
+                index,
+            });
+        }
+        for (i, (l, u)) in lower.iter().zip(&upper).enumerate() {
+            if l > u {
+                return Err(Error::InvalidConfig(format!(
+                    "bounds: lower[{i}] = {l} > upper[{i}] = {u}"
+                )));
+            }
+            if *l == f64::INFINITY || *u == f64::NEG_INFINITY {
+                return Err(Error::InvalidConfig(format!(
+                    "bounds: empty interval [{l}, {u}] at index {i}"
+                )));
+            }
+        }
+        Ok(Bounds { lower, upper })
     }
     /// The same interval `[lo, hi]` for all `n` coordinates.
     pub fn uniform(n: usize, lo: f64, hi: f64) -> Result<Self> {
@@ -57,6 +178,20 @@ impl Bounds {
                 .zip(&self.upper)
                 .all(|((v, l), u)| l <= v && v <= u)
     }
+    /// True when every bound is infinite (the problem is unconstrained).
+    pub fn is_unbounded(&self) -> bool {
+        self.lower.iter().all(|l| *l == f64::NEG_INFINITY)
+            && self.upper.iter().all(|u| *u == f64::INFINITY)
+    }
+    /// True when every coordinate has two finite bounds.
+    pub fn is_boxed(&self) -> bool {
+        self.lower.iter().all(|l| l.is_finite()) && self.upper.iter().all(|u| u.is_finite())
+    }
+    /// Inf-norm of the projected gradient `P(x − g) − x`: zero exactly at the KKT points of
+    /// the box-constrained problem.
+    pub fn projected_gradient_norm(&self, x: &[f64], g: &[f64]) -> f64 {
+        projected_gradient_norm(x, g, &self.lower, &self.upper)
+    }
     /// Clamps `x` into the box in place.
     pub fn project(&self, x: &mut [f64]) {
         for ((v, l), u) in x.iter_mut().zip(&self.lower).zip(&self.upper) {
@@ -85,6 +220,16 @@ pub enum Termination {
     ObserverStopped,
 }
 
+impl Termination {
+    /// True for the two convergence criteria (gradient or function tolerance).
+    pub fn is_converged(self) -> bool {
+        matches!(
+            self,
+            Termination::GradientTolerance | Termination::FunctionTolerance
+        )
+    }
+}
+
 /// The result of a minimisation.
 #[derive(Debug, Clone)]
 pub struct Solution {
@@ -102,6 +247,13 @@ pub struct Solution {
     pub termination: Termination,
 }
 
+impl Solution {
+    /// True when a convergence criterion (gradient or function tolerance) was met.
+    pub fn converged(&self) -> bool {
+        self.termination.is_converged()
+    }
+}
+
 /// What an observer sees after each iteration.
 #[derive(Debug, Clone, Copy)]
 pub struct IterationInfo {
@@ -116,15 +268,79 @@ pub struct IterationInfo {
 }
 
 /// Reusable buffers so that repeated solves of the same size do not allocate.
+///
+/// A workspace adapts itself to the problem size `n` and memory `m` of each solve; it
+/// reallocates only when those change. Create one per thread and reuse it.
 #[derive(Debug, Default, Clone)]
 pub struct Workspace {
-    _private: (),
+    pub(crate) n: usize,
+    pub(crate) m: usize,
+    pub(crate) x: Vec<f64>,
+    pub(crate) g: Vec<f64>,
+    pub(crate) xt: Vec<f64>,
+    pub(crate) gt: Vec<f64>,
+    pub(crate) xb: Vec<f64>,
+    pub(crate) gb: Vec<f64>,
+    pub(crate) d: Vec<f64>,
+    pub(crate) xc: Vec<f64>,
+    pub(crate) c: Vec<f64>,
+    pub(crate) mem: memory::Memory,
+    pub(crate) cauchy: cauchy::CauchyScratch,
+    pub(crate) sub: subspace::SubspaceScratch,
+    pub(crate) ls: linesearch::MoreThuente,
+}
+
+impl Workspace {
+    /// A workspace pre-sized for `n` variables and memory `m` (so that even the first solve
+    /// of that size allocates nothing but the result).
+    pub fn new(n: usize, m: usize) -> Self {
+        let mut ws = Workspace::default();
+        ws.prepare(n, m, true);
+        ws
+    }
+
+    /// Sizes every buffer for `(n, m)`; allocates only when the size changed.
+    pub(crate) fn prepare(&mut self, n: usize, m: usize, bounded: bool) {
+        if self.n != n {
+            for v in [
+                &mut self.x,
+                &mut self.g,
+                &mut self.xt,
+                &mut self.gt,
+                &mut self.xb,
+                &mut self.gb,
+                &mut self.d,
+                &mut self.xc,
+            ] {
+                v.clear();
+                v.resize(n, 0.0);
+            }
+        }
+        if self.c.len() != 2 * m {
+            self.c.resize(2 * m, 0.0);
+        }
+        self.mem.reset_for(n, m, bounded);
+        self.cauchy.resize(n, m);
+        self.sub.resize(n, m);
+        self.n = n;
+        self.m = m;
+    }
 }
 
 /// L-BFGS-B solver (plain L-BFGS when no bounds are set).
+///
+/// Configure with the validating `with_*` setters, then call [`minimize`](Self::minimize)
+/// or [`minimize_with`](Self::minimize_with). The solver itself is immutable and can be
+/// shared between threads.
 #[derive(Debug, Clone)]
 pub struct Lbfgsb {
-    _private: (),
+    memory: usize,
+    max_iterations: usize,
+    max_evaluations: usize,
+    pgtol: f64,
+    ftol: f64,
+    line_search: LineSearch,
+    bounds: Option<Bounds>,
 }
 
 impl Default for Lbfgsb {
@@ -137,45 +353,124 @@ impl Lbfgsb {
     /// Defaults: m = 10, max_iterations 15000, max_evaluations 15000, pgtol 1e-5,
     /// ftol = 1e7 · ε, c1 = 1e-4, c2 = 0.9, 20 line-search trials, no bounds.
     pub fn new() -> Self {
-        Lbfgsb { _private: () }
+        Lbfgsb {
+            memory: 10,
+            max_iterations: 15_000,
+            max_evaluations: 15_000,
+            pgtol: 1e-5,
+            ftol: 1e7 * f64::EPSILON,
+            line_search: LineSearch::default(),
+            bounds: None,
+        }
     }
     /// History size m ≥ 1.
-    pub fn with_memory(self, m: usize) -> Result<Self> {
-        let _ = m;
+    pub fn with_memory(mut self, m: usize) -> Result<Self> {
+        if m == 0 {
+            return Err(Error::InvalidConfig("memory m must be at least 1".into()));
+        }
+        self.memory = m;
         Ok(self)
     }
     /// Iteration budget ≥ 1.
-    pub fn with_max_iterations(self, n: usize) -> Result<Self> {
-        let _ = n;
+    pub fn with_max_iterations(mut self, n: usize) -> Result<Self> {
+        if n == 0 {
+            return Err(Error::InvalidConfig(
+                "max_iterations must be at least 1".into(),
+            ));
+        }
+        self.max_iterations = n;
         Ok(self)
     }
     /// Evaluation budget ≥ 1.
-    pub fn with_max_evaluations(self, n: usize) -> Result<Self> {
-        let _ = n;
+    pub fn with_max_evaluations(mut self, n: usize) -> Result<Self> {
+        if n == 0 {
+            return Err(Error::InvalidConfig(
+                "max_evaluations must be at least 1".into(),
+            ));
+        }
+        self.max_evaluations = n;
         Ok(self)
     }
     /// Projected-gradient inf-norm tolerance ≥ 0.
-    pub fn with_pgtol(self, tol: f64) -> Result<Self> {
-        let _ = tol;
+    pub fn with_pgtol(mut self, tol: f64) -> Result<Self> {
+        if !(tol >= 0.0) || tol.is_infinite() {
+            return Err(Error::InvalidConfig(format!(
+                "pgtol must be finite and >= 0, got {tol}"
+            )));
+        }
+        self.pgtol = tol;
         Ok(self)
     }
-    /// Relative function-decrease tolerance ≥ 0.
-    pub fn with_ftol(self, tol: f64) -> Result<Self> {
-        let _ = tol;
+    /// Relative function-decrease tolerance ≥ 0 (`0` disables the test).
+    pub fn with_ftol(mut self, tol: f64) -> Result<Self> {
+        if !(tol >= 0.0) || tol.is_infinite() {
+            return Err(Error::InvalidConfig(format!(
+                "ftol must be finite and >= 0, got {tol}"
+            )));
+        }
+        self.ftol = tol;
         Ok(self)
     }
     /// Line-search constants: 0 < c1 < c2 < 1, max_trials ≥ 1.
-    pub fn with_line_search(self, c1: f64, c2: f64, max_trials: usize) -> Result<Self> {
-        let _ = (c1, c2, max_trials);
+    pub fn with_line_search(mut self, c1: f64, c2: f64, max_trials: usize) -> Result<Self> {
+        if !(0.0 < c1 && c1 < c2 && c2 < 1.0) {
+            return Err(Error::InvalidConfig(format!(
+                "line search needs 0 < c1 < c2 < 1, got c1 = {c1}, c2 = {c2}"
+            )));
+        }
+        if max_trials == 0 {
+            return Err(Error::InvalidConfig(
+                "line search max_trials must be at least 1".into(),
+            ));
+        }
+        self.line_search = LineSearch { c1, c2, max_trials };
         Ok(self)
     }
     /// Box constraints (their length is checked against `x0` at `minimize`).
-    pub fn with_bounds(self, bounds: Bounds) -> Result<Self> {
-        let _ = bounds;
+    pub fn with_bounds(mut self, bounds: Bounds) -> Result<Self> {
+        self.bounds = Some(bounds);
         Ok(self)
+    }
+    /// Removes the box constraints.
+    pub fn without_bounds(mut self) -> Self {
+        self.bounds = None;
+        self
+    }
+    /// History size m.
+    pub fn memory(&self) -> usize {
+        self.memory
+    }
+    /// Iteration budget.
+    pub fn max_iterations(&self) -> usize {
+        self.max_iterations
+    }
+    /// Evaluation budget.
+    pub fn max_evaluations(&self) -> usize {
+        self.max_evaluations
+    }
+    /// Projected-gradient tolerance.
+    pub fn pgtol(&self) -> f64 {
+        self.pgtol
+    }
+    /// Relative function-decrease tolerance.
+    pub fn ftol(&self) -> f64 {
+        self.ftol
+    }
+    /// Line-search constants.
+    pub fn line_search(&self) -> LineSearch {
+        self.line_search
+    }
+    /// The box constraints, if any.
+    pub fn bounds(&self) -> Option<&Bounds> {
+        self.bounds.as_ref()
     }
     /// Minimises `obj` from `x0`. `x0` must be finite and have length `obj.dim()`; a start
     /// outside the bounds is projected into them.
+    ///
+    /// Errors: [`Error::ShapeMismatch`] if `x0.len() != obj.dim()` or the bounds have another
+    /// length, [`Error::NonFinite`] if `x0` holds NaN/Inf. Everything else (a non-finite
+    /// objective at the start, a failed line search, spent budgets) is reported in
+    /// [`Solution::termination`] with the best point kept.
     pub fn minimize<O: Objective + ?Sized>(&self, obj: &mut O, x0: &[f64]) -> Result<Solution> {
         self.minimize_with(obj, x0, &mut Workspace::default(), |_| {
             ControlFlow::Continue(())
@@ -183,6 +478,9 @@ impl Lbfgsb {
     }
     /// [`minimize`](Self::minimize) reusing `ws` and calling `observer` after every
     /// iteration; `ControlFlow::Break(())` stops with [`Termination::ObserverStopped`].
+    ///
+    /// Once `ws` has been used (or created with [`Workspace::new`]) for the same `n` and
+    /// `m`, the only allocation is the returned `Solution::x`.
     pub fn minimize_with<O: Objective + ?Sized>(
         &self,
         obj: &mut O,
@@ -190,7 +488,31 @@ impl Lbfgsb {
         ws: &mut Workspace,
         observer: impl FnMut(&IterationInfo) -> ControlFlow<()>,
     ) -> Result<Solution> {
-        let _ = (obj, x0, ws, observer);
-        Err(Error::InvalidConfig("optim stub".into()))
+        let n = obj.dim();
+        if x0.len() != n {
+            return Err(Error::shape("x0", n, x0.len()));
+        }
+        crate::error::check_finite(x0, "x0")?;
+        if let Some(b) = &self.bounds
+            && b.len() != n
+        {
+            return Err(Error::shape("bounds", n, b.len()));
+        }
+        Ok(driver::run(self, obj, x0, ws, observer))
     }
+}
+
+/// Inf-norm of `P(x − g) − x` for the box `[lower, upper]`.
+pub(crate) fn projected_gradient_norm(x: &[f64], g: &[f64], lower: &[f64], upper: &[f64]) -> f64 {
+    let mut m: f64 = 0.0;
+    for i in 0..x.len() {
+        let gi = g[i];
+        let pg = if gi < 0.0 {
+            (x[i] - upper[i]).max(gi)
+        } else {
+            (x[i] - lower[i]).min(gi)
+        };
+        m = m.max(pg.abs());
+    }
+    m
 }
