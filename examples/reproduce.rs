@@ -21,7 +21,8 @@ use intriguing::experiments::{
     AdvTrainConfig, AdversarialSet, Event, ExperimentConfig, ExperimentData, NamedModel,
     TrainedModel, adversarial_training, advtrain_markdown, cross_training_models,
     gaussian_noise_set, magnify_set, replace_between_markers, table1, table1_markdown,
-    table1_models, table1_sample, table3, train_or_load, transfer_markdown, transfer_table, write_figure_png,
+    table1_models, table1_sample, table3, train_or_load, transfer_markdown, transfer_table,
+    write_figure_png,
 };
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -58,10 +59,12 @@ fn parse_args() -> Args {
         docs: false,
     };
     while let Some(arg) = it.next() {
-        let mut value = |name: &str| it.next().unwrap_or_else(|| {
-            eprintln!("{name} needs a value");
-            usage()
-        });
+        let mut value = |name: &str| {
+            it.next().unwrap_or_else(|| {
+                eprintln!("{name} needs a value");
+                usage()
+            })
+        };
         match arg.as_str() {
             "--quick" => a.quick = true,
             "--no-cache" => a.cache = false,
@@ -115,7 +118,13 @@ fn emit(args: &Args, name: &str, title: &str, body: &str, secs: f64) -> intrigui
 fn figure_name(model: &str) -> String {
     model
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 
@@ -173,7 +182,9 @@ fn run_table1_and_2(
         secs,
     )?;
     for s in &sets {
-        let p = args.out.join(format!("fig5_{}.png", figure_name(&s.source)));
+        let p = args
+            .out
+            .join(format!("fig5_{}.png", figure_name(&s.source)));
         write_figure_png(&p, s, 24, 4)?;
         eprintln!("wrote {}", p.display());
     }

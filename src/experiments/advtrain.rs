@@ -37,7 +37,9 @@ pub struct AdvTrainConfig {
 impl AdvTrainConfig {
     /// The settings for a run at `scale`: full — 10 epochs (2 clean), pool of 6 000 (10 % of
     /// the training set) half regenerated every 2 epochs, 200 test images attacked; quick —
-    /// 3 epochs (1 clean), pool of 100 regenerated every epoch, 10 test images.
+    /// 5 epochs (1 clean), pool of 100 half regenerated every epoch, 10 test images. The
+    /// epochs equal the plain recipes' (10 full, 5 quick), so both models get the same
+    /// number of passes over the clean images.
     /// The pool attack uses 2 bisection steps and 40 L-BFGS-B iterations per run.
     pub fn for_scale(scale: Scale) -> Result<Self> {
         let pool_attack = AttackConfig::default()
@@ -54,7 +56,7 @@ impl AdvTrainConfig {
                 eval_samples: 200,
             },
             Scale::Quick => AdvTrainConfig {
-                epochs: 3,
+                epochs: super::recipes::QUICK_EPOCHS,
                 warmup_epochs: 1,
                 regenerate_every: 1,
                 pool_size: 100,
@@ -162,11 +164,13 @@ pub fn adversarial_training(
         let len = if epoch < adv.warmup_epochs {
             adv.warmup_epochs - epoch
         } else {
-            // Regenerate (part of) the pool on the current model.
-            let want = if filled < adv.pool_size {
-                adv.pool_size - filled
+            // Regenerate (part of) the pool on the current model: fill it the first time,
+            // then replace a random `regenerate_fraction` of it (empty slots first).
+            let want = if filled == 0 {
+                adv.pool_size
             } else {
-                ((adv.pool_size as f64 * adv.regenerate_fraction).ceil() as usize).max(1)
+                ((adv.pool_size as f64 * adv.regenerate_fraction).ceil() as usize)
+                    .clamp(1, adv.pool_size)
             };
             progress(&Event::Stage(format!(
                 "adversarial training: making {want} pool examples after epoch {epoch}"
@@ -189,17 +193,14 @@ pub fn adversarial_training(
             gen_failures += set.failures.len();
             let m = set.len().min(want);
             generated += m;
-            let mut slots: Vec<usize> = if filled < adv.pool_size {
-                let s: Vec<usize> = (filled..(filled + m).min(adv.pool_size)).collect();
-                filled += s.len();
-                s
-            } else {
-                let mut all: Vec<usize> = (0..adv.pool_size).collect();
-                all.shuffle(&mut rng);
-                all.truncate(m);
-                all
-            };
+            let mut slots: Vec<usize> = (filled..adv.pool_size).collect();
+            if slots.len() < m {
+                let mut used: Vec<usize> = (0..filled).collect();
+                used.shuffle(&mut rng);
+                slots.extend(used);
+            }
             slots.truncate(m);
+            filled = filled.max(slots.iter().map(|&s| s + 1).max().unwrap_or(0));
             for (k, &slot) in slots.iter().enumerate() {
                 big.row_mut(n + slot).assign(&set.inputs.row(k));
                 labels[n + slot] = set.labels[k];
@@ -239,16 +240,39 @@ pub fn adversarial_training(
     if adv.eval_samples > 0 {
         let nt = data.mnist.test_labels.len();
         let pick = seeded_sample(nt, adv.eval_samples.min(nt), cfg.seed ^ 0xe7a1)?;
-        let (tx, ty) = subset(data.mnist.test_images.view(), &data.mnist.test_labels, &pick)?;
+        let (tx, ty) = subset(
+            data.mnist.test_images.view(),
+            &data.mnist.test_labels,
+            &pick,
+        )?;
         for (name, m, out_rms, out_att) in [
-            ("FC100-100-10 adversarial", &model, &mut mean_rms, &mut attacked),
-            ("FC100-100-10 plain", &plain.model, &mut plain_mean_rms, &mut plain_attacked),
+            (
+                "FC100-100-10 adversarial",
+                &model,
+                &mut mean_rms,
+                &mut attacked,
+            ),
+            (
+                "FC100-100-10 plain",
+                &plain.model,
+                &mut plain_mean_rms,
+                &mut plain_attacked,
+            ),
         ] {
             progress(&Event::Stage(format!(
                 "adversarial training: attacking {name} on {} test images",
                 pick.len()
             )));
-            let set = attack_set(name, m, tx.view(), &ty, &pick, &cfg.attack, cfg.threads, progress)?;
+            let set = attack_set(
+                name,
+                m,
+                tx.view(),
+                &ty,
+                &pick,
+                &cfg.attack,
+                cfg.threads,
+                progress,
+            )?;
             *out_rms = set.mean_rms();
             *out_att = (set.len(), set.failures.len());
         }

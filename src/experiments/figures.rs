@@ -15,7 +15,9 @@ pub fn figure_grid(
     cols: usize,
 ) -> Result<Array2<f64>> {
     if cols == 0 || tile_h == 0 || tile_w == 0 {
-        return Err(Error::InvalidConfig("grid with zero columns or empty tiles".into()));
+        return Err(Error::InvalidConfig(
+            "grid with zero columns or empty tiles".into(),
+        ));
     }
     let gap = 2;
     let nrows = images.len().div_ceil(cols).max(1);

@@ -40,13 +40,10 @@ mod transfer;
 pub use advtrain::{AdvTrainConfig, AdvTrainReport, adversarial_training};
 pub use figures::{figure_grid, write_figure_png, write_gray_grid_png};
 pub use recipes::{
-    
     ModelKind, ModelSpec, TrainedModel, TrainingSet, cross_training_models, table1_models,
     train_or_load,
 };
-pub use report::{
-    advtrain_markdown, replace_between_markers, table1_markdown, transfer_markdown,
-};
+pub use report::{advtrain_markdown, replace_between_markers, table1_markdown, transfer_markdown};
 pub use sample::{
     AdversarialSet, ExperimentData, gaussian_noise_set, magnify, magnify_set, paper_split,
     seeded_sample,

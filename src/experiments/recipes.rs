@@ -10,6 +10,9 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Instant;
 
+/// Epochs of every preset model in quick mode.
+pub(crate) const QUICK_EPOCHS: usize = 5;
+
 /// Which training images a model sees.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum TrainingSet {
@@ -35,12 +38,12 @@ impl fmt::Display for TrainingSet {
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum ModelKind {
     /// A fully connected model of the models module ([`Preset`]), trained by
-    /// [`train`] with the preset's [`TrainConfig`] (quick mode: 2 epochs).
+    /// [`train`] with the preset's [`TrainConfig`] (quick mode: 5 epochs).
     Preset(Preset),
     /// AE400-10: a sparse autoencoder (784 → 400 sigmoid) trained unsupervised, a softmax
     /// (λ = 1e-6) trained on its codes, stacked into one [`Mlp`]. Full recipe: 10 AE epochs
     /// and 30 softmax epochs ([`SparseAeConfig::default`], [`SoftmaxConfig::default`]);
-    /// quick: 2 and 10.
+    /// quick: 3 and 20.
     Autoencoder,
 }
 
@@ -112,7 +115,7 @@ impl ModelSpec {
                 let cfg = p.train_config(self.model_seed(seed))?;
                 Ok(Some(match scale {
                     Scale::Full => cfg,
-                    Scale::Quick => cfg.with_epochs(2)?,
+                    Scale::Quick => cfg.with_epochs(QUICK_EPOCHS)?,
                 }))
             }
             ModelKind::Autoencoder => Ok(None),
@@ -120,13 +123,17 @@ impl ModelSpec {
     }
 
     /// The autoencoder and softmax settings at `scale`.
-    pub fn autoencoder_configs(&self, scale: Scale, seed: u64) -> Result<(SparseAeConfig, SoftmaxConfig)> {
+    pub fn autoencoder_configs(
+        &self,
+        scale: Scale,
+        seed: u64,
+    ) -> Result<(SparseAeConfig, SoftmaxConfig)> {
         let s = self.model_seed(seed);
         let ae = SparseAeConfig::default().with_seed(s);
         let sm = SoftmaxConfig::default().with_seed(s);
         Ok(match scale {
             Scale::Full => (ae, sm),
-            Scale::Quick => (ae.with_epochs(2)?, sm.with_epochs(10)?),
+            Scale::Quick => (ae.with_epochs(3)?, sm.with_epochs(20)?),
         })
     }
 
@@ -154,7 +161,13 @@ impl ModelSpec {
         let safe: String = self
             .name
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
             .collect();
         Ok(dir.join(format!(
             "{safe}-{}-{scale}-seed{seed}-{}.safetensors",

@@ -41,9 +41,7 @@ pub fn table1_markdown(rows: &[Table1Row], with_paper: bool) -> String {
          |---|---|---|---|---|---|---|---|---|\n",
     );
     for r in rows {
-        let paper = PAPER_TABLE1
-            .iter()
-            .find(|p| with_paper && p.0 == r.model);
+        let paper = PAPER_TABLE1.iter().find(|p| with_paper && p.0 == r.model);
         let (pt, pte, pd) = match paper {
             Some(p) => (format!("{}%", p.1), format!("{}%", p.2), format!("{}", p.3)),
             None => ("–".into(), "–".into(), "–".into()),

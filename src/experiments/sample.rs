@@ -71,7 +71,9 @@ impl ExperimentData {
     pub fn new(mnist: Mnist, scale: Scale, seed: u64) -> Result<Self> {
         let n = mnist.train_labels.len();
         if n < 2 {
-            return Err(Error::InvalidConfig("need at least 2 training examples".into()));
+            return Err(Error::InvalidConfig(
+                "need at least 2 training examples".into(),
+            ));
         }
         let (mut p1, mut p2) = paper_split(n, seed);
         let mut full: Vec<usize> = (0..n).collect();

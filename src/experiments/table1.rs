@@ -85,13 +85,12 @@ pub(crate) fn attack_rows(
         ));
     }
     let pred = model.predict_batch(images)?;
-    let correct: Vec<usize> = (0..labels.len()).filter(|&i| pred[i] == labels[i]).collect();
+    let correct: Vec<usize> = (0..labels.len())
+        .filter(|&i| pred[i] == labels[i])
+        .collect();
     let skipped = labels.len() - correct.len();
     let (x, y) = subset(images, labels, &correct)?;
-    let targets: Vec<Target> = y
-        .iter()
-        .map(|&l| target(l))
-        .collect();
+    let targets: Vec<Target> = y.iter().map(|&l| target(l)).collect();
     let chunk = (threads * 4).max(1);
     let start = Instant::now();
     let mut adv_rows = Vec::new();
@@ -174,7 +173,11 @@ pub fn table1(
 ) -> Result<(Vec<Table1Row>, Vec<AdversarialSet>)> {
     cfg.validate()?;
     let pick = table1_sample(data, cfg)?;
-    let (x, y) = subset(data.mnist.train_images.view(), &data.mnist.train_labels, &pick)?;
+    let (x, y) = subset(
+        data.mnist.train_images.view(),
+        &data.mnist.train_labels,
+        &pick,
+    )?;
     distortion_table(models, x.view(), &y, &pick, "training", cfg, progress)
 }
 
@@ -189,7 +192,11 @@ pub fn table3(
     cfg.validate()?;
     let n = data.mnist.test_labels.len();
     let pick = seeded_sample(n, cfg.samples.min(n), cfg.seed ^ 0x7433)?;
-    let (x, y) = subset(data.mnist.test_images.view(), &data.mnist.test_labels, &pick)?;
+    let (x, y) = subset(
+        data.mnist.test_images.view(),
+        &data.mnist.test_labels,
+        &pick,
+    )?;
     distortion_table(models, x.view(), &y, &pick, "test", cfg, progress)
 }
 
@@ -227,7 +234,11 @@ fn distortion_table(
             sampled: k,
             misclassified: set.skipped_misclassified,
             succeeded: set.len(),
-            failures: set.failures.iter().map(|(i, r)| format!("#{i}: {r}")).collect(),
+            failures: set
+                .failures
+                .iter()
+                .map(|(i, r)| format!("#{i}: {r}"))
+                .collect(),
             mean_rms: set.mean_rms(),
             median_rms: median(&set.rms),
         });

@@ -84,7 +84,9 @@ fn positive(name: &str, v: f64) -> Result<()> {
     if v.is_finite() && v > 0.0 {
         Ok(())
     } else {
-        Err(Error::InvalidConfig(format!("{name} must be finite and > 0, got {v}")))
+        Err(Error::InvalidConfig(format!(
+            "{name} must be finite and > 0, got {v}"
+        )))
     }
 }
 
@@ -92,7 +94,9 @@ fn non_negative(name: &str, v: f64) -> Result<()> {
     if v.is_finite() && v >= 0.0 {
         Ok(())
     } else {
-        Err(Error::InvalidConfig(format!("{name} must be finite and >= 0, got {v}")))
+        Err(Error::InvalidConfig(format!(
+            "{name} must be finite and >= 0, got {v}"
+        )))
     }
 }
 
@@ -114,7 +118,9 @@ impl SparseAeConfig {
     /// Target mean activation ρ in (0, 1).
     pub fn with_rho(mut self, rho: f64) -> Result<Self> {
         if !(rho > 0.0 && rho < 1.0) {
-            return Err(Error::InvalidConfig(format!("rho must lie in (0, 1), got {rho}")));
+            return Err(Error::InvalidConfig(format!(
+                "rho must lie in (0, 1), got {rho}"
+            )));
         }
         self.rho = rho;
         Ok(self)
@@ -836,18 +842,36 @@ mod tests {
             Err(Error::NonFinite { .. })
         ));
         assert!(SparseAeConfig::default().with_rho(1.5).is_err());
-        assert!(ae.stack(Dense::new(Array2::zeros((2, 3)), Array1::zeros(2), Activation::Identity).unwrap()).is_err());
+        assert!(
+            ae.stack(
+                Dense::new(
+                    Array2::zeros((2, 3)),
+                    Array1::zeros(2),
+                    Activation::Identity
+                )
+                .unwrap()
+            )
+            .is_err()
+        );
     }
 
     #[test]
     fn softmax_layer_learns_a_separable_problem() {
         let x = data(40, 5);
-        let y: Vec<usize> = x.rows().into_iter().map(|r| usize::from(r[0] > 0.45)).collect();
+        let y: Vec<usize> = x
+            .rows()
+            .into_iter()
+            .map(|r| usize::from(r[0] > 0.45))
+            .collect();
         let layer = train_softmax_layer(
             x.view(),
             &y,
             2,
-            &SoftmaxConfig::default().with_epochs(300).unwrap().with_batch_size(10).unwrap(),
+            &SoftmaxConfig::default()
+                .with_epochs(300)
+                .unwrap()
+                .with_batch_size(10)
+                .unwrap(),
         )
         .unwrap();
         let mlp = Mlp::new(vec![layer]).unwrap();
