@@ -20,7 +20,14 @@
 //! ```
 
 mod activation;
+pub mod io;
 mod mlp;
+mod presets;
+mod train;
 
 pub use activation::Activation;
 pub use mlp::{Dense, Gradients, Mlp};
+pub use presets::Preset;
+pub use train::{
+    BatchLoss, EpochInfo, Optimizer, TrainConfig, TrainReport, WeightDecay, train, train_with_loss,
+};

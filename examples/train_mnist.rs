@@ -1,0 +1,136 @@
+//! Trains one of the paper's MNIST models (FC100-100-10 by default) on the bundled MNIST,
+//! printing progress per epoch, the final train/test error and time, and saves the weights as
+//! safetensors.
+//!
+//! ```text
+//! cargo run --release --example train_mnist -- [--preset FC100-100-10] [--epochs N]
+//!     [--out PATH] [--seed S] [--lr LR] [--lr-decay F] [--momentum M] [--batch B] [--train N]
+//! ```
+//!
+//! `--preset` takes the paper's names: `FC10(1e-4)`, `FC100-100-10`, `FC200-200-10`,
+//! `FC500-150-10`, `FC123-456-10`. `--train N` trains on the first N training images only.
+//! `--momentum M` switches from Adam to SGD with momentum M.
+//! The default output is `target/models/<preset>.safetensors`.
+
+use intriguing::Classifier;
+use intriguing::data::Mnist;
+use intriguing::models::{Preset, train};
+use std::path::PathBuf;
+use std::time::Instant;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut preset = Preset::Fc100_100_10;
+    let mut epochs = None;
+    let mut out = None;
+    let mut seed = 0u64;
+    let mut lr = None;
+    let mut n_train = None;
+    let mut lr_decay = None;
+    let mut momentum = None;
+    let mut batch = None;
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let mut val = || args.next().ok_or(format!("{a} needs a value"));
+        match a.as_str() {
+            "--preset" => preset = val()?.parse()?,
+            "--epochs" => epochs = Some(val()?.parse()?),
+            "--out" => out = Some(PathBuf::from(val()?)),
+            "--seed" => seed = val()?.parse()?,
+            "--lr" => lr = Some(val()?.parse()?),
+            "--train" => n_train = Some(val()?.parse()?),
+            "--lr-decay" => lr_decay = Some(val()?.parse()?),
+            "--momentum" => momentum = Some(val()?.parse()?),
+            "--batch" => batch = Some(val()?.parse()?),
+            "-h" | "--help" => {
+                println!(
+                    "usage: train_mnist [--preset NAME] [--epochs N] [--out PATH] [--seed S] \
+                     [--lr LR] [--lr-decay F] [--momentum M (SGD instead of Adam)] [--batch B] \
+                     [--train N]"
+                );
+                return Ok(());
+            }
+            other => return Err(format!("unknown argument {other:?} (try --help)").into()),
+        }
+    }
+
+    let t = Instant::now();
+    let mut mnist = Mnist::bundled()?;
+    if let Some(n) = n_train {
+        mnist = mnist.take(n, mnist.test_labels.len())?;
+    }
+    println!(
+        "loaded MNIST: {} train, {} test images in {:.2?}",
+        mnist.train_labels.len(),
+        mnist.test_labels.len(),
+        t.elapsed()
+    );
+
+    let (mut mlp, mut cfg) = preset.build(seed)?;
+    if let Some(e) = epochs {
+        cfg = cfg.with_epochs(e)?;
+    }
+    if let Some(lr) = lr {
+        cfg = cfg.with_learning_rate(lr)?;
+    }
+    if let Some(d) = lr_decay {
+        cfg = cfg.with_lr_decay(d)?;
+    }
+    if let Some(m) = momentum {
+        cfg = cfg.with_momentum(m)?;
+    }
+    if let Some(b) = batch {
+        cfg = cfg.with_batch_size(b)?;
+    }
+    println!(
+        "training {preset} ({} parameters): {} epochs, batch {}, {:?}, lr {} x{}/epoch, \
+         weight decay {:?}, seed {seed}",
+        mlp.num_parameters(),
+        cfg.epochs(),
+        cfg.batch_size(),
+        cfg.optimizer(),
+        cfg.learning_rate(),
+        cfg.lr_decay(),
+        preset.weight_decay(),
+    );
+    let test = (mnist.test_images.view(), &mnist.test_labels[..]);
+    let report = train(
+        &mut mlp,
+        mnist.train_images.view(),
+        &mnist.train_labels,
+        &cfg,
+        |info, model| {
+            let test_err = model.error_rate(test.0, test.1).unwrap_or(f64::NAN);
+            println!(
+                "epoch {:>3}/{}: loss {:.4}, objective {:.4}, lr {:.2e}, test error {:.2}% ({:.2?})",
+                info.epoch,
+                info.epochs,
+                info.loss,
+                info.objective,
+                info.learning_rate,
+                100.0 * test_err,
+                info.elapsed
+            );
+        },
+    )?;
+    let train_err = mlp.error_rate(mnist.train_images.view(), &mnist.train_labels)?;
+    let test_err = mlp.error_rate(test.0, test.1)?;
+    println!(
+        "{preset}: train error {:.2}%, test error {:.2}%, training time {:.2?}",
+        100.0 * train_err,
+        100.0 * test_err,
+        report.elapsed
+    );
+
+    let out = out.unwrap_or_else(|| {
+        let name = preset.to_string().replace(['(', ')'], "_");
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("target/models")
+            .join(format!("{name}.safetensors"))
+    });
+    if let Some(dir) = out.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    mlp.save_safetensors(&out)?;
+    println!("saved weights to {}", out.display());
+    Ok(())
+}

@@ -1,0 +1,278 @@
+//! Weights I/O in the safetensors format.
+//!
+//! Layout written by [`Mlp::save_safetensors`]: for each layer `i`, `layers.{i}.weight`
+//! (`[out, in]`, the PyTorch `nn.Linear` convention) and `layers.{i}.bias` (`[out]`), stored as
+//! little-endian `F64` (lossless); the activations go in the header metadata as
+//! `{"activations": "sigmoid,sigmoid,identity"}`.
+//!
+//! Loading accepts `F64` and `F32` tensors, and besides that layout the one PyTorch writes for
+//! an `nn.Sequential` of `nn.Linear` layers interleaved with activation modules
+//! (`0.weight`, `0.bias`, `2.weight`, ..., optionally under a common prefix such as `net.`):
+//! layers are taken in increasing index order, and the activations, which PyTorch does not
+//! save, are given by the caller ([`Mlp::load_safetensors_with`]).
+
+use super::{Activation, Dense, Mlp};
+use crate::error::{Error, Result};
+use ndarray::{Array1, Array2};
+use safetensors::{Dtype, SafeTensors, View};
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+/// Metadata key holding the comma-separated activations.
+pub const ACTIVATIONS_KEY: &str = "activations";
+
+struct F64Tensor {
+    shape: Vec<usize>,
+    bytes: Vec<u8>,
+}
+
+impl View for &F64Tensor {
+    fn dtype(&self) -> Dtype {
+        Dtype::F64
+    }
+    fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+    fn data(&self) -> Cow<'_, [u8]> {
+        Cow::Borrowed(&self.bytes)
+    }
+    fn data_len(&self) -> usize {
+        self.bytes.len()
+    }
+}
+
+fn le_bytes<'a>(values: impl Iterator<Item = &'a f64>) -> Vec<u8> {
+    values.flat_map(|v| v.to_le_bytes()).collect()
+}
+
+impl Mlp {
+    /// The model as safetensors bytes (see the [module layout](self)).
+    pub fn to_safetensors_bytes(&self) -> Result<Vec<u8>> {
+        let mut tensors = Vec::with_capacity(2 * self.layers().len());
+        for (i, l) in self.layers().iter().enumerate() {
+            tensors.push((
+                format!("layers.{i}.weight"),
+                F64Tensor {
+                    shape: vec![l.out_dim(), l.in_dim()],
+                    bytes: le_bytes(l.weight.iter()),
+                },
+            ));
+            tensors.push((
+                format!("layers.{i}.bias"),
+                F64Tensor {
+                    shape: vec![l.out_dim()],
+                    bytes: le_bytes(l.bias.iter()),
+                },
+            ));
+        }
+        let acts: Vec<&str> = self.layers().iter().map(|l| l.activation.name()).collect();
+        let meta = HashMap::from([(ACTIVATIONS_KEY.to_string(), acts.join(","))]);
+        Ok(safetensors::serialize(
+            tensors.iter().map(|(n, t)| (n.as_str(), t)),
+            Some(meta),
+        )?)
+    }
+
+    /// Writes the weights to a safetensors file (`layers.{i}.weight` `[out, in]`,
+    /// `layers.{i}.bias` `[out]`, `F64`, activations in the metadata).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use intriguing::models::{Activation, Mlp};
+    /// let mlp = Mlp::random(&[784, 100, 100, 10], Activation::Sigmoid, 1)?;
+    /// let path = std::env::temp_dir().join("intriguing_doctest_fc100.safetensors");
+    /// mlp.save_safetensors(&path)?;
+    /// assert_eq!(Mlp::load_safetensors(&path)?, mlp);
+    /// # std::fs::remove_file(&path)?;
+    /// # Ok::<(), intriguing::Error>(())
+    /// ```
+    pub fn save_safetensors(&self, path: impl AsRef<Path>) -> Result<()> {
+        let bytes = self.to_safetensors_bytes()?;
+        std::fs::write(path.as_ref(), bytes).map_err(|e| io_err(e, path.as_ref()))
+    }
+
+    /// Reads a safetensors file written by [`save_safetensors`](Self::save_safetensors) (or any
+    /// file in that layout with the activations in its metadata).
+    pub fn load_safetensors(path: impl AsRef<Path>) -> Result<Mlp> {
+        let bytes = std::fs::read(path.as_ref()).map_err(|e| io_err(e, path.as_ref()))?;
+        Self::from_safetensors_bytes(&bytes)
+    }
+
+    /// Reads a safetensors file in either layout (`layers.{i}.*`, or PyTorch's
+    /// `nn.Sequential` `{k}.weight`/`{k}.bias`) with the activation of each layer given by
+    /// `activations` (one per layer; metadata, if any, is ignored).
+    pub fn load_safetensors_with(
+        path: impl AsRef<Path>,
+        activations: &[Activation],
+    ) -> Result<Mlp> {
+        let bytes = std::fs::read(path.as_ref()).map_err(|e| io_err(e, path.as_ref()))?;
+        Self::from_safetensors_bytes_with(&bytes, activations)
+    }
+
+    /// [`load_safetensors`](Self::load_safetensors) from bytes in memory.
+    pub fn from_safetensors_bytes(bytes: &[u8]) -> Result<Mlp> {
+        let (_, meta) = SafeTensors::read_metadata(bytes)?;
+        let acts = meta
+            .metadata()
+            .as_ref()
+            .and_then(|m| m.get(ACTIVATIONS_KEY))
+            .ok_or_else(|| {
+                Error::DataFormat(format!(
+                    "no \"{ACTIVATIONS_KEY}\" entry in the safetensors metadata: give the \
+                     activations with Mlp::load_safetensors_with"
+                ))
+            })?
+            .split(',')
+            .map(|a| {
+                a.parse::<Activation>().map_err(|_| {
+                    Error::DataFormat(format!(
+                        "unknown activation {a:?} in the safetensors metadata"
+                    ))
+                })
+            })
+            .collect::<Result<Vec<Activation>>>()?;
+        Self::from_safetensors_bytes_with(bytes, &acts)
+    }
+
+    /// [`load_safetensors_with`](Self::load_safetensors_with) from bytes in memory.
+    pub fn from_safetensors_bytes_with(bytes: &[u8], activations: &[Activation]) -> Result<Mlp> {
+        let st = SafeTensors::deserialize(bytes)?;
+        let names = find_layers(&st)?;
+        if names.len() != activations.len() {
+            return Err(Error::DataFormat(format!(
+                "the file holds {} layers ({}), but {} activations were given",
+                names.len(),
+                names
+                    .iter()
+                    .map(|(w, _)| w.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                activations.len()
+            )));
+        }
+        let mut layers = Vec::with_capacity(names.len());
+        for ((wname, bname), &act) in names.iter().zip(activations) {
+            let (wshape, w) = read_tensor(&st, wname)?;
+            let (bshape, b) = read_tensor(&st, bname)?;
+            if wshape.len() != 2 || wshape.contains(&0) {
+                return Err(Error::DataFormat(format!(
+                    "tensor {wname} has shape {wshape:?}, expected [out, in] (nn.Linear)"
+                )));
+            }
+            if bshape != [wshape[0]] {
+                return Err(Error::DataFormat(format!(
+                    "tensor {bname} has shape {bshape:?}, expected [{}] to match {wname} {wshape:?}",
+                    wshape[0]
+                )));
+            }
+            let weight = Array2::from_shape_vec((wshape[0], wshape[1]), w)
+                .map_err(|e| Error::DataFormat(format!("tensor {wname}: {e}")))?;
+            layers.push(Dense {
+                weight,
+                bias: Array1::from(b),
+                activation: act,
+            });
+        }
+        Mlp::new(layers).map_err(|e| match e {
+            Error::ShapeMismatch {
+                context,
+                expected,
+                got,
+            } => Error::DataFormat(format!(
+                "{context} (tensor {}): expected shape {expected}, got {got}",
+                context
+                    .split_whitespace()
+                    .nth(1)
+                    .and_then(|i| i.parse::<usize>().ok())
+                    .and_then(|i| names.get(i))
+                    .map_or("?", |(w, _)| w.as_str())
+            )),
+            other => other,
+        })
+    }
+}
+
+fn io_err(e: std::io::Error, path: &Path) -> Error {
+    Error::Io(std::io::Error::new(
+        e.kind(),
+        format!("{}: {e}", path.display()),
+    ))
+}
+
+/// The (weight, bias) tensor names of each layer, in order.
+fn find_layers(st: &SafeTensors<'_>) -> Result<Vec<(String, String)>> {
+    let names = st.names();
+    // Group `<prefix><index>.weight` by prefix.
+    let mut groups: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for n in &names {
+        if let Some(stem) = n.strip_suffix(".weight") {
+            let (prefix, idx) = match stem.rfind('.') {
+                Some(p) => (&stem[..=p], &stem[p + 1..]),
+                None => ("", stem),
+            };
+            if let Ok(i) = idx.parse::<usize>() {
+                groups.entry(prefix).or_default().push(i);
+            }
+        }
+    }
+    let (prefix, mut idx) = if let Some(v) = groups.remove("layers.") {
+        ("layers.", v)
+    } else if groups.len() == 1 {
+        groups.pop_first().expect("one group")
+    } else if groups.is_empty() {
+        return Err(Error::DataFormat(format!(
+            "no layer weights found: expected tensors layers.{{i}}.weight/bias or \
+             PyTorch nn.Sequential {{k}}.weight/bias, found {names:?}"
+        )));
+    } else {
+        return Err(Error::DataFormat(format!(
+            "ambiguous layer weights under several prefixes {:?}",
+            groups.keys().collect::<Vec<_>>()
+        )));
+    };
+    idx.sort_unstable();
+    if prefix == "layers."
+        && let Some((k, &i)) = idx.iter().enumerate().find(|(k, i)| *k != **i)
+    {
+        return Err(Error::DataFormat(format!(
+            "missing tensor layers.{k}.weight (found layers.{i}.weight)"
+        )));
+    }
+    let layers: Vec<(String, String)> = idx
+        .iter()
+        .map(|i| (format!("{prefix}{i}.weight"), format!("{prefix}{i}.bias")))
+        .collect();
+    for (_, b) in &layers {
+        if !names.contains(&b.as_str()) {
+            return Err(Error::DataFormat(format!("missing tensor {b}")));
+        }
+    }
+    Ok(layers)
+}
+
+/// A tensor's shape and values as `f64` (from `F64` or `F32`).
+fn read_tensor(st: &SafeTensors<'_>, name: &str) -> Result<(Vec<usize>, Vec<f64>)> {
+    let t = st
+        .tensor(name)
+        .map_err(|_| Error::DataFormat(format!("missing tensor {name}")))?;
+    let data = t.data();
+    let values = match t.dtype() {
+        Dtype::F64 => data
+            .chunks_exact(8)
+            .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")))
+            .collect(),
+        Dtype::F32 => data
+            .chunks_exact(4)
+            .map(|c| f64::from(f32::from_le_bytes(c.try_into().expect("4 bytes"))))
+            .collect(),
+        other => {
+            return Err(Error::DataFormat(format!(
+                "tensor {name} has dtype {other:?}; only F64 and F32 are supported \
+                 (convert with .double() or .float() before saving)"
+            )));
+        }
+    };
+    Ok((t.shape().to_vec(), values))
+}
