@@ -19,6 +19,7 @@ pub mod data;
 pub mod error;
 pub mod models;
 pub mod optim;
+pub mod viz;
 
 pub use classifier::Classifier;
 pub use error::{Error, Result};

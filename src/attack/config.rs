@@ -156,13 +156,16 @@ pub struct AttackConfig {
     pub(crate) ftol: f64,
     pub(crate) warm_start: bool,
     pub(crate) nearest_candidates: usize,
+    pub(crate) refine_rounds: usize,
+    pub(crate) refine_points: usize,
 }
 
 impl Default for AttackConfig {
     /// Box `[0, 1]`, [`Penalty::L2`] with δ = 1e-6, `InitialC::Auto { factor: 1.0 }`,
     /// growth ×4, up to 12 bracketing runs, up to 5 bisection runs or c-ratio ≤ 1.1,
     /// 60 iterations / 100 evaluations per L-BFGS-B run (m = 10, pgtol 1e-6, ftol 1e-9),
-    /// warm starts on, all labels searched for [`Target::Nearest`](super::Target::Nearest).
+    /// warm starts on, all labels searched for [`Target::Nearest`](super::Target::Nearest),
+    /// boundary refinement with 3 rounds of 8 points.
     fn default() -> Self {
         AttackConfig {
             domain: BoxDomain::Uniform {
@@ -183,6 +186,8 @@ impl Default for AttackConfig {
             ftol: 1e-9,
             warm_start: true,
             nearest_candidates: usize::MAX,
+            refine_rounds: 3,
+            refine_points: 8,
         }
     }
 }
@@ -299,6 +304,17 @@ impl AttackConfig {
     /// `usize::MAX`, the default, searches all labels).
     pub fn with_nearest_candidates(mut self, k: usize) -> Result<Self> {
         self.nearest_candidates = at_least_one(k, "nearest_candidates")?;
+        Ok(self)
+    }
+    /// Boundary refinement of the best verified point `x + r`: `rounds` rounds, each
+    /// predicting (forward passes only, one batched call) `points` points `x + t·r` evenly
+    /// spaced in the current interval of `t`, keeping the smallest `t` that still reaches the
+    /// target. The CE loss makes every run overshoot the decision boundary a little; this
+    /// removes most of it for `rounds · points` predictions. `rounds = 0` turns it off;
+    /// `points ≥ 1`.
+    pub fn with_refinement(mut self, rounds: usize, points: usize) -> Result<Self> {
+        self.refine_points = at_least_one(points, "refinement points")?;
+        self.refine_rounds = rounds;
         Ok(self)
     }
 

@@ -143,6 +143,63 @@ impl LabelSearch {
         }
     }
 
+    /// Boundary refinement of the best point along the segment from the clean input
+    /// (see [`AttackConfig::with_refinement`]); the refined point is verified before it is kept.
+    pub fn refine<C: Classifier + ?Sized>(&mut self, e: &mut Engine<'_, '_, C>) {
+        let cfg = e.cfg;
+        let Some(best) = self.best.as_ref() else {
+            return;
+        };
+        if cfg.refine_rounds == 0 {
+            return;
+        }
+        let origin = e.obj.origin();
+        let n = origin.len();
+        let r: Vec<f64> = best.x.iter().zip(origin).map(|(a, b)| a - b).collect();
+        let p = cfg.refine_points;
+        let mut batch = ndarray::Array2::<f64>::zeros((p, n));
+        let (mut lo, mut hi) = (0.0f64, 1.0f64);
+        for _ in 0..cfg.refine_rounds {
+            let ts: Vec<f64> = (1..=p)
+                .map(|k| lo + (hi - lo) * k as f64 / (p + 1) as f64)
+                .collect();
+            for (mut row, &t) in batch.rows_mut().into_iter().zip(&ts) {
+                for ((d, &o), &ri) in row.iter_mut().zip(origin).zip(&r) {
+                    *d = o + t * ri;
+                }
+            }
+            e.predictions += p;
+            let Ok(logits) = e.obj.model().logits(batch.view()) else {
+                break;
+            };
+            let mut prev = lo;
+            let mut found = None;
+            for (k, z) in logits.rows().into_iter().enumerate() {
+                if self.goal.is_reached(argmax(z)) {
+                    found = Some((prev, ts[k]));
+                    break;
+                }
+                prev = ts[k];
+            }
+            match found {
+                Some((a, b)) => {
+                    lo = a;
+                    hi = b;
+                }
+                None => lo = prev,
+            }
+        }
+        if hi < 1.0 {
+            let x: Vec<f64> = origin.iter().zip(&r).map(|(o, ri)| o + hi * ri).collect();
+            e.predictions += 1;
+            if let Some(label) = verify(e.obj.model(), &x, cfg, self.goal) {
+                let d2 = l2sq(&x, origin);
+                let c = best.c;
+                self.consider(e, x, d2, label, c);
+            }
+        }
+    }
+
     /// One L-BFGS-B run at the next c (or marks the search done).
     pub fn step<C: Classifier + ?Sized>(&mut self, e: &mut Engine<'_, '_, C>) {
         if self.done {
@@ -308,6 +365,7 @@ pub(crate) fn run_attack<C: Classifier + ?Sized>(
             let c0 = e.initial_c();
             let mut s = LabelSearch::new(first_goal, c0);
             s.run_to_end(&mut e);
+            s.refine(&mut e);
             (0, vec![s])
         }
         Target::Nearest { true_label } => {
@@ -334,6 +392,9 @@ pub(crate) fn run_attack<C: Classifier + ?Sized>(
             });
             for &i in order.iter().take(config.nearest_candidates) {
                 searches[i].run_to_end(&mut e);
+            }
+            for s in searches.iter_mut() {
+                s.refine(&mut e);
             }
             let winner = (0..searches.len())
                 .min_by(|&a, &b| {
