@@ -20,6 +20,7 @@
 //! ```
 
 mod activation;
+pub mod autoencoder;
 pub mod io;
 mod mlp;
 mod presets;
