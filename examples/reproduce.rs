@@ -10,11 +10,14 @@
 //! - `cross`: Tables 3–4 (models on P1/P2, test images, magnified examples).
 //! - `advtrain`: adversarial training of FC100-100-10 beside the plain model.
 //! - `all`: everything.
+//! - `docs`: copies the tables found in `<out>` (from earlier runs) into
+//!   `docs/reproduction.md` (same as `--docs`, without recomputing anything).
 //!
 //! Writes `<out>/table1.md`, `table2.md`, `table3.md`, `table4.md`, `advtrain.md` and
 //! `fig5_<model>.png` (default out: `target/reproduction/`). Trained weights are cached in
 //! `target/intriguing-cache/`. `--docs` also writes the tables into `docs/reproduction.md`
-//! between its `<!-- name:begin -->` / `<!-- name:end -->` markers.
+//! between its `<!-- name:begin -->` / `<!-- name:end -->` markers (`name-quick` for
+//! `--quick` runs), so the document's tables are produced here, never typed by hand.
 
 use intriguing::data::Mnist;
 use intriguing::experiments::{
@@ -40,7 +43,7 @@ struct Args {
 
 fn usage() -> ! {
     eprintln!(
-        "usage: reproduce <table1|transfer|cross|advtrain|all> [--quick] [--samples N] \
+        "usage: reproduce <table1|transfer|cross|advtrain|all|docs> [--quick] [--samples N] \
          [--out DIR] [--seed S] [--threads T] [--no-cache] [--docs]"
     );
     std::process::exit(2)
@@ -78,7 +81,7 @@ fn parse_args() -> Args {
             _ => usage(),
         }
     }
-    if !["table1", "transfer", "cross", "advtrain", "all"].contains(&a.command.as_str()) {
+    if !["table1", "transfer", "cross", "advtrain", "all", "docs"].contains(&a.command.as_str()) {
         usage()
     }
     a
@@ -108,10 +111,40 @@ fn emit(args: &Args, name: &str, title: &str, body: &str, secs: f64) -> intrigui
     if args.docs {
         let doc_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/reproduction.md");
         let doc = std::fs::read_to_string(&doc_path)?;
-        let doc = replace_between_markers(&doc, name, &text)?;
+        // Quick and full runs have their own markers: `table1-quick` / `table1`.
+        let key = if args.quick {
+            format!("{name}-quick")
+        } else {
+            name.to_string()
+        };
+        let doc = replace_between_markers(&doc, &key, &text)?;
         std::fs::write(&doc_path, doc)?;
-        eprintln!("updated {} ({name})", doc_path.display());
+        eprintln!("updated {} ({key})", doc_path.display());
     }
+    Ok(())
+}
+
+/// Copies `<out>/<name>.md` into the markers of docs/reproduction.md (`name-quick` when the
+/// table came from a quick run).
+fn docs_from_out(args: &Args) -> intriguing::Result<()> {
+    let doc_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/reproduction.md");
+    let mut doc = std::fs::read_to_string(&doc_path)?;
+    for name in ["table1", "table2", "table3", "table4", "advtrain"] {
+        let path = args.out.join(format!("{name}.md"));
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        // Drop the "# title" line written by `emit`.
+        let body = text.split_once("\n\n").map_or(text.as_str(), |(_, b)| b);
+        let key = if body.contains("(quick mode,") {
+            format!("{name}-quick")
+        } else {
+            name.to_string()
+        };
+        doc = replace_between_markers(&doc, &key, body)?;
+        eprintln!("{} -> {} ({key})", path.display(), doc_path.display());
+    }
+    std::fs::write(&doc_path, doc)?;
     Ok(())
 }
 
@@ -185,8 +218,10 @@ fn run_table1_and_2(
         let p = args
             .out
             .join(format!("fig5_{}.png", figure_name(&s.source)));
-        write_figure_png(&p, s, 24, 4)?;
-        eprintln!("wrote {}", p.display());
+        match write_figure_png(&p, s, 24, 4) {
+            Ok(()) => eprintln!("wrote {}", p.display()),
+            Err(e) => eprintln!("no figure for {}: {e}", s.source),
+        }
     }
     if with_table2 {
         let t1 = Instant::now();
@@ -291,6 +326,9 @@ fn main() -> intriguing::Result<()> {
     }
     if !args.cache {
         cfg.cache_dir = None;
+    }
+    if args.command == "docs" {
+        return docs_from_out(&args);
     }
     let start = Instant::now();
     eprintln!(

@@ -35,11 +35,11 @@ pub struct AdvTrainConfig {
 }
 
 impl AdvTrainConfig {
-    /// The settings for a run at `scale`: full — 10 epochs (2 clean), pool of 6 000 (10 % of
-    /// the training set) half regenerated every 2 epochs, 200 test images attacked; quick —
+    /// The settings for a run at `scale`: full — 15 epochs (3 clean), pool of 3 000 (5 % of
+    /// the training set) half regenerated every 3 epochs, 200 test images attacked; quick —
     /// 5 epochs (1 clean), pool of 100 half regenerated every epoch, 10 test images. The
-    /// epochs equal the plain recipes' (10 full, 5 quick), so both models get the same
-    /// number of passes over the clean images.
+    /// epochs equal the plain FC100-100-10 recipe's (15 full, 5 quick), so both models get
+    /// the same number of passes over the clean images.
     /// The pool attack uses 2 bisection steps and 40 L-BFGS-B iterations per run.
     pub fn for_scale(scale: Scale) -> Result<Self> {
         let pool_attack = AttackConfig::default()
@@ -47,10 +47,10 @@ impl AdvTrainConfig {
             .with_max_iterations(40)?;
         Ok(match scale {
             Scale::Full => AdvTrainConfig {
-                epochs: 10,
-                warmup_epochs: 2,
-                regenerate_every: 2,
-                pool_size: 6000,
+                epochs: 15,
+                warmup_epochs: 3,
+                regenerate_every: 3,
+                pool_size: 3000,
                 regenerate_fraction: 0.5,
                 pool_attack,
                 eval_samples: 200,

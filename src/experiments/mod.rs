@@ -38,7 +38,7 @@ mod table1;
 mod transfer;
 
 pub use advtrain::{AdvTrainConfig, AdvTrainReport, adversarial_training};
-pub use figures::{figure_grid, write_figure_png, write_gray_grid_png};
+pub use figures::write_figure_png;
 pub use recipes::{
     ModelKind, ModelSpec, TrainedModel, TrainingSet, cross_training_models, table1_models,
     train_or_load,
@@ -48,7 +48,7 @@ pub use sample::{
     AdversarialSet, ExperimentData, gaussian_noise_set, magnify, magnify_set, paper_split,
     seeded_sample,
 };
-pub use table1::{Table1Row, attack_set, table1, table1_sample, table3};
+pub use table1::{Table1Row, attack_set, linear_min_rms, table1, table1_sample, table3};
 pub use transfer::{TransferTable, transfer_table};
 
 use crate::Classifier;

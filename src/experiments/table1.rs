@@ -8,7 +8,8 @@ use crate::Classifier;
 use crate::attack::{AttackConfig, Target, attack_batch};
 use crate::data::subset;
 use crate::error::{Error, Result};
-use ndarray::{Array2, ArrayView2};
+use crate::models::{Activation, Mlp};
+use ndarray::{Array2, ArrayView1, ArrayView2};
 use std::time::Instant;
 
 /// One row of Table 1.
@@ -33,6 +34,53 @@ pub struct Table1Row {
     pub mean_rms: f64,
     /// Median RMS distortion over the successes.
     pub median_rms: f64,
+    /// For a single-layer (softmax-regression) model: the mean, over the same successes, of
+    /// the closed-form minimum RMS distortion *without* the box constraint (see
+    /// [`linear_min_rms`]) — a lower bound on what any attack can reach, to check the
+    /// attack's tightness. `None` for other models.
+    pub linear_bound_rms: Option<f64>,
+}
+
+/// The exact minimum RMS distortion that changes the prediction of a single-layer model
+/// `z = W x + b` at `x` away from `label`, ignoring the box: `min_{j≠label} (z_label − z_j)⁺
+/// / ‖w_label − w_j‖ / sqrt(n)` (distance to the nearest decision hyperplane). With the box
+/// `[0, 1]ⁿ` the true minimum can only be larger. `None` when `mlp` has more than one layer
+/// or a non-identity output.
+///
+/// # Examples
+///
+/// ```
+/// use intriguing::experiments::linear_min_rms;
+/// use intriguing::models::{Activation, Dense, Mlp};
+/// use ndarray::array;
+/// // z0 = x0, z1 = x1: at x = (0.6, 0.2) the boundary x0 = x1 is 0.4/√2 away in L2.
+/// let w = array![[1.0, 0.0], [0.0, 1.0]];
+/// let mlp = Mlp::new(vec![Dense::new(w, array![0.0, 0.0], Activation::Identity)?])?;
+/// let r = linear_min_rms(&mlp, array![0.6, 0.2].view(), 0).unwrap();
+/// assert!((r - 0.4 / 2f64.sqrt() / 2f64.sqrt()).abs() < 1e-12);
+/// # Ok::<(), intriguing::Error>(())
+/// ```
+pub fn linear_min_rms(mlp: &Mlp, x: ArrayView1<'_, f64>, label: usize) -> Option<f64> {
+    let [layer] = mlp.layers() else {
+        return None;
+    };
+    if layer.activation != Activation::Identity || label >= layer.out_dim() {
+        return None;
+    }
+    let z = layer.weight.dot(&x) + &layer.bias;
+    let wy = layer.weight.row(label);
+    let mut best = f64::INFINITY;
+    for j in 0..layer.out_dim() {
+        if j == label {
+            continue;
+        }
+        let diff = &wy - &layer.weight.row(j);
+        let norm = diff.dot(&diff).sqrt();
+        if norm > 0.0 {
+            best = best.min((z[label] - z[j]).max(0.0) / norm);
+        }
+    }
+    Some(best / (x.len() as f64).sqrt())
 }
 
 /// Attacks every row of `images` that `model` classifies correctly with
@@ -200,6 +248,17 @@ pub fn table3(
     distortion_table(models, x.view(), &y, &pick, "test", cfg, progress)
 }
 
+fn linear_bound(mlp: &Mlp, set: &AdversarialSet) -> Option<f64> {
+    if set.is_empty() {
+        return None;
+    }
+    let mut sum = 0.0;
+    for (x, &l) in set.originals.rows().into_iter().zip(&set.labels) {
+        sum += linear_min_rms(mlp, x, l)?;
+    }
+    Some(sum / set.len() as f64)
+}
+
 fn distortion_table(
     models: &[TrainedModel],
     x: ArrayView2<'_, f64>,
@@ -241,6 +300,7 @@ fn distortion_table(
                 .collect(),
             mean_rms: set.mean_rms(),
             median_rms: median(&set.rms),
+            linear_bound_rms: linear_bound(&m.model, &set),
         });
         sets.push(set);
     }
