@@ -18,6 +18,7 @@ pub mod attack;
 pub mod classifier;
 pub mod data;
 pub mod error;
+pub mod experiments;
 pub mod models;
 pub mod optim;
 pub mod viz;

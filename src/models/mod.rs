@@ -34,6 +34,7 @@
 //! ```
 
 mod activation;
+pub mod autoencoder;
 pub mod cnn;
 pub mod conv;
 pub mod io;

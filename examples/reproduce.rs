@@ -1,0 +1,358 @@
+//! Reproduces the MNIST experiments of Szegedy et al. (2014) on the bundled data.
+//!
+//! ```text
+//! cargo run --release --example reproduce -- <table1|transfer|cross|advtrain|all>
+//!     [--quick] [--samples N] [--out DIR] [--seed S] [--threads T] [--no-cache] [--docs]
+//! ```
+//!
+//! - `table1`: Table 1 (errors, minimum distortion on training images) and Figure-5 grids.
+//! - `transfer`: Table 1 and Table 2 (cross-model, with Gaussian-noise rows).
+//! - `cross`: Tables 3–4 (models on P1/P2, test images, magnified examples).
+//! - `advtrain`: adversarial training of FC100-100-10 beside the plain model.
+//! - `all`: everything.
+//! - `docs`: copies the tables found in `<out>` (from earlier runs) into
+//!   `docs/reproduction.md` (same as `--docs`, without recomputing anything).
+//!
+//! Writes `<out>/table1.md`, `table2.md`, `table3.md`, `table4.md`, `advtrain.md` and
+//! `fig5_<model>.png` (default out: `target/reproduction/`). Trained weights are cached in
+//! `target/intriguing-cache/`. `--docs` also writes the tables into `docs/reproduction.md`
+//! between its `<!-- name:begin -->` / `<!-- name:end -->` markers (`name-quick` for
+//! `--quick` runs), so the document's tables are produced here, never typed by hand.
+
+use intriguing::data::Mnist;
+use intriguing::experiments::{
+    AdvTrainConfig, AdversarialSet, Event, ExperimentConfig, ExperimentData, NamedModel,
+    TrainedModel, adversarial_training, advtrain_markdown, cross_training_models,
+    gaussian_noise_set, magnify_set, replace_between_markers, table1, table1_markdown,
+    table1_models, table1_sample, table3, train_or_load, transfer_markdown, transfer_table,
+    write_figure_png,
+};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+struct Args {
+    command: String,
+    quick: bool,
+    samples: Option<usize>,
+    out: PathBuf,
+    seed: u64,
+    threads: usize,
+    cache: bool,
+    docs: bool,
+}
+
+fn usage() -> ! {
+    eprintln!(
+        "usage: reproduce <table1|transfer|cross|advtrain|all|docs> [--quick] [--samples N] \
+         [--out DIR] [--seed S] [--threads T] [--no-cache] [--docs]"
+    );
+    std::process::exit(2)
+}
+
+fn parse_args() -> Args {
+    let mut it = std::env::args().skip(1);
+    let mut a = Args {
+        command: String::new(),
+        quick: false,
+        samples: None,
+        out: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/reproduction"),
+        seed: 0,
+        threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
+        cache: true,
+        docs: false,
+    };
+    while let Some(arg) = it.next() {
+        let mut value = |name: &str| {
+            it.next().unwrap_or_else(|| {
+                eprintln!("{name} needs a value");
+                usage()
+            })
+        };
+        match arg.as_str() {
+            "--quick" => a.quick = true,
+            "--no-cache" => a.cache = false,
+            "--docs" => a.docs = true,
+            "--samples" => a.samples = Some(value("--samples").parse().unwrap_or_else(|_| usage())),
+            "--out" => a.out = PathBuf::from(value("--out")),
+            "--seed" => a.seed = value("--seed").parse().unwrap_or_else(|_| usage()),
+            "--threads" => a.threads = value("--threads").parse().unwrap_or_else(|_| usage()),
+            "-h" | "--help" => usage(),
+            c if !c.starts_with('-') && a.command.is_empty() => a.command = c.to_string(),
+            _ => usage(),
+        }
+    }
+    if !["table1", "transfer", "cross", "advtrain", "all", "docs"].contains(&a.command.as_str()) {
+        usage()
+    }
+    a
+}
+
+fn progress(e: &Event) {
+    eprintln!("{e}");
+}
+
+/// Writes `<out>/<name>.md` (with a provenance line) and, with `--docs`, the markers `name`
+/// in docs/reproduction.md.
+fn emit(args: &Args, name: &str, title: &str, body: &str, secs: f64) -> intriguing::Result<()> {
+    let cmdline: Vec<String> = std::env::args().skip(1).collect();
+    let provenance = format!(
+        "_Produced by `cargo run --release --example reproduce -- {}` ({} mode, seed {}, {} threads; this step took {:.0} s)._\n\n",
+        cmdline.join(" "),
+        if args.quick { "quick" } else { "full" },
+        args.seed,
+        args.threads,
+        secs
+    );
+    let text = format!("{provenance}{body}");
+    std::fs::create_dir_all(&args.out)?;
+    let path = args.out.join(format!("{name}.md"));
+    std::fs::write(&path, format!("# {title}\n\n{text}"))?;
+    eprintln!("wrote {}", path.display());
+    if args.docs {
+        let doc_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/reproduction.md");
+        let doc = std::fs::read_to_string(&doc_path)?;
+        // Quick and full runs have their own markers: `table1-quick` / `table1`.
+        let key = if args.quick {
+            format!("{name}-quick")
+        } else {
+            name.to_string()
+        };
+        let doc = replace_between_markers(&doc, &key, &text)?;
+        std::fs::write(&doc_path, doc)?;
+        eprintln!("updated {} ({key})", doc_path.display());
+    }
+    Ok(())
+}
+
+/// Copies `<out>/<name>.md` into the markers of docs/reproduction.md (`name-quick` when the
+/// table came from a quick run).
+fn docs_from_out(args: &Args) -> intriguing::Result<()> {
+    let doc_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/reproduction.md");
+    let mut doc = std::fs::read_to_string(&doc_path)?;
+    for name in ["table1", "table2", "table3", "table4", "advtrain"] {
+        let path = args.out.join(format!("{name}.md"));
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        // Drop the "# title" line written by `emit`.
+        let body = text.split_once("\n\n").map_or(text.as_str(), |(_, b)| b);
+        let key = if body.contains("(quick mode,") {
+            format!("{name}-quick")
+        } else {
+            name.to_string()
+        };
+        doc = replace_between_markers(&doc, &key, body)?;
+        eprintln!("{} -> {} ({key})", path.display(), doc_path.display());
+    }
+    std::fs::write(&doc_path, doc)?;
+    Ok(())
+}
+
+fn figure_name(model: &str) -> String {
+    model
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+fn train_all(
+    specs: &[intriguing::experiments::ModelSpec],
+    data: &ExperimentData,
+    cfg: &ExperimentConfig,
+) -> intriguing::Result<Vec<TrainedModel>> {
+    specs
+        .iter()
+        .map(|s| {
+            let m = train_or_load(s, data, cfg, &mut progress)?;
+            eprintln!(
+                "  [{}] train error {:.2}%, test error {:.2}%{}",
+                s.name,
+                100.0 * m.train_error,
+                100.0 * m.test_error,
+                if m.from_cache {
+                    String::from(" (cached)")
+                } else {
+                    format!(" ({:.0} s)", m.train_seconds)
+                }
+            );
+            Ok(m)
+        })
+        .collect()
+}
+
+fn named(models: &[TrainedModel]) -> Vec<NamedModel<'_>> {
+    models
+        .iter()
+        .map(|m| NamedModel {
+            name: &m.spec.name,
+            model: &m.model,
+        })
+        .collect()
+}
+
+fn run_table1_and_2(
+    args: &Args,
+    data: &ExperimentData,
+    cfg: &ExperimentConfig,
+    with_table2: bool,
+) -> intriguing::Result<()> {
+    let t0 = Instant::now();
+    progress(&Event::Stage("Table 1: models".into()));
+    let models = train_all(&table1_models(), data, cfg)?;
+    let (rows, sets) = table1(&models, data, cfg, &mut progress)?;
+    let secs = t0.elapsed().as_secs_f64();
+    emit(
+        args,
+        "table1",
+        "Table 1: errors and minimum distortion",
+        &table1_markdown(&rows, true),
+        secs,
+    )?;
+    for s in &sets {
+        let p = args
+            .out
+            .join(format!("fig5_{}.png", figure_name(&s.source)));
+        match write_figure_png(&p, s, 24, 4) {
+            Ok(()) => eprintln!("wrote {}", p.display()),
+            Err(e) => eprintln!("no figure for {}: {e}", s.source),
+        }
+    }
+    if with_table2 {
+        let t1 = Instant::now();
+        // Gaussian noise on the same sampled training images (all of them).
+        let sample = table1_sample(data, cfg)?;
+        let (x, y) = intriguing::data::subset(
+            data.mnist.train_images.view(),
+            &data.mnist.train_labels,
+            &sample,
+        )?;
+        let mut rows_sets: Vec<AdversarialSet> = sets.clone();
+        for (k, sd) in [0.1, 0.3].into_iter().enumerate() {
+            let mut g = gaussian_noise_set(x.view(), &y, sd, cfg.seed ^ (0x6a05 + k as u64))?;
+            g.indices = sample.clone();
+            rows_sets.push(g);
+        }
+        let t = transfer_table(&rows_sets, &named(&models))?;
+        emit(
+            args,
+            "table2",
+            "Table 2: cross-model generalization",
+            &transfer_markdown(&t),
+            t1.elapsed().as_secs_f64(),
+        )?;
+    }
+    Ok(())
+}
+
+fn run_cross(args: &Args, data: &ExperimentData, cfg: &ExperimentConfig) -> intriguing::Result<()> {
+    let t0 = Instant::now();
+    progress(&Event::Stage("Tables 3-4: models on P1 / P2".into()));
+    let models = train_all(&cross_training_models(), data, cfg)?;
+    let (rows, sets) = table3(&models, data, cfg, &mut progress)?;
+    emit(
+        args,
+        "table3",
+        "Table 3: models of the cross-training-set experiment (distortion on test images)",
+        &table1_markdown(&rows, false),
+        t0.elapsed().as_secs_f64(),
+    )?;
+    let t1 = Instant::now();
+    let nm = named(&models);
+    let upper = transfer_table(&sets, &nm)?;
+    let magnified: Vec<AdversarialSet> = sets
+        .iter()
+        .map(|s| magnify_set(s, 0.1))
+        .collect::<intriguing::Result<_>>()?;
+    let lower = transfer_table(&magnified, &nm)?;
+    let body = format!(
+        "Adversarial examples (minimum distortion) of test images:\n\n{}\n\
+         Magnified examples `x + 0.1·(x' − x)/rms(x' − x)` (clipped to [0, 1]):\n\n{}",
+        transfer_markdown(&upper),
+        transfer_markdown(&lower)
+    );
+    emit(
+        args,
+        "table4",
+        "Table 4: cross-training-set generalization",
+        &body,
+        t1.elapsed().as_secs_f64(),
+    )?;
+    Ok(())
+}
+
+fn run_advtrain(
+    args: &Args,
+    data: &ExperimentData,
+    cfg: &ExperimentConfig,
+) -> intriguing::Result<()> {
+    let t0 = Instant::now();
+    progress(&Event::Stage("adversarial training".into()));
+    let fc100 = table1_models()
+        .into_iter()
+        .find(|s| s.name == "FC100-100-10")
+        .expect("registry has FC100-100-10");
+    let plain = train_all(&[fc100], data, cfg)?.remove(0);
+    let mut adv = AdvTrainConfig::for_scale(cfg.scale)?;
+    if let Some(n) = args.samples {
+        adv.eval_samples = n.min(adv.eval_samples.max(n));
+    }
+    let report = adversarial_training(&plain, data, cfg, &adv, &mut progress)?;
+    emit(
+        args,
+        "advtrain",
+        "Adversarial training",
+        &advtrain_markdown(&report),
+        t0.elapsed().as_secs_f64(),
+    )
+}
+
+fn main() -> intriguing::Result<()> {
+    let args = parse_args();
+    let mut cfg = if args.quick {
+        ExperimentConfig::quick()
+    } else {
+        ExperimentConfig::full()
+    };
+    cfg.seed = args.seed;
+    cfg.threads = args.threads.max(1);
+    if let Some(n) = args.samples {
+        cfg.samples = n;
+    }
+    if !args.cache {
+        cfg.cache_dir = None;
+    }
+    if args.command == "docs" {
+        return docs_from_out(&args);
+    }
+    let start = Instant::now();
+    eprintln!(
+        "reproduce {}: {} mode, {} samples per model, seed {}, {} threads, out {}",
+        args.command,
+        cfg.scale,
+        cfg.samples,
+        cfg.seed,
+        cfg.threads,
+        args.out.display()
+    );
+    let data = ExperimentData::new(Mnist::bundled()?, cfg.scale, cfg.seed)?;
+    match args.command.as_str() {
+        "table1" => run_table1_and_2(&args, &data, &cfg, false)?,
+        "transfer" => run_table1_and_2(&args, &data, &cfg, true)?,
+        "cross" => run_cross(&args, &data, &cfg)?,
+        "advtrain" => run_advtrain(&args, &data, &cfg)?,
+        "all" => {
+            run_table1_and_2(&args, &data, &cfg, true)?;
+            run_cross(&args, &data, &cfg)?;
+            run_advtrain(&args, &data, &cfg)?;
+        }
+        _ => usage(),
+    }
+    eprintln!("done in {:.0} s", start.elapsed().as_secs_f64());
+    Ok(())
+}

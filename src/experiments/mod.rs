@@ -1,0 +1,234 @@
+//! The paper's MNIST experiments as reusable, seeded pieces: the model registry with a cache
+//! of trained weights, Table 1 (errors and minimum distortion), the transfer tables (Table 2
+//! cross-model, Tables 3–4 cross-training-set with magnified examples), adversarial training,
+//! Markdown writers and Figure-5-style PNG grids.
+//!
+//! The `reproduce` example drives these pieces (`cargo run --release --example reproduce --
+//! all --quick`); `docs/reproduction.md` holds the tables it writes.
+//!
+//! Nothing here prints: long-running functions take a [`Progress`] callback that receives
+//! [`Event`]s (epoch lines, attack progress with an ETA, cache hits).
+//!
+//! # Examples
+//!
+//! Gaussian-noise rows and the transfer table on a toy model (no training, no attack):
+//!
+//! ```
+//! use intriguing::experiments::{gaussian_noise_set, transfer_table, NamedModel};
+//! use intriguing::models::{Activation, Mlp};
+//! use ndarray::Array2;
+//!
+//! let model = Mlp::random(&[4, 3], Activation::Identity, 0)?;
+//! let x = Array2::from_elem((5, 4), 0.5);
+//! let labels = vec![0; 5];
+//! let noise = gaussian_noise_set(x.view(), &labels, 0.1, 7)?;
+//! assert!((noise.mean_rms() - 0.1).abs() < 0.05);
+//! let models = [NamedModel { name: "toy", model: &model }];
+//! let table = transfer_table(&[noise], &models)?;
+//! assert_eq!(table.rates.len(), 1);
+//! # Ok::<(), intriguing::Error>(())
+//! ```
+
+mod advtrain;
+mod figures;
+mod recipes;
+mod report;
+mod sample;
+mod table1;
+mod transfer;
+
+pub use advtrain::{AdvTrainConfig, AdvTrainReport, adversarial_training};
+pub use figures::write_figure_png;
+pub use recipes::{
+    ModelKind, ModelSpec, TrainedModel, TrainingSet, cross_training_models, table1_models,
+    train_or_load,
+};
+pub use report::{advtrain_markdown, replace_between_markers, table1_markdown, transfer_markdown};
+pub use sample::{
+    AdversarialSet, ExperimentData, gaussian_noise_set, magnify, magnify_set, paper_split,
+    seeded_sample,
+};
+pub use table1::{Table1Row, attack_set, linear_min_rms, table1, table1_sample, table3};
+pub use transfer::{TransferTable, transfer_table};
+
+use crate::Classifier;
+use crate::attack::AttackConfig;
+use crate::error::{Error, Result};
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Size of a run: `Quick` trains on small subsets for few epochs and attacks few examples
+/// (minutes); `Full` follows the documented recipes on the whole data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Scale {
+    /// Small subsets, few epochs, few attacked examples.
+    Quick,
+    /// The full recipes.
+    Full,
+}
+
+impl fmt::Display for Scale {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Scale::Quick => "quick",
+            Scale::Full => "full",
+        })
+    }
+}
+
+/// A progress report from a long-running experiment function.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum Event {
+    /// A stage begins (free text).
+    Stage(String),
+    /// A training epoch of `model` finished.
+    Epoch {
+        /// The model being trained.
+        model: String,
+        /// 1-based epoch.
+        epoch: usize,
+        /// Number of epochs.
+        epochs: usize,
+        /// Mean training loss of the epoch.
+        loss: f64,
+        /// Wall time of the epoch.
+        elapsed: Duration,
+    },
+    /// Trained weights were read from the cache instead of training.
+    CacheHit {
+        /// The model.
+        model: String,
+        /// The cache file.
+        path: PathBuf,
+    },
+    /// Attack progress on a batch.
+    Attack {
+        /// What is attacked (a model name).
+        model: String,
+        /// Examples done.
+        done: usize,
+        /// Examples in the batch.
+        total: usize,
+        /// Failures so far.
+        failed: usize,
+        /// Time since the batch started.
+        elapsed: Duration,
+    },
+}
+
+impl fmt::Display for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Event::Stage(s) => write!(f, "== {s}"),
+            Event::Epoch {
+                model,
+                epoch,
+                epochs,
+                loss,
+                elapsed,
+            } => write!(
+                f,
+                "  [{model}] epoch {epoch}/{epochs}: loss {loss:.5} ({:.1} s)",
+                elapsed.as_secs_f64()
+            ),
+            Event::CacheHit { model, path } => {
+                write!(f, "  [{model}] loaded from cache {}", path.display())
+            }
+            Event::Attack {
+                model,
+                done,
+                total,
+                failed,
+                elapsed,
+            } => {
+                let secs = elapsed.as_secs_f64();
+                let eta = if *done > 0 {
+                    secs / *done as f64 * (total - done) as f64
+                } else {
+                    f64::NAN
+                };
+                write!(
+                    f,
+                    "  [{model}] attacked {done}/{total} ({failed} failed), {secs:.0} s, ETA {eta:.0} s"
+                )
+            }
+        }
+    }
+}
+
+/// The progress callback taken by long-running functions (`&mut |_| {}` to ignore).
+pub type Progress<'a> = &'a mut dyn FnMut(&Event);
+
+/// A model with the name it has in the tables.
+#[derive(Clone, Copy)]
+pub struct NamedModel<'a> {
+    /// Name in the tables (e.g. `"FC100-100-10"`).
+    pub name: &'a str,
+    /// The model.
+    pub model: &'a dyn Classifier,
+}
+
+impl fmt::Debug for NamedModel<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NamedModel")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Settings shared by the experiments.
+#[derive(Clone, Debug)]
+pub struct ExperimentConfig {
+    /// Quick or full recipes.
+    pub scale: Scale,
+    /// Seed of everything random (splits, samples, initialisation, shuffling, noise).
+    pub seed: u64,
+    /// Examples attacked per model (Table 1) and per source model (Tables 3–4).
+    pub samples: usize,
+    /// Worker threads for the attacks (results do not depend on it).
+    pub threads: usize,
+    /// Where trained weights are cached (`None`: no cache).
+    pub cache_dir: Option<PathBuf>,
+    /// The attack settings.
+    pub attack: AttackConfig,
+}
+
+impl ExperimentConfig {
+    /// Quick mode: 20 examples per model, default attack, cache in
+    /// `target/intriguing-cache/`, seed 0, two threads.
+    pub fn quick() -> Self {
+        ExperimentConfig {
+            scale: Scale::Quick,
+            seed: 0,
+            samples: 20,
+            threads: 2,
+            cache_dir: Some(default_cache_dir()),
+            attack: AttackConfig::default(),
+        }
+    }
+
+    /// Full mode: 1 000 examples per model, otherwise as [`quick`](Self::quick).
+    pub fn full() -> Self {
+        ExperimentConfig {
+            scale: Scale::Full,
+            samples: 1000,
+            ..Self::quick()
+        }
+    }
+
+    pub(crate) fn validate(&self) -> Result<()> {
+        if self.samples == 0 || self.threads == 0 {
+            return Err(Error::InvalidConfig(
+                "samples and threads must be >= 1".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// `target/intriguing-cache/` under the crate's manifest directory.
+pub fn default_cache_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/intriguing-cache")
+}
