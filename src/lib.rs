@@ -10,7 +10,14 @@
 //! - [`data`]: the MNIST IDX reader.
 //! - [`optim`]: a from-scratch L-BFGS and L-BFGS-B with a Moré–Thuente line search.
 //! - [`attack`]: the box-constrained minimal-perturbation attack and its c search.
+//! - [`viz`]: PNG image grids (the paper's Figure 5 and Figures 1–2 styles).
 //! - [`analysis`]: Lipschitz bounds, certified lower bounds, unit vs random directions.
+//! - [`experiments`]: the paper's MNIST experiments (Table 1, transfer, adversarial training).
+//!
+//! Start with [`attack::find_minimal_perturbation`] for the attack, [`optim::Lbfgsb`] for the
+//! optimizer alone, and [`Classifier`] to bring your own model. The set-up commands, feature
+//! flags and a runnable example are in the README (compiled here as a doctest); design notes and
+//! measured figures are in the repository's `docs/`.
 #![warn(missing_docs)]
 
 pub mod analysis;
@@ -25,3 +32,8 @@ pub mod viz;
 
 pub use classifier::Classifier;
 pub use error::{Error, Result};
+
+/// The README's code blocks, compiled and run as doctests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
