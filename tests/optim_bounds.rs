@@ -637,7 +637,10 @@ fn attack_like_repeated_small_budget_solves() {
         let f0 = fg(c, &x_img, &mut g);
         assert!(sol.value <= f0);
         let fresh = solver
-            .minimize(&mut FnObjective::new(n, |x: &[f64], g: &mut [f64]| fg(c, x, g)), &x_img)
+            .minimize(
+                &mut FnObjective::new(n, |x: &[f64], g: &mut [f64]| fg(c, x, g)),
+                &x_img,
+            )
             .unwrap();
         assert_eq!(sol.x, fresh.x);
         assert_eq!(sol.evaluations, fresh.evaluations);

@@ -54,6 +54,8 @@ mod dense;
 mod driver;
 mod linesearch;
 mod memory;
+#[cfg(test)]
+mod model_tests;
 mod subspace;
 
 pub use linesearch::LineSearch;
