@@ -204,3 +204,39 @@ fn extended_rosenbrock_not_more_evaluations_than_argmin() {
         assert!(o.evals.0 <= a.evals.0.max(a.evals.1), "n = {n}");
     }
 }
+
+/// The adapters of feature `argmin`: argmin's L-BFGS on our objective and ours on an argmin
+/// problem reach the same minimum.
+#[cfg(feature = "argmin")]
+#[test]
+fn argmin_compat_adapters_round_trip() {
+    use intriguing::optim::argmin_compat::{FromArgmin, ToArgmin};
+    let set = mgh_set();
+    let wood = set.iter().find(|p| p.name.contains("Wood")).unwrap();
+    // Ours on an argmin problem.
+    let prob = ArgminProblem {
+        p: wood,
+        costs: Rc::new(Cell::new(0)),
+        grads: Rc::new(Cell::new(0)),
+    };
+    let mut obj = FromArgmin::new(prob, wood.n());
+    // ftol = 0: with the default relative-decrease test the run stops on Wood's plateau
+    // near f ≈ 7.88 (as scipy's factr test would).
+    let sol = Lbfgsb::new()
+        .with_pgtol(1e-9)
+        .unwrap()
+        .with_ftol(0.0)
+        .unwrap()
+        .minimize(&mut obj, &wood.x0)
+        .unwrap();
+    assert!(sol.value < 1e-12, "{sol:?}");
+    assert!(obj.last_error().is_none());
+    // argmin's L-BFGS on our objective.
+    let ours = FnObjective::new(wood.n(), |x: &[f64], g: &mut [f64]| (wood.fg)(x, g));
+    let solver = LBFGS::new(MoreThuenteLineSearch::new(), 10);
+    let res = Executor::new(ToArgmin::new(ours), solver)
+        .configure(|s| s.param(wood.x0.clone()).max_iters(1000))
+        .run()
+        .unwrap();
+    assert!(res.state.get_best_cost() < 1e-10);
+}

@@ -587,3 +587,66 @@ fn workspace_reuse_across_sizes_gives_identical_results() {
     }
     assert!(fresh10.converged());
 }
+
+/// The attack's usage pattern: n = 784, box [0, 1], many small-budget solves with one reused
+/// workspace over a range of penalty weights c. Every solve stays in the box, never ends above
+/// its start value, equals a fresh-workspace solve bit for bit, and the converged ones meet
+/// KKT.
+#[test]
+fn attack_like_repeated_small_budget_solves() {
+    let n = 784;
+    let w: Vec<f64> = (0..n).map(|i| ((i as f64) * 0.37).sin()).collect();
+    let x_img: Vec<f64> = (0..n)
+        .map(|i| (0.5 + 0.6 * ((i as f64) * 0.11).cos()).clamp(0.0, 1.0))
+        .collect();
+    let bounds = Bounds::uniform(n, 0.0, 1.0).unwrap();
+    // f(x) = c/2 ‖x − x_img‖² + softplus(0.1 wᵀx): a smooth stand-in for c|r|² + loss.
+    let fg = |c: f64, x: &[f64], g: &mut [f64]| {
+        let z: f64 = 0.1 * x.iter().zip(&w).map(|(a, b)| a * b).sum::<f64>();
+        let sig = 1.0 / (1.0 + (-z).exp());
+        let mut f = if z > 30.0 { z } else { z.exp().ln_1p() };
+        for i in 0..x.len() {
+            let d = x[i] - x_img[i];
+            f += 0.5 * c * d * d;
+            g[i] = c * d + 0.1 * sig * w[i];
+        }
+        f
+    };
+    let mut ws = Workspace::new(n, 10);
+    let mut g = vec![0.0; n];
+    for k in 0..200 {
+        let c = 10f64.powf(-3.0 + 4.0 * (k as f64) / 199.0);
+        let budget = 5 + k % 20;
+        let solver = Lbfgsb::new()
+            .with_bounds(bounds.clone())
+            .unwrap()
+            .with_max_iterations(budget)
+            .unwrap();
+        let mut outside = 0;
+        let mut obj = FnObjective::new(n, |x: &[f64], g: &mut [f64]| {
+            if !bounds.contains(x) {
+                outside += 1;
+            }
+            fg(c, x, g)
+        });
+        let sol = solver
+            .minimize_with(&mut obj, &x_img, &mut ws, |_| ControlFlow::Continue(()))
+            .unwrap();
+        assert_eq!(outside, 0);
+        assert!(sol.iterations <= budget);
+        let f0 = fg(c, &x_img, &mut g);
+        assert!(sol.value <= f0);
+        let fresh = solver
+            .minimize(
+                &mut FnObjective::new(n, |x: &[f64], g: &mut [f64]| fg(c, x, g)),
+                &x_img,
+            )
+            .unwrap();
+        assert_eq!(sol.x, fresh.x);
+        assert_eq!(sol.evaluations, fresh.evaluations);
+        if sol.termination == Termination::GradientTolerance {
+            fg(c, &sol.x, &mut g);
+            assert!(bounds.projected_gradient_norm(&sol.x, &g) <= 1e-5);
+        }
+    }
+}
