@@ -10,7 +10,8 @@
 //! - [`lipschitz_report`]: per-layer norms, activation constants and the cumulative upper
 //!   Lipschitz bound of any [`LayerwiseLipschitz`] model, as a Table 5 style Markdown table.
 //! - [`Certifier`]: for an input of class `y`, `margin_j / (‖w_y − w_j‖ · L_pen)` is a
-//!   certified lower bound on the L2 perturbation reaching class `j`.
+//!   certified lower bound on the L2 perturbation reaching class `j`;
+//!   [`distortion_brackets`] puts it beside the attack's distortion, per example.
 //! - [`top_activating`], [`purity_comparison`], [`write_image_grid`]: the §3 experiment and
 //!   its label-purity number.
 //!
@@ -37,7 +38,7 @@ mod grid;
 mod lipschitz;
 pub(crate) mod spectral;
 
-pub use certify::{CertifiedBound, Certifier};
+pub use certify::{CertifiedBound, Certifier, DistortionBracket, distortion_brackets};
 pub use directions::{
     Direction, PurityComparison, PurityStats, label_purity, purity_comparison, top_activating,
 };
