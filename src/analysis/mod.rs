@@ -42,11 +42,13 @@ pub use certify::{CertifiedBound, Certifier, DistortionBracket, distortion_brack
 pub use directions::{
     Direction, PurityComparison, PurityStats, label_purity, purity_comparison, top_activating,
 };
-pub use fourier::{FourierBound, conv_fourier_bound, conv_operator_norm};
+pub use fourier::{
+    FourierBound, conv_fourier_bound, conv_operator_norm, conv_operator_norm_lanczos,
+};
 pub use grid::write_image_grid;
 pub use lipschitz::{
     LayerBound, LayerwiseLipschitz, LipschitzReport, activation_constant, lipschitz_report,
 };
 #[cfg(feature = "linalg")]
 pub use spectral::spectral_norm_svd;
-pub use spectral::{PowerIterationConfig, SpectralNorm, power_iteration, spectral_norm};
+pub use spectral::{PowerIterationConfig, SpectralNorm, lanczos, power_iteration, spectral_norm};
