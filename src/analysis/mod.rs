@@ -3,10 +3,12 @@
 //! (§3).
 //!
 //! - [`spectral_norm`] / [`power_iteration`]: operator norms by power iteration on `WᵀW`
-//!   with a two-part stopping rule ([`PowerIterationConfig`]); `spectral_norm_svd` (feature
-//!   `linalg`) is the exact LAPACK reference.
+//!   with a two-part stopping rule ([`PowerIterationConfig`]); [`lanczos`] with the same rule
+//!   for clustered spectra; `spectral_norm_svd` (feature `linalg`) is the exact LAPACK
+//!   reference.
 //! - [`conv_fourier_bound`]: the paper's Fourier bound `sup_ξ ‖A(ξ)‖` for convolutions, with
-//!   the stride extension; [`conv_operator_norm`]: power iteration on the explicit operator.
+//!   the stride extension; [`conv_operator_norm`] / [`conv_operator_norm_lanczos`]: the
+//!   explicit operator's norm.
 //! - [`lipschitz_report`]: per-layer norms, activation constants and the cumulative upper
 //!   Lipschitz bound of any [`LayerwiseLipschitz`] model, as a Table 5 style Markdown table.
 //! - [`Certifier`]: for an input of class `y`, `margin_j / (‖w_y − w_j‖ · L_pen)` is a
