@@ -127,6 +127,39 @@ fn one_sgd_step_is_w_minus_lr_times_gradient_plus_lambda_w() {
 }
 
 #[test]
+fn warm_up_scales_the_first_steps_linearly() {
+    // Full batch (one step per epoch), warm-up over 4 epochs: steps use η/4, 2η/4, ...
+    let (x, y) = toy(10, 4, 2, 5);
+    let mlp0 = Mlp::random(&[4, 2], Activation::Identity, 6).unwrap();
+    let cfg = TrainConfig::new()
+        .with_epochs(2)
+        .unwrap()
+        .with_batch_size(10)
+        .unwrap()
+        .with_learning_rate(0.4)
+        .unwrap()
+        .with_momentum(0.0)
+        .unwrap()
+        .with_warmup_epochs(4.0)
+        .unwrap();
+    let mut m = mlp0.clone();
+    train(&mut m, x.view(), &y, &cfg, |_, _| {}).unwrap();
+    let mut expect = mlp0.clone();
+    for lr in [0.1, 0.2] {
+        let (_, g) = expect.gradients(x.view(), &y).unwrap();
+        let p = expect.parameters() - &(g.to_flat() * lr);
+        expect.set_parameters(p.view()).unwrap();
+    }
+    assert!(
+        (m.parameters() - expect.parameters())
+            .iter()
+            .all(|d| d.abs() < 1e-14)
+    );
+    assert!(TrainConfig::new().with_warmup_epochs(-1.0).is_err());
+    assert!(TrainConfig::new().with_warmup_epochs(f64::NAN).is_err());
+}
+
+#[test]
 fn momentum_and_adam_steps_match_their_closed_forms() {
     let (x, y) = toy(8, 3, 2, 3);
     let mlp0 = Mlp::random(&[3, 2], Activation::Identity, 4).unwrap();
