@@ -47,6 +47,8 @@
 // the intended NaN-aware test (true for NaN) throughout.
 #![allow(clippy::needless_range_loop, clippy::neg_cmp_op_on_partial_ord)]
 
+#[cfg(feature = "argmin")]
+pub mod argmin_compat;
 mod cauchy;
 mod dense;
 mod driver;
