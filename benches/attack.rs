@@ -4,7 +4,12 @@
 //! ```text
 //! cargo bench --bench attack                      # criterion groups
 //! ATTACK_BENCH_FULL=1 cargo bench --bench attack  # + 10 000 test images untargeted, 2 threads
+//! ATTACK_BENCH_COMPARE=1 cargo bench --bench attack -- --list   # settings comparison only
 //! ```
+//!
+//! `ATTACK_BENCH_COMPARE=1` prints, for the first 100 test images on FC100-100-10, mean and
+//! median RMS distortion, gradient evaluations, L-BFGS-B runs and time per example (one
+//! thread) for the penalty, warm-start, refinement and nearest-pruning settings.
 //!
 //! Targets (docs/attack.md, one core): FC100-100-10 targeted ≤ 4 ms, nearest ≤ 23 ms,
 //! FC500-150-10 targeted ≤ 32 ms; the whole test set untargeted on FC100-100-10 ≤ 2 min on
@@ -13,7 +18,7 @@
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use intriguing::Classifier;
-use intriguing::attack::{AttackConfig, Target, attack_batch, find_minimal_perturbation};
+use intriguing::attack::{AttackConfig, Penalty, Target, attack_batch, find_minimal_perturbation};
 use intriguing::data::Mnist;
 use intriguing::models::{Mlp, Preset, train};
 use std::hint::black_box;
@@ -50,8 +55,151 @@ fn model(preset: Preset, epochs: usize, mnist: &Mnist) -> Mlp {
     mlp
 }
 
+/// CPU time of the calling thread in seconds (Linux `/proc/thread-self/stat`, 10 ms ticks;
+/// NaN elsewhere). On a shared machine this excludes the time spent waiting for a core.
+fn thread_cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/thread-self/stat") else {
+        return f64::NAN;
+    };
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let tick = |i: usize| {
+        f.get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(f64::NAN)
+    };
+    (tick(11) + tick(12)) / 100.0
+}
+
+/// One line of the settings comparison.
+fn compare_line(
+    name: &str,
+    mlp: &Mlp,
+    mnist: &Mnist,
+    n: usize,
+    nearest: bool,
+    config: &AttackConfig,
+) {
+    let (mut rms, mut times) = (Vec::new(), Vec::new());
+    let (mut evals, mut runs) = (0usize, 0usize);
+    let cpu0 = thread_cpu_seconds();
+    for i in 0..n {
+        let x = mnist.test_images.row(i);
+        let y = mlp.predict(x).unwrap();
+        let target = if nearest {
+            Target::Nearest { true_label: y }
+        } else {
+            Target::Label((y + 1 + i % 9) % 10)
+        };
+        let t = Instant::now();
+        let r = find_minimal_perturbation(mlp, x, target, config).unwrap();
+        times.push(t.elapsed().as_secs_f64() * 1e3);
+        rms.extend(r.rms());
+        evals += r.gradient_evaluations;
+        runs += r.runs;
+    }
+    let cpu_ms = (thread_cpu_seconds() - cpu0) * 1e3 / n as f64;
+    rms.sort_by(f64::total_cmp);
+    times.sort_by(f64::total_cmp);
+    println!(
+        "| {name:<34} | {:>3}/{n} | {:.5} | {:.5} | {:>6.1} | {:>5.2} | {:>6.2} ms | {cpu_ms:>6.2} ms |",
+        rms.len(),
+        rms.iter().sum::<f64>() / rms.len().max(1) as f64,
+        rms.get(rms.len() / 2).copied().unwrap_or(f64::NAN),
+        evals as f64 / n as f64,
+        runs as f64 / n as f64,
+        times[n / 2],
+    );
+}
+
+fn compare(mlp: &Mlp, big: &Mlp, mnist: &Mnist) {
+    let n = 100;
+    let d = AttackConfig::default();
+    let l2 = d.clone().with_penalty(Penalty::L2);
+    let tight = |c: AttackConfig| {
+        c.with_tolerances(1e-6, 1e-9)
+            .unwrap()
+            .with_bisection_steps(10)
+            .unwrap()
+            .with_relative_tolerance(0.01)
+            .unwrap()
+    };
+    println!(
+        "| settings (targeted, FC100-100-10) | success | mean RMS | median RMS | grad evals | runs | median wall time | mean CPU time |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    let lines: Vec<(&str, AttackConfig)> = vec![
+        ("default (squared L2)", d.clone()),
+        ("L2", l2.clone()),
+        (
+            "squared L2, 2 bisections",
+            d.clone().with_bisection_steps(2).unwrap(),
+        ),
+        (
+            "L2, 2 bisections",
+            l2.clone().with_bisection_steps(2).unwrap(),
+        ),
+        (
+            "squared L2, no warm start",
+            d.clone().with_warm_start(false),
+        ),
+        ("L2, no warm start", l2.clone().with_warm_start(false)),
+        (
+            "squared L2, no refinement",
+            d.clone().with_refinement(0, 1).unwrap(),
+        ),
+        (
+            "L2, no refinement",
+            l2.clone().with_refinement(0, 1).unwrap(),
+        ),
+        (
+            "squared L2, ftol 1e-5",
+            d.clone().with_tolerances(1e-6, 1e-5).unwrap(),
+        ),
+        (
+            "L2, ftol 1e-5",
+            l2.clone().with_tolerances(1e-6, 1e-5).unwrap(),
+        ),
+        ("squared L2, converged search", tight(d.clone())),
+        ("L2, converged search", tight(l2.clone())),
+    ];
+    for (name, cfg) in &lines {
+        compare_line(name, mlp, mnist, n, false, cfg);
+    }
+    println!();
+    println!(
+        "| settings (nearest, FC100-100-10) | success | mean RMS | median RMS | grad evals | runs | median wall time | mean CPU time |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    for k in [1, 2, 3, 4, usize::MAX] {
+        let cfg = d.clone().with_nearest_candidates(k).unwrap();
+        let name = if k == usize::MAX {
+            "all 9 labels".to_string()
+        } else {
+            format!("top {k} labels")
+        };
+        compare_line(&name, mlp, mnist, n, true, &cfg);
+    }
+    println!();
+    println!(
+        "| FC500-150-10 (default settings) | success | mean RMS | median RMS | grad evals | runs | median wall time | mean CPU time |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    compare_line("targeted", big, mnist, n, false, &d);
+    compare_line("nearest (top 3)", big, mnist, n, true, &d);
+}
+
 fn bench(c: &mut Criterion) {
     let mnist = Mnist::bundled().expect("bundled MNIST");
+    if std::env::var_os("ATTACK_BENCH_COMPARE").is_some() {
+        compare(
+            &model(Preset::Fc100_100_10, 5, &mnist),
+            &model(Preset::Fc500_150_10, 3, &mnist),
+            &mnist,
+        );
+        return;
+    }
     let config = AttackConfig::default();
     let n_images = 20;
     for (preset, epochs) in [(Preset::Fc100_100_10, 5), (Preset::Fc500_150_10, 3)] {

@@ -278,3 +278,34 @@ fn certifier_errors() {
     let squashed = Mlp::new(layers).unwrap();
     assert!(Certifier::new(&squashed, &PowerIterationConfig::default()).is_err());
 }
+
+#[test]
+fn distortion_brackets_pair_bounds_with_the_attack() {
+    use intriguing::analysis::distortion_brackets;
+    let f = fixture();
+    let cert = Certifier::new(&f.relu, &PowerIterationConfig::default()).unwrap();
+    let x = f.data.test_images.slice(s![..12, ..]);
+    let y = &f.data.test_labels[..12];
+    let b = distortion_brackets(&f.relu, &cert, x, y, &AttackConfig::default()).unwrap();
+    assert_eq!(b.len(), 12);
+    let pred = f.relu.predict_batch(x).unwrap();
+    let mut succeeded = 0;
+    for (i, br) in b.iter().enumerate() {
+        assert_eq!(br.label, y[i]);
+        if pred[i] != y[i] {
+            // Already misclassified: both ends of the bracket are 0.
+            assert_eq!(br.certified.untargeted, 0.0);
+            assert_eq!(br.upper, Some(0.0));
+            continue;
+        }
+        if let Some(u) = br.upper {
+            succeeded += 1;
+            let ratio = br.ratio().unwrap();
+            assert!(ratio > 0.0 && ratio <= 1.0, "{ratio}");
+            assert!(br.certified.per_class[br.reached.unwrap()] <= u);
+            let xn = x.row(i).dot(&x.row(i)).sqrt();
+            assert!((br.relative.unwrap() - u / xn).abs() < 1e-12);
+        }
+    }
+    assert!(succeeded >= 8);
+}

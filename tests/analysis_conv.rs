@@ -4,7 +4,8 @@
 
 use intriguing::Classifier;
 use intriguing::analysis::{
-    PowerIterationConfig, conv_fourier_bound, conv_operator_norm, lipschitz_report, spectral_norm,
+    PowerIterationConfig, conv_fourier_bound, conv_operator_norm, conv_operator_norm_lanczos,
+    lipschitz_report, spectral_norm,
 };
 use intriguing::classifier::{check_gradient, check_gradient_fn, softmax_cross_entropy_batch};
 use intriguing::models::cnn::{Cnn, CnnLayer, Linear};
@@ -346,6 +347,13 @@ fn fourier_bound_equals_operator_norm_for_circular_convolutions() {
             fb.value,
             pi.value
         );
+        let la = conv_operator_norm_lanczos(&conv, &cfg).unwrap();
+        assert!(la.converged, "case {i}");
+        assert!(
+            (fb.value - la.value).abs() < 1e-8 * fb.value,
+            "case {i}: lanczos {}",
+            la.value
+        );
     }
 }
 
@@ -370,6 +378,21 @@ fn fourier_bound_bounds_zero_padded_and_strided_convolutions() {
             pi.value,
             fb.value
         );
+        let la = conv_operator_norm_lanczos(&conv, &cfg).unwrap();
+        assert!(
+            la.converged && la.value <= fb.value * (1.0 + 1e-12),
+            "case {i}: {la:?}"
+        );
+        // Both are Rayleigh quotients from below: the converged one is the larger.
+        assert!(
+            la.value >= pi.value * (1.0 - 1e-9),
+            "case {i}: {} < {}",
+            la.value,
+            pi.value
+        );
+        if pi.converged {
+            assert!((la.value - pi.value).abs() <= 1e-8 * la.value, "case {i}");
+        }
         // And not absurdly loose on these sizes.
         assert!(
             pi.value >= 0.3 * fb.value,
@@ -420,6 +443,7 @@ fn lenet_report_is_consistent() {
     assert_eq!(rep.layers[3].after, "");
     let mut acc = 1.0;
     for l in &rep.layers {
+        assert!(l.converged, "{l:?}");
         if let Some(fb) = l.fourier_bound {
             assert!(l.operator_norm <= fb * (1.0 + 1e-12));
             assert_eq!(l.bound, fb);

@@ -205,6 +205,21 @@ fn power_iteration_agrees_with_lapack_svd() {
             "{m}x{n}: power {} vs svd {exact}: rel {rel:e}",
             est.value
         );
+        let la = intriguing::analysis::lanczos(
+            n,
+            |v, mut out| {
+                out.assign(&w.t().dot(&w.dot(&v)));
+                Ok(())
+            },
+            &cfg,
+        )
+        .unwrap();
+        let rel = (la.value - exact).abs() / exact;
+        assert!(
+            la.converged && rel <= 1e-8,
+            "{m}x{n}: lanczos {} vs svd {exact}",
+            la.value
+        );
     }
     // Also on a structured matrix with a small relative gap (1e-2).
     let w = with_singular_values(80, 60, &[1.0, 0.99, 0.5], 26);
@@ -306,5 +321,118 @@ mod reports {
         let cnn = Cnn::lenet(3, 4, 16, 21).unwrap();
         let bound = lipschitz_report(&cnn, &cfg).unwrap().total();
         check_dominates(&cnn, bound, 784, 6);
+    }
+}
+
+mod lanczos_tests {
+    use super::{gaussian, with_singular_values};
+    use intriguing::analysis::{PowerIterationConfig, lanczos, power_iteration, spectral_norm};
+    use ndarray::Array2;
+
+    fn gram_of(
+        w: &Array2<f64>,
+    ) -> impl FnMut(
+        ndarray::ArrayView1<'_, f64>,
+        ndarray::ArrayViewMut1<'_, f64>,
+    ) -> intriguing::Result<()>
+    + '_ {
+        move |v, mut out| {
+            out.assign(&w.t().dot(&w.dot(&v)));
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn lanczos_recovers_known_and_clustered_singular_values() {
+        let cfg = PowerIterationConfig::default();
+        // Well separated, clustered (gap 1e-4) and repeated tops; small and large dims.
+        let cases: [(usize, usize, Vec<f64>); 4] = [
+            (100, 80, (0..20).map(|i| 3.0 * 0.9f64.powi(i)).collect()),
+            (
+                120,
+                90,
+                vec![2.0, 2.0 * (1.0 - 1e-4), 2.0 * (1.0 - 2e-4), 1.0],
+            ),
+            (40, 30, vec![1.5, 1.5, 1.5, 0.2]),
+            (5, 3, vec![4.0, 1.0, 0.5]),
+        ];
+        for (i, (m, n, s)) in cases.iter().enumerate() {
+            let w = with_singular_values(*m, *n, s, 40 + i as u64);
+            let r = lanczos(*n, gram_of(&w), &cfg).unwrap();
+            assert!(r.converged, "case {i}: {r:?}");
+            assert!(
+                (r.value - s[0]).abs() <= 1e-9 * s[0],
+                "case {i}: {} vs {}",
+                r.value,
+                s[0]
+            );
+            assert!(r.value <= s[0] * (1.0 + 1e-13));
+        }
+    }
+
+    #[test]
+    fn lanczos_agrees_with_power_iteration_and_needs_fewer_applications() {
+        let cfg = PowerIterationConfig::default();
+        let w = gaussian(300, 200, 50);
+        let p = power_iteration(200, gram_of(&w), &cfg).unwrap();
+        let l = lanczos(200, gram_of(&w), &cfg).unwrap();
+        assert!(p.converged && l.converged);
+        assert!(
+            (p.value - l.value).abs() <= 1e-10 * p.value,
+            "{} vs {}",
+            p.value,
+            l.value
+        );
+        assert!(
+            l.iterations < p.iterations,
+            "{} vs {}",
+            l.iterations,
+            p.iterations
+        );
+        let d = spectral_norm(w.view(), &cfg).unwrap();
+        assert_eq!(d.value, p.value);
+    }
+
+    #[test]
+    fn lanczos_edge_cases() {
+        let cfg = PowerIterationConfig::default();
+        // 1-D and zero operators.
+        let r = lanczos(
+            1,
+            |v, mut out| {
+                out[0] = 9.0 * v[0];
+                Ok(())
+            },
+            &cfg,
+        )
+        .unwrap();
+        assert!(r.converged && (r.value - 3.0).abs() < 1e-14);
+        let z = lanczos(
+            7,
+            |_, mut out| {
+                out.fill(0.0);
+                Ok(())
+            },
+            &cfg,
+        )
+        .unwrap();
+        assert_eq!(z.value, 0.0);
+        assert!(lanczos(0, |_, _| Ok(()), &cfg).is_err());
+        let nan = lanczos(
+            4,
+            |_, mut out| {
+                out.fill(f64::NAN);
+                Ok(())
+            },
+            &cfg,
+        );
+        assert!(nan.is_err());
+        // Iteration cap: not converged, still a lower estimate.
+        let w = with_singular_values(200, 150, &[1.0, 1.0 - 1e-9, 0.999, 0.5], 60);
+        let capped = PowerIterationConfig::default()
+            .with_max_iterations(5)
+            .unwrap();
+        let r = lanczos(150, gram_of(&w), &capped).unwrap();
+        assert!(r.iterations <= 6 && r.value <= 1.0 + 1e-12);
     }
 }

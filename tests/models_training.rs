@@ -75,7 +75,7 @@ fn fc100_100_10_reaches_below_3_percent_test_error() {
     assert!(err < 0.03, "test error {err}");
     // Learning rate decays by the configured factor.
     let lrs: Vec<f64> = report.epochs.iter().map(|e| e.learning_rate).collect();
-    assert!((lrs[4] - 0.5 * 0.85f64.powi(4)).abs() < 1e-12, "{lrs:?}");
+    assert!((lrs[4] - 0.8f64.powi(4)).abs() < 1e-12, "{lrs:?}");
 }
 
 #[test]

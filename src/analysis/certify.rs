@@ -165,3 +165,83 @@ impl Certifier {
         Ok(out)
     }
 }
+
+/// The true minimal perturbation of one input lies in `[lower, upper]`: the certified lower
+/// bound and the distortion of the adversarial example the attack found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DistortionBracket {
+    /// The label attacked (the input's true label).
+    pub label: usize,
+    /// The certified bounds of the clean input.
+    pub certified: CertifiedBound,
+    /// `‖r‖₂` of the attack's adversarial example (`None` when the attack failed; `Some(0)`
+    /// when the input was already misclassified).
+    pub upper: Option<f64>,
+    /// The class the adversarial example reached.
+    pub reached: Option<usize>,
+    /// `‖r‖₂ / ‖x‖₂` (the DeepFool paper's ρ), when the attack succeeded.
+    pub relative: Option<f64>,
+}
+
+impl DistortionBracket {
+    /// `lower / upper` (in `[0, 1]` whenever the bound is valid), when the attack succeeded
+    /// with a non-zero distortion.
+    pub fn ratio(&self) -> Option<f64> {
+        self.upper
+            .filter(|&u| u > 0.0)
+            .map(|u| self.certified.untargeted / u)
+    }
+}
+
+/// For each row of `inputs`: its certified untargeted lower bound beside the distortion
+/// found by [`find_minimal_perturbation`](crate::attack::find_minimal_perturbation) with
+/// [`Target::Untargeted`](crate::attack::Target::Untargeted) and `attack` — the bracket
+/// `[lower, upper]` around the true minimal L2 perturbation (the lower bound ignores the box,
+/// so it also bounds the box-constrained problem).
+///
+/// # Examples
+///
+/// ```
+/// use intriguing::analysis::{distortion_brackets, Certifier, PowerIterationConfig};
+/// use intriguing::attack::AttackConfig;
+/// use intriguing::models::{Activation, Mlp};
+/// use ndarray::Array2;
+/// let mlp = Mlp::random(&[16, 8, 3], Activation::Tanh, 4)?;
+/// let cert = Certifier::new(&mlp, &PowerIterationConfig::default())?;
+/// let x = Array2::from_elem((1, 16), 0.5);
+/// let y = intriguing::Classifier::predict_batch(&mlp, x.view())?;
+/// let b = distortion_brackets(&mlp, &cert, x.view(), &y, &AttackConfig::default())?;
+/// if let Some(upper) = b[0].upper {
+///     assert!(b[0].certified.untargeted <= upper);
+/// }
+/// # Ok::<(), intriguing::Error>(())
+/// ```
+pub fn distortion_brackets<M: LayerwiseLipschitz + ?Sized>(
+    model: &M,
+    certifier: &Certifier,
+    inputs: ArrayView2<'_, f64>,
+    labels: &[usize],
+    attack: &crate::attack::AttackConfig,
+) -> Result<Vec<DistortionBracket>> {
+    use crate::attack::{Target, find_minimal_perturbation};
+    let bounds = certifier.lower_bounds(model, inputs, labels)?;
+    let mut out = Vec::with_capacity(bounds.len());
+    for (certified, x) in bounds.into_iter().zip(inputs.rows()) {
+        let label = certified.label;
+        let r =
+            find_minimal_perturbation(model, x, Target::Untargeted { true_label: label }, attack)?;
+        let xn = x.dot(&x).sqrt();
+        let (upper, reached) = match &r.adversarial {
+            Some(adv) => (Some(adv.l2), Some(adv.label)),
+            None => (None, None),
+        };
+        out.push(DistortionBracket {
+            label,
+            certified,
+            upper,
+            reached,
+            relative: upper.map(|u| if xn > 0.0 { u / xn } else { f64::INFINITY }),
+        });
+    }
+    Ok(out)
+}

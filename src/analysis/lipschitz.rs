@@ -1,6 +1,6 @@
 //! Per-layer operator norms and the network's upper Lipschitz bound (paper §4.3, Table 5).
 
-use super::fourier::{conv_fourier_bound, conv_operator_norm};
+use super::fourier::{conv_fourier_bound, conv_operator_norm_lanczos};
 use super::spectral::{PowerIterationConfig, spectral_norm};
 use crate::classifier::Classifier;
 use crate::error::Result;
@@ -18,19 +18,18 @@ pub struct LayerBound {
     pub kind: String,
     /// Human-readable shape, e.g. `784→100` or `6×1×5×5 on 1×28×28, stride 1, pad 0`.
     pub shape: String,
-    /// The operator norm `‖W‖₂` of the layer's linear part, by power iteration (for a
-    /// convolution: on the explicit zero-padded operator).
+    /// The operator norm `‖W‖₂` of the layer's linear part: power iteration for a dense
+    /// layer, restarted Lanczos on the explicit (zero-padded) operator for a convolution.
     pub operator_norm: f64,
-    /// Power iterations used for [`operator_norm`](LayerBound::operator_norm).
+    /// Operator applications used for [`operator_norm`](LayerBound::operator_norm).
     pub iterations: usize,
     /// Whether the power iteration met both stopping tests.
     pub converged: bool,
     /// For a convolution: the paper's Fourier bound (≥ the operator norm).
     pub fourier_bound: Option<f64>,
     /// The norm that enters the product: the Fourier bound for a convolution (a guaranteed
-    /// upper bound, as in the paper's Table 5 — power iteration on a convolution can converge
-    /// slowly, its spectrum being clustered near the top), the converged power-iteration
-    /// value for a dense layer.
+    /// upper bound, as in the paper's Table 5), the converged power-iteration value for a
+    /// dense layer.
     pub bound: f64,
     /// What follows the linear map before the next one, e.g. `sigmoid`, `relu, maxpool 2/2`.
     pub after: String,
@@ -147,7 +146,7 @@ impl LayerwiseLipschitz for Cnn {
             let (after, constant) = match layer {
                 CnnLayer::Conv2d(c) => {
                     n_conv += 1;
-                    let norm = conv_operator_norm(c, cfg)?;
+                    let norm = conv_operator_norm_lanczos(c, cfg)?;
                     let fb = conv_fourier_bound(c)?;
                     let (co, ci, kh, kw) = c.weight().dim();
                     let (_, h, w) = c.input_shape();

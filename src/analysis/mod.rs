@@ -3,14 +3,17 @@
 //! (§3).
 //!
 //! - [`spectral_norm`] / [`power_iteration`]: operator norms by power iteration on `WᵀW`
-//!   with a two-part stopping rule ([`PowerIterationConfig`]); `spectral_norm_svd` (feature
-//!   `linalg`) is the exact LAPACK reference.
+//!   with a two-part stopping rule ([`PowerIterationConfig`]); [`lanczos`] with the same rule
+//!   for clustered spectra; `spectral_norm_svd` (feature `linalg`) is the exact LAPACK
+//!   reference.
 //! - [`conv_fourier_bound`]: the paper's Fourier bound `sup_ξ ‖A(ξ)‖` for convolutions, with
-//!   the stride extension; [`conv_operator_norm`]: power iteration on the explicit operator.
+//!   the stride extension; [`conv_operator_norm`] / [`conv_operator_norm_lanczos`]: the
+//!   explicit operator's norm.
 //! - [`lipschitz_report`]: per-layer norms, activation constants and the cumulative upper
 //!   Lipschitz bound of any [`LayerwiseLipschitz`] model, as a Table 5 style Markdown table.
 //! - [`Certifier`]: for an input of class `y`, `margin_j / (‖w_y − w_j‖ · L_pen)` is a
-//!   certified lower bound on the L2 perturbation reaching class `j`.
+//!   certified lower bound on the L2 perturbation reaching class `j`;
+//!   [`distortion_brackets`] puts it beside the attack's distortion, per example.
 //! - [`top_activating`], [`purity_comparison`], [`write_image_grid`]: the §3 experiment and
 //!   its label-purity number.
 //!
@@ -37,15 +40,17 @@ mod grid;
 mod lipschitz;
 pub(crate) mod spectral;
 
-pub use certify::{CertifiedBound, Certifier};
+pub use certify::{CertifiedBound, Certifier, DistortionBracket, distortion_brackets};
 pub use directions::{
     Direction, PurityComparison, PurityStats, label_purity, purity_comparison, top_activating,
 };
-pub use fourier::{FourierBound, conv_fourier_bound, conv_operator_norm};
+pub use fourier::{
+    FourierBound, conv_fourier_bound, conv_operator_norm, conv_operator_norm_lanczos,
+};
 pub use grid::write_image_grid;
 pub use lipschitz::{
     LayerBound, LayerwiseLipschitz, LipschitzReport, activation_constant, lipschitz_report,
 };
 #[cfg(feature = "linalg")]
 pub use spectral::spectral_norm_svd;
-pub use spectral::{PowerIterationConfig, SpectralNorm, power_iteration, spectral_norm};
+pub use spectral::{PowerIterationConfig, SpectralNorm, lanczos, power_iteration, spectral_norm};

@@ -25,11 +25,11 @@
 //!
 //! let mnist = Mnist::bundled()?.take(2000, 500)?;
 //! let (mut mlp, cfg) = Preset::Fc100_100_10.build(0)?;
-//! let cfg = cfg.with_epochs(3)?;
+//! let cfg = cfg.with_epochs(10)?;
 //! intriguing::models::train(&mut mlp, mnist.train_images.view(), &mnist.train_labels, &cfg,
 //!     |info, _| println!("epoch {}: loss {:.3}", info.epoch, info.loss))?;
 //! let err = mlp.error_rate(mnist.test_images.view(), &mnist.test_labels)?;
-//! assert!(err < 0.2, "{err}");
+//! assert!(err < 0.15, "{err}"); // ~10% after 10 epochs on 2000 images
 //! # Ok::<(), intriguing::Error>(())
 //! ```
 
