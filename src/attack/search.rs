@@ -44,6 +44,7 @@ fn l2sq(x: &[f64], origin: &[f64]) -> f64 {
 pub(crate) struct Engine<'m, 'c, C: Classifier + ?Sized> {
     pub obj: AttackObjective<'m, C>,
     solver: Lbfgsb,
+    fine_solver: Lbfgsb,
     ws: Workspace,
     cfg: &'c AttackConfig,
     pub runs: usize,
@@ -56,10 +57,12 @@ pub(crate) struct Engine<'m, 'c, C: Classifier + ?Sized> {
 
 impl<'m, 'c, C: Classifier + ?Sized> Engine<'m, 'c, C> {
     pub fn new(obj: AttackObjective<'m, C>, cfg: &'c AttackConfig) -> Result<Self> {
-        let solver = cfg.solver(obj.dim())?;
+        let solver = cfg.solver(obj.dim(), cfg.ftol)?;
+        let fine_solver = cfg.solver(obj.dim(), cfg.bisection_ftol)?;
         Ok(Engine {
             obj,
             solver,
+            fine_solver,
             ws: Workspace::default(),
             cfg,
             runs: 0,
@@ -247,8 +250,8 @@ impl LabelSearch {
         };
         let start = start.to_vec();
         e.runs += 1;
-        let sol = match e
-            .solver
+        let solver = if bracketed { &e.fine_solver } else { &e.solver };
+        let sol = match solver
             .minimize_with(&mut e.obj, &start, &mut e.ws, |_| ControlFlow::Continue(()))
         {
             Ok(s) => s,
