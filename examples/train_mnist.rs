@@ -4,7 +4,8 @@
 //!
 //! ```text
 //! cargo run --release --example train_mnist -- [--preset FC100-100-10] [--epochs N]
-//!     [--out PATH] [--seed S] [--lr LR] [--lr-decay F] [--momentum M] [--batch B] [--train N]
+//!     [--out PATH] [--seed S] [--lr LR] [--lr-decay F] [--momentum M] [--batch B]
+//!     [--warmup EPOCHS] [--train N]
 //! ```
 //!
 //! `--preset` takes the paper's names: `FC10(1e-4)`, `FC100-100-10`, `FC200-200-10`,
@@ -28,6 +29,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut lr_decay = None;
     let mut momentum = None;
     let mut batch = None;
+    let mut warmup = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut val = || args.next().ok_or(format!("{a} needs a value"));
@@ -41,11 +43,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "--lr-decay" => lr_decay = Some(val()?.parse()?),
             "--momentum" => momentum = Some(val()?.parse()?),
             "--batch" => batch = Some(val()?.parse()?),
+            "--warmup" => warmup = Some(val()?.parse()?),
             "-h" | "--help" => {
                 println!(
                     "usage: train_mnist [--preset NAME] [--epochs N] [--out PATH] [--seed S] \
                      [--lr LR] [--lr-decay F] [--momentum M (SGD instead of Adam)] [--batch B] \
-                     [--train N]"
+                     [--warmup EPOCHS] [--train N]"
                 );
                 return Ok(());
             }
@@ -81,15 +84,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let Some(b) = batch {
         cfg = cfg.with_batch_size(b)?;
     }
+    if let Some(w) = warmup {
+        cfg = cfg.with_warmup_epochs(w)?;
+    }
     println!(
         "training {preset} ({} parameters): {} epochs, batch {}, {:?}, lr {} x{}/epoch, \
-         weight decay {:?}, seed {seed}",
+         warm-up {} epochs, weight decay {:?}, seed {seed}",
         mlp.num_parameters(),
         cfg.epochs(),
         cfg.batch_size(),
         cfg.optimizer(),
         cfg.learning_rate(),
         cfg.lr_decay(),
+        cfg.warmup_epochs(),
         preset.weight_decay(),
     );
     let test = (mnist.test_images.view(), &mnist.test_labels[..]);

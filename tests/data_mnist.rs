@@ -217,3 +217,31 @@ fn take_and_subset_validate_their_arguments() {
         Err(Error::ShapeMismatch { .. })
     ));
 }
+
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+        /// Arbitrary bytes, and valid headers with arbitrary dimensions and data, never panic;
+        /// whatever parses has the announced shape and pixels in [0, 1].
+        #[test]
+        fn parsers_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..64),
+                               n in 0u32..4, r in 0u32..5, c in 0u32..5,
+                               data in proptest::collection::vec(any::<u8>(), 0..80)) {
+            let _ = parse_idx_images(&bytes);
+            let _ = parse_idx_labels(&bytes);
+            let mut img = Vec::new();
+            for v in [2051u32, n, r, c] {
+                img.extend(v.to_be_bytes());
+            }
+            img.extend(&data);
+            if let Ok(a) = parse_idx_images(&img) {
+                prop_assert_eq!(a.shape(), &[n as usize, (r * c) as usize]);
+                prop_assert_eq!(data.len(), (n * r * c) as usize);
+                prop_assert!(a.iter().all(|&p| (0.0..=1.0).contains(&p)));
+            }
+        }
+    }
+}

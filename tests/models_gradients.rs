@@ -1,5 +1,6 @@
 //! The MLP's input and weight gradients against central finite differences, for every
 //! activation, and the batched (matrix-product) path against the single-row path.
+#![allow(clippy::needless_range_loop)] // index loops mirror the formulas
 
 use intriguing::Classifier;
 use intriguing::classifier::{

@@ -227,7 +227,7 @@ fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
     })?;
     if raw.starts_with(&[0x1f, 0x8b]) {
         let mut out = Vec::with_capacity(raw.len() * 4);
-        flate2::read::GzDecoder::new(&raw[..])
+        flate2::read::MultiGzDecoder::new(&raw[..])
             .read_to_end(&mut out)
             .map_err(|e| {
                 Error::DataFormat(format!("{}: broken gzip stream: {e}", path.display()))

@@ -114,6 +114,7 @@ pub struct TrainConfig {
     batch_size: usize,
     learning_rate: f64,
     lr_decay: f64,
+    warmup_epochs: f64,
     optimizer: Optimizer,
     weight_decay: WeightDecay,
     seed: u64,
@@ -134,6 +135,7 @@ impl TrainConfig {
             batch_size: 100,
             learning_rate: 1e-3,
             lr_decay: 1.0,
+            warmup_epochs: 0.0,
             optimizer: Optimizer::ADAM,
             weight_decay: WeightDecay::Uniform(0.0),
             seed: 0,
@@ -177,6 +179,21 @@ impl TrainConfig {
             )));
         }
         self.lr_decay = factor;
+        Ok(self)
+    }
+
+    /// Linear learning-rate warm-up over the first `epochs` epochs (fractions allowed): with
+    /// `W = ⌈epochs · batches per epoch⌉`, batch `t` (0-based, counted from the start of
+    /// training) uses `η · min(1, (t + 1) / W)`. 0 (the default) disables it. A warm-up keeps
+    /// large steps from saturating sigmoid units while the loss surface is still steep (see
+    /// `docs/models.md`).
+    pub fn with_warmup_epochs(mut self, epochs: f64) -> Result<Self> {
+        if !(epochs.is_finite() && epochs >= 0.0) {
+            return Err(Error::InvalidConfig(format!(
+                "warm-up must be finite and >= 0 epochs, got {epochs}"
+            )));
+        }
+        self.warmup_epochs = epochs;
         Ok(self)
     }
 
@@ -229,6 +246,10 @@ impl TrainConfig {
     pub fn lr_decay(&self) -> f64 {
         self.lr_decay
     }
+    /// Warm-up length in epochs.
+    pub fn warmup_epochs(&self) -> f64 {
+        self.warmup_epochs
+    }
     /// The update rule.
     pub fn optimizer(&self) -> Optimizer {
         self.optimizer
@@ -264,7 +285,7 @@ pub struct EpochInfo {
     pub loss: f64,
     /// `loss` plus the weight-decay penalty `Σ_l (λ_l/2)‖W_l‖²` at the end of the epoch.
     pub objective: f64,
-    /// Learning rate used during this epoch.
+    /// Learning rate of this epoch (during a warm-up, the first batches use a fraction of it).
     pub learning_rate: f64,
     /// Wall-clock time of this epoch.
     pub elapsed: Duration,
@@ -389,6 +410,8 @@ pub fn train_with_loss(
     let mut grads = Gradients::zeros_like(mlp);
     let mut state = OptState::new(mlp, config.optimizer);
     let mut lr = config.learning_rate;
+    let mut step = 0usize;
+    let warmup = (config.warmup_epochs * n.div_ceil(bs) as f64).ceil() as usize;
     let mut history = Vec::with_capacity(config.epochs);
 
     for epoch in 1..=config.epochs {
@@ -415,7 +438,13 @@ pub fn train_with_loss(
                 return Err(diverged(epoch, b, "loss"));
             }
             total += l * m as f64;
-            state.step(mlp, &mut grads, &lambdas, lr);
+            let step_lr = if step < warmup {
+                lr * (step + 1) as f64 / warmup as f64
+            } else {
+                lr
+            };
+            step += 1;
+            state.step(mlp, &mut grads, &lambdas, step_lr);
         }
         let finite = mlp.layers().iter().all(|l| {
             l.weight.iter().all(|v| v.is_finite()) && l.bias.iter().all(|v| v.is_finite())
