@@ -1,6 +1,7 @@
 //! The Moré–Garbow–Hillstrom (1981) unconstrained problems, solved by our L-BFGS (no bounds)
 //! and by L-BFGS-B with infinite bounds and with loose finite bounds that do not bind,
 //! each compared with the minimum value published in MGH (1981).
+#![allow(clippy::needless_range_loop)]
 
 mod optim_problems;
 

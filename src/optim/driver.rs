@@ -118,11 +118,11 @@ pub(crate) fn run<O: Objective + ?Sized>(
                 ws.d[i] = ws.xt[i] - ws.x[i];
             }
         } else {
-            ws.d.copy_from_slice(&ws.g);
-            ws.mem.two_loop(&mut ws.d);
-            for v in ws.d.iter_mut() {
-                *v = -*v;
+            // d = H(−g): the recursion is linear, so negate on the copy.
+            for (d, g) in ws.d.iter_mut().zip(&ws.g) {
+                *d = -g;
             }
+            ws.mem.two_loop(&mut ws.d);
         }
         let gd = dot(&ws.g, &ws.d);
         if !(gd < 0.0) || !gd.is_finite() {
@@ -177,12 +177,14 @@ pub(crate) fn run<O: Objective + ?Sized>(
                 break;
             }
             if bounded {
-                for i in 0..n {
-                    ws.xt[i] = (ws.x[i] + stp * ws.d[i]).clamp(lower[i], upper[i]);
+                for ((((xt, x), d), l), u) in
+                    ws.xt.iter_mut().zip(&ws.x).zip(&ws.d).zip(lower).zip(upper)
+                {
+                    *xt = (x + stp * d).clamp(*l, *u);
                 }
             } else {
-                for i in 0..n {
-                    ws.xt[i] = ws.x[i] + stp * ws.d[i];
+                for ((xt, x), d) in ws.xt.iter_mut().zip(&ws.x).zip(&ws.d) {
+                    *xt = x + stp * d;
                 }
             }
             let ft = obj.value_gradient(&ws.xt, &mut ws.gt);
@@ -243,18 +245,33 @@ pub(crate) fn run<O: Objective + ?Sized>(
             break Termination::LineSearchFailed;
         };
         let f_new = if from_best { fbest } else { f_last };
-        {
+        // s = x⁺ − x, y = g⁺ − g, and their inner products, in one pass.
+        let (sy, ss, yy) = {
             let (xa, ga) = if from_best {
                 (&ws.xb, &ws.gb)
             } else {
                 (&ws.xt, &ws.gt)
             };
             let (s, y) = ws.mem.spare_mut();
-            for i in 0..n {
-                s[i] = xa[i] - ws.x[i];
-                y[i] = ga[i] - ws.g[i];
+            let (mut sy, mut ss, mut yy) = (0.0, 0.0, 0.0);
+            for (((((si, yi), xa), x), ga), g) in s
+                .iter_mut()
+                .zip(y.iter_mut())
+                .zip(xa)
+                .zip(&ws.x)
+                .zip(ga)
+                .zip(&ws.g)
+            {
+                let sv = xa - x;
+                let yv = ga - g;
+                *si = sv;
+                *yi = yv;
+                sy += sv * yv;
+                ss += sv * sv;
+                yy += yv * yv;
             }
-        }
+            (sy, ss, yy)
+        };
         if from_best {
             std::mem::swap(&mut ws.x, &mut ws.xb);
             std::mem::swap(&mut ws.g, &mut ws.gb);
@@ -262,7 +279,7 @@ pub(crate) fn run<O: Objective + ?Sized>(
             std::mem::swap(&mut ws.x, &mut ws.xt);
             std::mem::swap(&mut ws.g, &mut ws.gt);
         }
-        ws.mem.admit();
+        ws.mem.admit_with(sy, ss, yy);
         let f_old = f;
         f = f_new;
         iter += 1;

@@ -243,9 +243,10 @@ impl MoreThuente {
                 || new >= self.stmax
                 || self.stmax - self.stmin <= self.xtol * self.stmax)
         {
-            // No further progress is possible: evaluate the best step once more so that
-            // the next call reports the stall with the best point current.
-            new = self.stx;
+            // No further progress is possible. MINPACK evaluates the best step `stx` once
+            // more and then reports the stall; the caller keeps its best point, so report
+            // the stall now and save that evaluation.
+            return Next::Stalled;
         }
         Next::Evaluate(new)
     }

@@ -14,7 +14,7 @@
 //! pair rejected by the curvature test costs no copy. The inner products `SᵀY`, `SᵀS`,
 //! `YᵀY` are kept slot-indexed and updated with `O(m n)` work per admitted pair.
 
-use super::dense::{axpy, cholesky, cholesky_solve, dot};
+use super::dense::{axpy, axpy_dot, cholesky, cholesky_solve, dot, dot2, dot4};
 
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Memory {
@@ -119,8 +119,8 @@ impl Memory {
         )
     }
 
-    /// Admits the pair in the spare slot if it passes the curvature test
-    /// `sᵀy > ε ‖s‖ ‖y‖` (ε = machine epsilon). Returns whether it was admitted.
+    /// [`admit_with`](Self::admit_with), computing the products itself.
+    #[cfg(test)]
     pub(crate) fn admit(&mut self) -> bool {
         let q = self.spare();
         let (sy, ss, yy) = {
@@ -128,6 +128,13 @@ impl Memory {
             let y = self.y(q);
             (dot(s, y), dot(s, s), dot(y, y))
         };
+        self.admit_products(sy, ss, yy)
+    }
+
+    /// Admits the pair in the spare slot if it passes the curvature test
+    /// `sᵀy > ε ‖s‖ ‖y‖` (ε = machine epsilon). Returns whether it was admitted.
+    fn admit_products(&mut self, sy: f64, ss: f64, yy: f64) -> bool {
+        let q = self.spare();
         if !(sy > f64::EPSILON * (ss * yy).sqrt()) || !sy.is_finite() || !yy.is_finite() {
             return false;
         }
@@ -143,10 +150,7 @@ impl Memory {
             for k in 0..self.len {
                 let j = self.slot(k);
                 let (sq, yq, sj, yj) = (self.s(q), self.y(q), self.s(j), self.y(j));
-                let a = dot(sq, yj);
-                let b = dot(sj, yq);
-                let c = dot(sq, sj);
-                let d = dot(yq, yj);
+                let (a, b, c, d) = dot4(sq, yq, sj, yj);
                 self.sty[q * cap + j] = a;
                 self.sty[j * cap + q] = b;
                 self.sts[q * cap + j] = c;
@@ -176,31 +180,62 @@ impl Memory {
         self.yty[self.slot(i) * self.cap + self.slot(j)]
     }
 
-    /// Two-loop recursion: overwrites `q` (holding `g` on entry) with `H g`.
+    /// Two-loop recursion: overwrites `q` (holding `v` on entry) with `H v`. Each loop fuses
+    /// the update of `q` with the next inner product, so `q` is swept once per pair and loop.
     pub(crate) fn two_loop(&mut self, q: &mut [f64]) {
         let len = self.len;
-        for k in (0..len).rev() {
-            let j = self.slot(k);
-            let rho = 1.0 / self.sty[j * self.cap + j];
-            let a = rho * dot(self.s(j), q);
-            self.alpha[k] = a;
-            let (y, _) = (self.y(j), ());
-            axpy(-a, y, q);
+        if len == 0 {
+            return;
         }
-        if len > 0 {
-            let gamma = 1.0 / self.theta;
-            for v in q.iter_mut() {
-                *v *= gamma;
+        let n = self.n;
+        let cap = self.cap;
+        let rho = |j: usize, sty: &[f64]| 1.0 / sty[j * cap + j];
+        // First loop, newest to oldest: α_k = ρ_k s_kᵀq, q ← q − α_k y_k.
+        let mut j = self.slot(len - 1);
+        let mut sq = dot(&self.s[j * n..(j + 1) * n], q);
+        for k in (0..len).rev() {
+            let a = rho(j, &self.sty) * sq;
+            self.alpha[k] = a;
+            let y = &self.y[j * n..(j + 1) * n];
+            if k > 0 {
+                let jn = self.slot(k - 1);
+                sq = axpy_dot(-a, y, q, &self.s[jn * n..(jn + 1) * n]);
+                j = jn;
+            } else {
+                axpy(-a, y, q);
             }
         }
-        for k in 0..len {
-            let j = self.slot(k);
-            let rho = 1.0 / self.sty[j * self.cap + j];
-            let b = rho * dot(self.y(j), q);
-            let coef = self.alpha[k] - b;
-            let s = &self.s[j * self.n..(j + 1) * self.n];
-            axpy(coef, s, q);
+        // Scaling H_0 = γ I, fused with the first inner product of the second loop.
+        let gamma = 1.0 / self.theta;
+        let j0 = self.slot(0);
+        let mut yq = 0.0;
+        {
+            let y0 = &self.y[j0 * n..(j0 + 1) * n];
+            for (qi, yi) in q.iter_mut().zip(y0) {
+                *qi *= gamma;
+                yq += yi * *qi;
+            }
         }
+        // Second loop, oldest to newest: β = ρ_k y_kᵀr, r ← r + (α_k − β) s_k.
+        let mut j = j0;
+        for k in 0..len {
+            let b = rho(j, &self.sty) * yq;
+            let coef = self.alpha[k] - b;
+            let s = &self.s[j * n..(j + 1) * n];
+            if k + 1 < len {
+                let jn = self.slot(k + 1);
+                yq = axpy_dot(coef, s, q, &self.y[jn * n..(jn + 1) * n]);
+                j = jn;
+            } else {
+                axpy(coef, s, q);
+            }
+        }
+    }
+
+    /// Admits the pair in the spare slot (see `admit_products`) given `sᵀy`, `sᵀs`, `yᵀy`
+    /// computed by the caller.
+    pub(crate) fn admit_with(&mut self, sy: f64, ss: f64, yy: f64) -> bool {
+        self.admit_products(sy, ss, yy)
     }
 
     /// Forms the chronological middle matrix `M` (`2len × 2len`, row-major in `mmat`) by
@@ -294,8 +329,22 @@ impl Memory {
         let l = self.len;
         for k in 0..l {
             let j = self.slot(k);
-            out[k] = dot(self.y(j), v);
-            out[l + k] = self.theta * dot(self.s(j), v);
+            let (a, b) = dot2(self.y(j), self.s(j), v);
+            out[k] = a;
+            out[l + k] = self.theta * b;
+        }
+    }
+
+    /// `out = W z` (`n` entries) for `z` of length `2len`, by contiguous column sweeps.
+    pub(crate) fn w_times(&self, z: &[f64], out: &mut [f64]) {
+        let l = self.len;
+        out.iter_mut().for_each(|v| *v = 0.0);
+        for k in 0..l {
+            let j = self.slot(k);
+            let (a, b) = (z[k], self.theta * z[l + k]);
+            for ((o, y), s) in out.iter_mut().zip(self.y(j)).zip(self.s(j)) {
+                *o += a * y + b * s;
+            }
         }
     }
 

@@ -47,11 +47,15 @@
 // the intended NaN-aware test (true for NaN) throughout.
 #![allow(clippy::needless_range_loop, clippy::neg_cmp_op_on_partial_ord)]
 
+#[cfg(feature = "argmin")]
+pub mod argmin_compat;
 mod cauchy;
 mod dense;
 mod driver;
 mod linesearch;
 mod memory;
+#[cfg(test)]
+mod model_tests;
 mod subspace;
 
 pub use linesearch::LineSearch;
@@ -481,6 +485,42 @@ impl Lbfgsb {
     ///
     /// Once `ws` has been used (or created with [`Workspace::new`]) for the same `n` and
     /// `m`, the only allocation is the returned `Solution::x`.
+    ///
+    /// # Examples
+    ///
+    /// Many small-budget solves in the unit box with one workspace, and an observer that
+    /// stops as soon as the value drops below a threshold:
+    ///
+    /// ```
+    /// use intriguing::optim::{Bounds, FnObjective, Lbfgsb, Termination, Workspace};
+    /// use std::ops::ControlFlow;
+    ///
+    /// let n = 784;
+    /// let solver = Lbfgsb::new()
+    ///     .with_bounds(Bounds::uniform(n, 0.0, 1.0)?)?
+    ///     .with_max_iterations(30)?;
+    /// let mut ws = Workspace::new(n, solver.memory());
+    /// for target in [0.2, 0.5, 0.8] {
+    ///     // f(x) = Σ (x_i − target)² / 2, minimised at x = target.
+    ///     let mut obj = FnObjective::new(n, |x: &[f64], g: &mut [f64]| {
+    ///         let mut f = 0.0;
+    ///         for (gi, xi) in g.iter_mut().zip(x) {
+    ///             *gi = xi - target;
+    ///             f += 0.5 * (xi - target) * (xi - target);
+    ///         }
+    ///         f
+    ///     });
+    ///     let sol = solver.minimize_with(&mut obj, &vec![1.0; n], &mut ws, |info| {
+    ///         if info.value < 1e-12 { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+    ///     })?;
+    ///     assert!(matches!(
+    ///         sol.termination,
+    ///         Termination::ObserverStopped | Termination::GradientTolerance
+    ///     ));
+    ///     assert!(sol.x.iter().all(|v| (v - target).abs() < 1e-5));
+    /// }
+    /// # Ok::<(), intriguing::Error>(())
+    /// ```
     pub fn minimize_with<O: Objective + ?Sized>(
         &self,
         obj: &mut O,

@@ -15,7 +15,7 @@
 //! `α* ≤ 1` keeping `x^c + α* Z d^u` feasible (the projection variant is the one advocated by
 //! Morales & Nocedal 2011, with this check as safeguard).
 
-use super::dense::{dot, lu, lu_solve, matvec};
+use super::dense::{lu, lu_solve, matvec};
 use super::memory::Memory;
 
 /// Scratch buffers for the subspace step.
@@ -91,13 +91,16 @@ pub(crate) fn subspace_step(
     let mmat = &mem.mmat[..k2 * k2];
     // M c.
     matvec(mmat, k2, &c[..k2], &mut sc.mc[..k2]);
-    // Reduced gradient r^c (eq. (5.4)); zero off the free set.
+    // Reduced gradient r^c (eq. (5.4)); zero off the free set. W (M c) is formed column by
+    // column (contiguous sweeps) into wz.
+    if k2 > 0 {
+        mem.w_times(&sc.mc[..k2], &mut sc.wz);
+    }
     sc.r.iter_mut().for_each(|v| *v = 0.0);
     for &i in &sc.free {
         let mut ri = g[i] + theta * (xc[i] - x[i]);
         if k2 > 0 {
-            mem.w_row(i, &mut sc.wi[..k2]);
-            ri -= dot(&sc.wi[..k2], &sc.mc[..k2]);
+            ri -= sc.wz[i];
         }
         sc.r[i] = ri;
     }
@@ -128,6 +131,7 @@ pub(crate) fn subspace_step(
                 add_outer(a, &sc.wi[..k2], -1.0);
             }
         }
+        mirror_upper(a, k2);
         // N = I − (1/θ) M A.
         let nm = &mut sc.nmat[..k2 * k2];
         for i in 0..k2 {
@@ -148,21 +152,7 @@ pub(crate) fn subspace_step(
     }
     // d^u = −r/θ − (1/θ²) W z (z = N⁻¹ M WᵀZ r), on F.
     if solved {
-        for k in 0..l {
-            let j = mem.slot(k);
-            let zy = sc.v[k];
-            let zs = sc.v[l + k] * theta;
-            let (y, s) = (mem.y(j), mem.s(j));
-            if k == 0 {
-                for i in 0..n {
-                    sc.wz[i] = zy * y[i] + zs * s[i];
-                }
-            } else {
-                for i in 0..n {
-                    sc.wz[i] += zy * y[i] + zs * s[i];
-                }
-            }
-        }
+        mem.w_times(&sc.v[..k2], &mut sc.wz);
     }
     let inv_t = 1.0 / theta;
     let inv_t2 = inv_t * inv_t;
@@ -214,17 +204,26 @@ pub(crate) fn subspace_step(
     }
 }
 
-/// `a += sign · w wᵀ`.
+/// `a += sign · w wᵀ` on the upper triangle (`j ≥ i`); see [`mirror_upper`].
 #[inline]
 fn add_outer(a: &mut [f64], w: &[f64], sign: f64) {
     let k = w.len();
     for i in 0..k {
         let wi = sign * w[i];
         if wi != 0.0 {
-            let row = &mut a[i * k..(i + 1) * k];
-            for j in 0..k {
-                row[j] += wi * w[j];
+            let row = &mut a[i * k + i..(i + 1) * k];
+            for (r, wj) in row.iter_mut().zip(&w[i..]) {
+                *r += wi * wj;
             }
+        }
+    }
+}
+
+/// Copies the upper triangle of a `k × k` matrix into its lower triangle.
+fn mirror_upper(a: &mut [f64], k: usize) {
+    for i in 0..k {
+        for j in 0..i {
+            a[i * k + j] = a[j * k + i];
         }
     }
 }
