@@ -1,1 +1,300 @@
-fn main() {}
+//! Criterion benches of one attack on MNIST-trained FC100-100-10 and FC500-150-10, targeted
+//! and nearest (one thread), plus an optional whole-test-set untargeted run.
+//!
+//! ```text
+//! cargo bench --bench attack                      # criterion groups
+//! ATTACK_BENCH_FULL=1 cargo bench --bench attack  # + 10 000 test images untargeted, 2 threads
+//! ATTACK_BENCH_COMPARE=1 cargo bench --bench attack -- --list   # settings comparison only
+//! ```
+//!
+//! `ATTACK_BENCH_COMPARE=1` prints, for the first 100 test images on FC100-100-10, mean and
+//! median RMS distortion, gradient evaluations, L-BFGS-B runs and time per example (one
+//! thread) for the penalty, warm-start, refinement and nearest-pruning settings.
+//!
+//! Targets (docs/attack.md, one core): FC100-100-10 targeted ≤ 4 ms, nearest ≤ 23 ms,
+//! FC500-150-10 targeted ≤ 32 ms; the whole test set untargeted on FC100-100-10 ≤ 2 min on
+//! 2 cores. Models are trained once with the presets' recipe shortened to a few epochs and
+//! cached under `target/attack_bench/`.
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use intriguing::Classifier;
+use intriguing::attack::{AttackConfig, Penalty, Target, attack_batch, find_minimal_perturbation};
+use intriguing::data::Mnist;
+use intriguing::models::{Mlp, Preset, train};
+use std::hint::black_box;
+use std::path::PathBuf;
+use std::time::Instant;
+
+fn model(preset: Preset, epochs: usize, mnist: &Mnist) -> Mlp {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/attack_bench");
+    let path = dir.join(format!("{preset}_{epochs}ep.safetensors"));
+    if let Ok(m) = Mlp::load_safetensors(&path) {
+        return m;
+    }
+    let t = Instant::now();
+    let (mut mlp, cfg) = preset.build(0).expect("preset");
+    let cfg = cfg.with_epochs(epochs).expect("epochs");
+    train(
+        &mut mlp,
+        mnist.train_images.view(),
+        &mnist.train_labels,
+        &cfg,
+        |_, _| {},
+    )
+    .expect("training");
+    let _ = std::fs::create_dir_all(&dir);
+    let _ = mlp.save_safetensors(&path);
+    eprintln!(
+        "trained {preset} for {epochs} epochs in {:.1?}: test error {:.2}%",
+        t.elapsed(),
+        100.0
+            * mlp
+                .error_rate(mnist.test_images.view(), &mnist.test_labels)
+                .unwrap()
+    );
+    mlp
+}
+
+/// CPU time of the calling thread in seconds (Linux `/proc/thread-self/stat`, 10 ms ticks;
+/// NaN elsewhere). On a shared machine this excludes the time spent waiting for a core.
+fn thread_cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/thread-self/stat") else {
+        return f64::NAN;
+    };
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let tick = |i: usize| {
+        f.get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(f64::NAN)
+    };
+    (tick(11) + tick(12)) / 100.0
+}
+
+/// One line of the settings comparison.
+fn compare_line(
+    name: &str,
+    mlp: &Mlp,
+    mnist: &Mnist,
+    n: usize,
+    nearest: bool,
+    config: &AttackConfig,
+) {
+    let (mut rms, mut times) = (Vec::new(), Vec::new());
+    let (mut evals, mut runs) = (0usize, 0usize);
+    let cpu0 = thread_cpu_seconds();
+    for i in 0..n {
+        let x = mnist.test_images.row(i);
+        let y = mlp.predict(x).unwrap();
+        let target = if nearest {
+            Target::Nearest { true_label: y }
+        } else {
+            Target::Label((y + 1 + i % 9) % 10)
+        };
+        let t = Instant::now();
+        let r = find_minimal_perturbation(mlp, x, target, config).unwrap();
+        times.push(t.elapsed().as_secs_f64() * 1e3);
+        rms.extend(r.rms());
+        evals += r.gradient_evaluations;
+        runs += r.runs;
+    }
+    let cpu_ms = (thread_cpu_seconds() - cpu0) * 1e3 / n as f64;
+    rms.sort_by(f64::total_cmp);
+    times.sort_by(f64::total_cmp);
+    println!(
+        "| {name:<34} | {:>3}/{n} | {:.5} | {:.5} | {:>6.1} | {:>5.2} | {:>6.2} ms | {cpu_ms:>6.2} ms |",
+        rms.len(),
+        rms.iter().sum::<f64>() / rms.len().max(1) as f64,
+        rms.get(rms.len() / 2).copied().unwrap_or(f64::NAN),
+        evals as f64 / n as f64,
+        runs as f64 / n as f64,
+        times[n / 2],
+    );
+}
+
+fn compare(mlp: &Mlp, big: &Mlp, mnist: &Mnist) {
+    let n = 100;
+    let d = AttackConfig::default();
+    let l2 = d.clone().with_penalty(Penalty::L2);
+    let tight = |c: AttackConfig| {
+        c.with_tolerances(1e-6, 1e-9)
+            .unwrap()
+            .with_bisection_steps(10)
+            .unwrap()
+            .with_relative_tolerance(0.01)
+            .unwrap()
+    };
+    println!(
+        "| settings (targeted, FC100-100-10) | success | mean RMS | median RMS | grad evals | runs | median wall time | mean CPU time |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    let lines: Vec<(&str, AttackConfig)> = vec![
+        ("default (squared L2)", d.clone()),
+        ("L2", l2.clone()),
+        (
+            "squared L2, 2 bisections",
+            d.clone().with_bisection_steps(2).unwrap(),
+        ),
+        (
+            "L2, 2 bisections",
+            l2.clone().with_bisection_steps(2).unwrap(),
+        ),
+        (
+            "squared L2, no warm start",
+            d.clone().with_warm_start(false),
+        ),
+        ("L2, no warm start", l2.clone().with_warm_start(false)),
+        (
+            "squared L2, no refinement",
+            d.clone().with_refinement(0, 1).unwrap(),
+        ),
+        (
+            "L2, no refinement",
+            l2.clone().with_refinement(0, 1).unwrap(),
+        ),
+        (
+            "squared L2, ftol 1e-5",
+            d.clone().with_tolerances(1e-6, 1e-5).unwrap(),
+        ),
+        (
+            "L2, ftol 1e-5",
+            l2.clone().with_tolerances(1e-6, 1e-5).unwrap(),
+        ),
+        ("squared L2, converged search", tight(d.clone())),
+        ("L2, converged search", tight(l2.clone())),
+    ];
+    for (name, cfg) in &lines {
+        compare_line(name, mlp, mnist, n, false, cfg);
+    }
+    println!();
+    println!(
+        "| settings (nearest, FC100-100-10) | success | mean RMS | median RMS | grad evals | runs | median wall time | mean CPU time |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    for k in [1, 2, 3, 4, usize::MAX] {
+        let cfg = d.clone().with_nearest_candidates(k).unwrap();
+        let name = if k == usize::MAX {
+            "all 9 labels".to_string()
+        } else {
+            format!("top {k} labels")
+        };
+        compare_line(&name, mlp, mnist, n, true, &cfg);
+    }
+    println!();
+    println!(
+        "| FC500-150-10 (default settings) | success | mean RMS | median RMS | grad evals | runs | median wall time | mean CPU time |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    compare_line("targeted", big, mnist, n, false, &d);
+    compare_line("nearest (top 3)", big, mnist, n, true, &d);
+}
+
+/// CPU time of the whole process in seconds (Linux `/proc/self/stat`; NaN elsewhere).
+fn process_cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return f64::NAN;
+    };
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let tick = |i: usize| {
+        f.get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(f64::NAN)
+    };
+    (tick(11) + tick(12)) / 100.0
+}
+
+/// The whole MNIST test set, untargeted, on 2 threads.
+fn full_test_set(mlp: &Mlp, mnist: &Mnist) {
+    let config = AttackConfig::default();
+    let all = mnist.test_images.view();
+    let labels = mlp.predict_batch(all).unwrap();
+    let targets: Vec<Target> = labels
+        .iter()
+        .map(|&y| Target::Untargeted { true_label: y })
+        .collect();
+    let cpu0 = process_cpu_seconds();
+    let t = Instant::now();
+    let res = attack_batch(mlp, all, &targets, &config, 2).unwrap();
+    let secs = t.elapsed().as_secs_f64();
+    let cpu = process_cpu_seconds() - cpu0;
+    let ok: Vec<f64> = res.iter().filter_map(|r| r.as_ref().ok()?.rms()).collect();
+    let evals: usize = res
+        .iter()
+        .filter_map(|r| Some(r.as_ref().ok()?.gradient_evaluations))
+        .sum();
+    eprintln!(
+        "FC100-100-10 untargeted, all {} test images, 2 threads: wall {secs:.1} s, CPU {cpu:.1} s \
+         (both threads), {} successes, mean RMS {:.4}, {:.1} gradient evaluations / example",
+        res.len(),
+        ok.len(),
+        ok.iter().sum::<f64>() / ok.len().max(1) as f64,
+        evals as f64 / res.len() as f64
+    );
+}
+
+fn bench(c: &mut Criterion) {
+    let mnist = Mnist::bundled().expect("bundled MNIST");
+    if std::env::var_os("ATTACK_BENCH_FULL").is_some() {
+        full_test_set(&model(Preset::Fc100_100_10, 5, &mnist), &mnist);
+        return;
+    }
+    if std::env::var_os("ATTACK_BENCH_COMPARE").is_some() {
+        compare(
+            &model(Preset::Fc100_100_10, 5, &mnist),
+            &model(Preset::Fc500_150_10, 3, &mnist),
+            &mnist,
+        );
+        return;
+    }
+    let config = AttackConfig::default();
+    let n_images = 20;
+    for (preset, epochs) in [(Preset::Fc100_100_10, 5), (Preset::Fc500_150_10, 3)] {
+        let mlp = model(preset, epochs, &mnist);
+        let xs = mnist
+            .test_images
+            .slice(ndarray::s![..n_images, ..])
+            .to_owned();
+        let preds = mlp.predict_batch(xs.view()).unwrap();
+        let mut group = c.benchmark_group(format!("attack/{preset}"));
+        group.sample_size(10);
+        for kind in ["targeted", "nearest"] {
+            // Distortion and work on the same images, for the record.
+            let (mut rms, mut evals, mut ok) = (0.0, 0usize, 0usize);
+            let target_of = |i: usize| match kind {
+                "targeted" => Target::Label((preds[i] + 1 + i % 9) % 10),
+                _ => Target::Nearest {
+                    true_label: preds[i],
+                },
+            };
+            for i in 0..n_images {
+                let r = find_minimal_perturbation(&mlp, xs.row(i), target_of(i), &config).unwrap();
+                if let Some(v) = r.rms() {
+                    rms += v;
+                    ok += 1;
+                }
+                evals += r.gradient_evaluations;
+            }
+            eprintln!(
+                "{preset} {kind}: {ok}/{n_images} success, mean RMS {:.4}, {:.1} gradient evaluations / example",
+                rms / ok.max(1) as f64,
+                evals as f64 / n_images as f64
+            );
+            let mut i = 0;
+            group.bench_function(kind, |b| {
+                b.iter(|| {
+                    let k = i % n_images;
+                    i += 1;
+                    black_box(
+                        find_minimal_perturbation(&mlp, xs.row(k), target_of(k), &config).unwrap(),
+                    )
+                })
+            });
+        }
+        group.finish();
+    }
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -146,7 +146,11 @@ pub fn render_grid(
         return Err(Error::shape("grid labels", images.len(), l.len()));
     }
     let font = (scale / 2).max(1);
-    let caption_h = if labels.is_some() { 5 * font + 2 * font } else { 0 };
+    let caption_h = if labels.is_some() {
+        5 * font + 2 * font
+    } else {
+        0
+    };
     let cell_w = w * scale + 2 * padding;
     let cell_h = h * scale + caption_h + 2 * padding;
     let rows = images.len().div_ceil(cols);

@@ -44,9 +44,8 @@ fn argmin_lbfgs_solves_the_fixed_c_objective() {
     assert!(obj.cost(&vec![0.0; 3]).is_err());
 
     let ls = MoreThuenteLineSearch::new();
-    let solver: LBFGS<_, Vec<f64>, Vec<f64>, f64> = LBFGS::new(ls, 7)
-        .with_tolerance_grad(1e-10)
-        .unwrap();
+    let solver: LBFGS<_, Vec<f64>, Vec<f64>, f64> =
+        LBFGS::new(ls, 7).with_tolerance_grad(1e-10).unwrap();
     let res = Executor::new(obj, solver)
         .configure(|s| s.param(x.to_vec()).max_iters(200))
         .run()

@@ -27,16 +27,25 @@ fn invalid_inputs_are_typed_errors() {
     let e = find_minimal_perturbation(&m, array![0.1, 0.1].view(), t, &cfg);
     assert!(matches!(e, Err(Error::ShapeMismatch { .. })), "{e:?}");
     let e = find_minimal_perturbation(&m, array![0.1, 1.5, 0.1].view(), t, &cfg);
-    assert!(matches!(e, Err(Error::OutOfBounds { index: 1, .. })), "{e:?}");
+    assert!(
+        matches!(e, Err(Error::OutOfBounds { index: 1, .. })),
+        "{e:?}"
+    );
     let e = find_minimal_perturbation(&m, array![0.1, 0.1, 0.1].view(), Target::Label(2), &cfg);
-    assert!(matches!(e, Err(Error::LabelOutOfRange { label: 2, .. })), "{e:?}");
+    assert!(
+        matches!(e, Err(Error::LabelOutOfRange { label: 2, .. })),
+        "{e:?}"
+    );
     let e = find_minimal_perturbation(
         &m,
         array![0.1, 0.1, 0.1].view(),
         Target::Nearest { true_label: 7 },
         &cfg,
     );
-    assert!(matches!(e, Err(Error::LabelOutOfRange { label: 7, .. })), "{e:?}");
+    assert!(
+        matches!(e, Err(Error::LabelOutOfRange { label: 7, .. })),
+        "{e:?}"
+    );
     // Per-coordinate box of the wrong length.
     let cfg2 = AttackConfig::default()
         .with_bounds(vec![0.0; 2], vec![1.0; 2])
@@ -97,12 +106,14 @@ fn model_with_nan_away_from_the_input_fails_cleanly() {
         center: x.clone(),
         radius: 1e-3,
     };
-    let res =
-        find_minimal_perturbation(&m, x.view(), Target::Label(1), &AttackConfig::default())
-            .unwrap();
+    let res = find_minimal_perturbation(&m, x.view(), Target::Label(1), &AttackConfig::default())
+        .unwrap();
     assert!(!res.success());
     assert!(
-        matches!(res.failure, Some(FailureReason::ModelFailure(_)) | Some(FailureReason::NotReached)),
+        matches!(
+            res.failure,
+            Some(FailureReason::ModelFailure(_)) | Some(FailureReason::NotReached)
+        ),
         "{res:?}"
     );
 }
@@ -147,7 +158,11 @@ fn batch_results_are_identical_whatever_the_thread_count() {
     let five = attack_batch(&m, x.view(), &targets, &cfg, 5).unwrap();
     assert_eq!(one.len(), 9);
     for (i, ((a, b), c)) in one.iter().zip(&two).zip(&five).enumerate() {
-        let (a, b, c) = (a.as_ref().unwrap(), b.as_ref().unwrap(), c.as_ref().unwrap());
+        let (a, b, c) = (
+            a.as_ref().unwrap(),
+            b.as_ref().unwrap(),
+            c.as_ref().unwrap(),
+        );
         assert!(a.success(), "row {i}: {a:?}");
         assert_eq!(a, b, "row {i}");
         assert_eq!(a, c, "row {i}");

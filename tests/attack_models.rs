@@ -63,7 +63,11 @@ pub struct NanOutside {
 impl NanOutside {
     fn is_outside(&self, x: ArrayView2<'_, f64>) -> bool {
         x.rows().into_iter().any(|r| {
-            let d: f64 = r.iter().zip(&self.center).map(|(a, b)| (a - b) * (a - b)).sum();
+            let d: f64 = r
+                .iter()
+                .zip(&self.center)
+                .map(|(a, b)| (a - b) * (a - b))
+                .sum();
             d.sqrt() > self.radius
         })
     }

@@ -18,8 +18,11 @@
 //! - The optimisation variable is `x' = x + r` itself; the box is the solver's bounds (the
 //!   box is never enforced by clipping afterwards), the penalty is on `x' − x`.
 //! - Penalty ([`Penalty`]): the paper's `|r|` = `‖r‖₂`, smoothed at 0 as
-//!   `sqrt(‖r‖² + δ²) − δ` (δ = 1e-6 by default), or `‖r‖₂²`. The default was chosen by
-//!   measurement (see `docs/attack.md`).
+//!   `sqrt(‖r‖² + δ²) − δ` (δ = 1e-6 by default), or `‖r‖₂²` (the default, chosen by
+//!   measurement: the same distortion for fewer gradient evaluations, see `docs/attack.md`).
+//! - After the search, the best point is pulled back towards `x` along the segment from `x`
+//!   (batched predictions only, [`AttackConfig::with_refinement`]): the cross-entropy loss
+//!   makes every run overshoot the decision boundary slightly.
 //! - c search: from an initial c (estimated from `‖∇loss(x)‖`, see [`InitialC`]), grow or
 //!   shrink c geometrically until a success and a failure bracket it, then bisect in log space
 //!   until `c_fail / c_success ≤ 1 + tol` or the step budget is spent. Each run starts from
@@ -38,14 +41,14 @@
 //!   `−log Σ_{j≠y} softmax_j(z) = LSE(z) − LSE(z without y) ≥ 0` (bounded below, unlike
 //!   `−CE(z, y)`).
 //! - `Nearest { true_label: y }`: the smallest perturbation over all labels `≠ y` (one
-//!   targeted search per label; the paper's "minimum distortion"). One probe run per label,
-//!   then full searches in order of promise ([`AttackConfig::with_nearest_candidates`] limits
-//!   how many).
+//!   targeted search per label; the paper's "minimum distortion"). Labels are ranked by the
+//!   linearised distance `(z_y − z_l) / ‖∇(z_y − z_l)‖` and the most promising ones searched
+//!   ([`AttackConfig::with_nearest_candidates`]: 3 by default, `usize::MAX` for all).
 //!
 //! # Bad input
 //!
 //! NaN/Inf in `x`, a wrong length, `x` outside the box, a label out of range and invalid
-//! settings are typed [`Error`](crate::Error)s; a model that returns NaN or errors during the
+//! settings are typed [`crate::Error`] values; a model that returns NaN or errors during the
 //! search gives a failed [`AttackResult`] with [`FailureReason::ModelFailure`] (or keeps the
 //! success verified before). [`attack_batch`] isolates rows from each other.
 

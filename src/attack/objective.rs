@@ -127,7 +127,7 @@ struct Scratch {
 /// let mut obj = AttackObjective::new(&model, x.view(), Goal::Label(1), 0.5, &AttackConfig::default())?;
 /// let mut g = [0.0; 2];
 /// let f = obj.value_gradient(&[0.8, 0.2], &mut g); // r = 0: only the loss
-/// assert!((f - (1.0 + (-0.6f64).exp()).ln()).abs() < 1e-9);
+/// assert!((f - (1.0 + 0.6f64.exp()).ln()).abs() < 1e-9);
 /// # Ok::<(), intriguing::Error>(())
 /// ```
 pub struct AttackObjective<'m, C: Classifier + ?Sized> {
