@@ -10,7 +10,7 @@ use argmin::core::{CostFunction, Executor, Gradient};
 use argmin::solver::linesearch::MoreThuenteLineSearch;
 use argmin::solver::quasinewton::LBFGS;
 use attack_models::Linear;
-use intriguing::attack::{AttackConfig, AttackObjective, Goal};
+use intriguing::attack::{AttackConfig, AttackObjective, Goal, Penalty};
 use intriguing::optim::{Lbfgsb, Objective};
 use ndarray::Array1;
 
@@ -29,7 +29,10 @@ fn argmin_lbfgs_solves_the_fixed_c_objective() {
     let t = (((1.0 - q) / q).ln() - s0) / wn;
     let expected = &x + &(&w * (t / wn));
 
-    let cfg = AttackConfig::default().with_smoothing(1e-9).unwrap();
+    let cfg = AttackConfig::default()
+        .with_penalty(Penalty::L2)
+        .with_smoothing(1e-9)
+        .unwrap();
     let obj = AttackObjective::new(&model, x.view(), Goal::Label(1), c, &cfg).unwrap();
 
     // Gradient consistency of the argmin interface with the native one.
@@ -65,5 +68,39 @@ fn argmin_lbfgs_solves_the_fixed_c_objective() {
         .unwrap();
     for (a, e) in sol.x.iter().zip(&expected) {
         assert!((a - e).abs() < 1e-6, "lbfgsb {a} vs closed form {e}");
+    }
+}
+
+#[test]
+fn argmin_lbfgs_solves_the_squared_penalty_objective() {
+    let n = 6;
+    let w = Array1::from_iter((0..n).map(|i| ((i * 29 % 7) as f64 - 3.0) / 3.0));
+    let x = Array1::from_elem(n, 0.5);
+    let s0 = -1.0;
+    let b = s0 - w.dot(&x);
+    let model = Linear::two_class(w.clone(), b);
+    let wn = w.dot(&w).sqrt();
+    let c = 0.2;
+    // Closed form up to a scalar: r = t ŵ with 2 c t = σ(−s) ‖w‖, s = s0 + t ‖w‖; the left
+    // side grows and the right side falls with t, so bisect.
+    let h = |t: f64| 2.0 * c * t - wn / (1.0 + (s0 + t * wn).exp());
+    let (mut lo, mut hi) = (0.0, 100.0);
+    for _ in 0..200 {
+        let m = 0.5 * (lo + hi);
+        if h(m) < 0.0 { lo = m } else { hi = m }
+    }
+    let expected = &x + &(&w * (lo / wn));
+    let cfg = AttackConfig::default(); // squared L2
+    let obj = AttackObjective::new(&model, x.view(), Goal::Label(1), c, &cfg).unwrap();
+    let solver: LBFGS<_, Vec<f64>, Vec<f64>, f64> = LBFGS::new(MoreThuenteLineSearch::new(), 5)
+        .with_tolerance_grad(1e-10)
+        .unwrap();
+    let res = Executor::new(obj, solver)
+        .configure(|s| s.param(x.to_vec()).max_iters(200))
+        .run()
+        .unwrap();
+    let best = res.state.best_param.clone().unwrap();
+    for (a, e) in best.iter().zip(&expected) {
+        assert!((a - e).abs() < 1e-6, "argmin {a} vs closed form {e}");
     }
 }

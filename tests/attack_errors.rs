@@ -65,6 +65,8 @@ fn invalid_settings_are_rejected() {
     assert!(c().with_relative_tolerance(-0.1).is_err());
     assert!(c().with_tolerances(0.0, 1e-9).is_err());
     assert!(c().with_tolerances(1e-6, -1.0).is_err());
+    assert!(c().with_bisection_ftol(0.0).is_err());
+    assert!(c().with_bisection_ftol(f64::NAN).is_err());
     assert!(c().with_growth(1.0).is_err());
     assert!(c().with_growth(f64::INFINITY).is_err());
     assert!(c().with_smoothing(0.0).is_err());

@@ -154,6 +154,7 @@ pub struct AttackConfig {
     pub(crate) memory: usize,
     pub(crate) pgtol: f64,
     pub(crate) ftol: f64,
+    pub(crate) bisection_ftol: f64,
     pub(crate) warm_start: bool,
     pub(crate) nearest_candidates: usize,
     pub(crate) refine_rounds: usize,
@@ -164,7 +165,8 @@ impl Default for AttackConfig {
     /// Box `[0, 1]`, [`Penalty::SquaredL2`] (chosen by measurement, `docs/attack.md`; the
     /// L2 penalty's smoothing δ = 1e-6), `InitialC::Auto { factor: 1.0 }`,
     /// growth ×2, up to 12 bracketing runs, up to 3 bisection runs or c-ratio ≤ 1.1,
-    /// 60 iterations / 100 evaluations per L-BFGS-B run (m = 10, pgtol 1e-6, ftol 1e-3),
+    /// 60 iterations / 100 evaluations per L-BFGS-B run (m = 10, pgtol 1e-6, ftol 1e-3 while
+    /// bracketing, 1e-4 for the bisection runs),
     /// warm starts on, the 3 most promising labels searched for
     /// [`Target::Nearest`](super::Target::Nearest),
     /// boundary refinement with 3 rounds of 8 points.
@@ -186,6 +188,7 @@ impl Default for AttackConfig {
             memory: 10,
             pgtol: 1e-6,
             ftol: 1e-3,
+            bisection_ftol: 1e-4,
             warm_start: true,
             nearest_candidates: 3,
             refine_rounds: 3,
@@ -289,10 +292,18 @@ impl AttackConfig {
         self.memory = at_least_one(m, "memory")?;
         Ok(self)
     }
-    /// L-BFGS-B projected-gradient and relative-decrease tolerances (both > 0).
+    /// L-BFGS-B projected-gradient and relative-decrease tolerances (both > 0), for every
+    /// run (bisection runs included).
     pub fn with_tolerances(mut self, pgtol: f64, ftol: f64) -> Result<Self> {
         self.pgtol = positive(pgtol, "pgtol")?;
         self.ftol = positive(ftol, "ftol")?;
+        self.bisection_ftol = self.ftol;
+        Ok(self)
+    }
+    /// A separate relative-decrease tolerance (> 0) for the bisection runs, which start
+    /// from a nearby solution and decide the final distortion.
+    pub fn with_bisection_ftol(mut self, ftol: f64) -> Result<Self> {
+        self.bisection_ftol = positive(ftol, "bisection ftol")?;
         Ok(self)
     }
     /// Start each L-BFGS-B run from the solution of the run with the nearest c (true) or
@@ -340,13 +351,13 @@ impl AttackConfig {
     }
 
     /// The configured solver for inputs of length `n`.
-    pub(crate) fn solver(&self, n: usize) -> Result<Lbfgsb> {
+    pub(crate) fn solver(&self, n: usize, ftol: f64) -> Result<Lbfgsb> {
         Lbfgsb::new()
             .with_memory(self.memory)?
             .with_max_iterations(self.max_iterations)?
             .with_max_evaluations(self.max_evaluations)?
             .with_pgtol(self.pgtol)?
-            .with_ftol(self.ftol)?
+            .with_ftol(ftol)?
             .with_bounds(self.domain.bounds(n)?)
     }
 }

@@ -44,6 +44,7 @@ fn l2sq(x: &[f64], origin: &[f64]) -> f64 {
 pub(crate) struct Engine<'m, 'c, C: Classifier + ?Sized> {
     pub obj: AttackObjective<'m, C>,
     solver: Lbfgsb,
+    fine_solver: Lbfgsb,
     ws: Workspace,
     cfg: &'c AttackConfig,
     pub runs: usize,
@@ -56,10 +57,12 @@ pub(crate) struct Engine<'m, 'c, C: Classifier + ?Sized> {
 
 impl<'m, 'c, C: Classifier + ?Sized> Engine<'m, 'c, C> {
     pub fn new(obj: AttackObjective<'m, C>, cfg: &'c AttackConfig) -> Result<Self> {
-        let solver = cfg.solver(obj.dim())?;
+        let solver = cfg.solver(obj.dim(), cfg.ftol)?;
+        let fine_solver = cfg.solver(obj.dim(), cfg.bisection_ftol)?;
         Ok(Engine {
             obj,
             solver,
+            fine_solver,
             ws: Workspace::default(),
             cfg,
             runs: 0,
@@ -103,10 +106,6 @@ pub(crate) struct LabelSearch {
     best: Option<Best>,
     pub done: bool,
     pub failure: Option<FailureReason>,
-    /// Loss part of the objective at the last run's solution (a ranking score).
-    pub last_loss: f64,
-    /// Did the last run end on a verified adversarial point?
-    pub last_success: bool,
 }
 
 impl LabelSearch {
@@ -123,8 +122,6 @@ impl LabelSearch {
             best: None,
             done: false,
             failure: None,
-            last_loss: f64::INFINITY,
-            last_success: false,
         }
     }
 
@@ -253,8 +250,8 @@ impl LabelSearch {
         };
         let start = start.to_vec();
         e.runs += 1;
-        let sol = match e
-            .solver
+        let solver = if bracketed { &e.fine_solver } else { &e.solver };
+        let sol = match solver
             .minimize_with(&mut e.obj, &start, &mut e.ws, |_| ControlFlow::Continue(()))
         {
             Ok(s) => s,
@@ -276,19 +273,6 @@ impl LabelSearch {
         e.predictions += 1;
         let verified = verify(e.obj.model(), &sol.x, cfg, self.goal);
         let d2 = l2sq(&sol.x, e.obj.origin());
-        if std::env::var_os("ATTACK_DEBUG").is_some() {
-            eprintln!(
-                "run c={c:.4e} ok={} l2={:.4} iters={} evals={} term={:?} tracked={:.4}",
-                verified.is_some(),
-                d2.sqrt(),
-                sol.iterations,
-                sol.evaluations,
-                sol.termination,
-                e.obj.tracked().l2sq.sqrt()
-            );
-        }
-        self.last_loss = sol.value - c * penalty_value(cfg, d2);
-        self.last_success = verified.is_some();
         if let Some(label) = verified {
             self.consider(e, sol.x.clone(), d2, label, c);
         }
@@ -346,13 +330,6 @@ impl LabelSearch {
         self.best
             .as_ref()
             .map(|b| Adversarial::new(Array1::from(b.x.clone()), origin, b.label, Some(b.c)))
-    }
-}
-
-fn penalty_value(cfg: &AttackConfig, d2: f64) -> f64 {
-    match cfg.penalty {
-        Penalty::L2 => (d2 + cfg.smoothing * cfg.smoothing).sqrt() - cfg.smoothing,
-        Penalty::SquaredL2 => d2,
     }
 }
 
