@@ -3,12 +3,14 @@
 //! ```text
 //! cargo run --release --example reproduce -- <table1|transfer|cross|advtrain|all>
 //!     [--quick] [--samples N] [--out DIR] [--seed S] [--threads T] [--no-cache] [--docs]
+//!     [--pool N]
 //! ```
 //!
 //! - `table1`: Table 1 (errors, minimum distortion on training images) and Figure-5 grids.
 //! - `transfer`: Table 1 and Table 2 (cross-model, with Gaussian-noise rows).
 //! - `cross`: Tables 3–4 (models on P1/P2, test images, magnified examples).
-//! - `advtrain`: adversarial training of FC100-100-10 beside the plain model.
+//! - `advtrain`: adversarial training of FC100-100-10 beside the plain model (`--samples`:
+//!   test images attacked on both models; `--pool`: pool capacity).
 //! - `all`: everything.
 //! - `docs`: copies the tables found in `<out>` (from earlier runs) into
 //!   `docs/reproduction.md` (same as `--docs`, without recomputing anything).
@@ -39,12 +41,13 @@ struct Args {
     threads: usize,
     cache: bool,
     docs: bool,
+    pool: Option<usize>,
 }
 
 fn usage() -> ! {
     eprintln!(
         "usage: reproduce <table1|transfer|cross|advtrain|all|docs> [--quick] [--samples N] \
-         [--out DIR] [--seed S] [--threads T] [--no-cache] [--docs]"
+         [--out DIR] [--seed S] [--threads T] [--no-cache] [--docs] [--pool N]"
     );
     std::process::exit(2)
 }
@@ -60,6 +63,7 @@ fn parse_args() -> Args {
         threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
         cache: true,
         docs: false,
+        pool: None,
     };
     while let Some(arg) = it.next() {
         let mut value = |name: &str| {
@@ -74,6 +78,7 @@ fn parse_args() -> Args {
             "--docs" => a.docs = true,
             "--samples" => a.samples = Some(value("--samples").parse().unwrap_or_else(|_| usage())),
             "--out" => a.out = PathBuf::from(value("--out")),
+            "--pool" => a.pool = Some(value("--pool").parse().unwrap_or_else(|_| usage())),
             "--seed" => a.seed = value("--seed").parse().unwrap_or_else(|_| usage()),
             "--threads" => a.threads = value("--threads").parse().unwrap_or_else(|_| usage()),
             "-h" | "--help" => usage(),
@@ -300,7 +305,10 @@ fn run_advtrain(
     let plain = train_all(&[fc100], data, cfg)?.remove(0);
     let mut adv = AdvTrainConfig::for_scale(cfg.scale)?;
     if let Some(n) = args.samples {
-        adv.eval_samples = n.min(adv.eval_samples.max(n));
+        adv.eval_samples = n;
+    }
+    if let Some(n) = args.pool {
+        adv.pool_size = n.max(1);
     }
     let report = adversarial_training(&plain, data, cfg, &adv, &mut progress)?;
     emit(

@@ -16,8 +16,8 @@ use intriguing::Classifier;
 use intriguing::data::{Mnist, subset};
 use intriguing::experiments::{
     AdvTrainConfig, AdversarialSet, ExperimentConfig, ExperimentData, NamedModel, Scale, Table1Row,
-    TrainedModel, adversarial_training, cross_training_models, gaussian_noise_set, magnify_set,
-    table1, table1_models, table1_sample, table3, train_or_load, transfer_table,
+    TrainedModel, adversarial_training, cross_training_models, gaussian_noise_set, linear_min_rms,
+    magnify_set, table1, table1_models, table1_sample, table3, train_or_load, transfer_table,
 };
 use std::sync::OnceLock;
 
@@ -107,6 +107,43 @@ fn table1_every_attacked_example_is_turned() {
         assert!(row.mean_rms > 0.0 && row.mean_rms < 0.3, "{row:?}");
         assert!(row.test_error < 0.35, "{row:?}");
     }
+}
+
+#[test]
+fn attack_is_never_below_and_close_to_the_exact_optimum_of_linear_models() {
+    let q = quick();
+    for (row, set) in q.rows.iter().zip(&q.sets).take(3) {
+        let m = &q
+            .models
+            .iter()
+            .find(|m| m.spec.name == row.model)
+            .unwrap()
+            .model;
+        // Per example: no verified adversarial example can beat the exact optimum.
+        for (i, (x, &l)) in set
+            .originals
+            .rows()
+            .into_iter()
+            .zip(&set.labels)
+            .enumerate()
+        {
+            let exact = linear_min_rms(m, x, l).unwrap();
+            assert!(
+                set.rms[i] >= exact * (1.0 - 1e-6),
+                "{}: example {i} RMS {} below the exact optimum {exact}",
+                row.model,
+                set.rms[i]
+            );
+        }
+        let exact = row.linear_bound_rms.unwrap();
+        assert!(row.mean_rms >= exact * (1.0 - 1e-6), "{row:?}");
+    }
+    // With a peaked softmax (weak weight decay) the paper's cross-entropy formulation is
+    // nearly exact; with FC10(1)'s flat softmax it is measurably above the optimum (see
+    // docs/reproduction.md), so only FC10(1e-4) is held to 5 %.
+    let r = &q.rows[0];
+    assert_eq!(r.model, "FC10(1e-4)");
+    assert!(r.mean_rms <= 1.05 * r.linear_bound_rms.unwrap(), "{r:?}");
 }
 
 #[test]

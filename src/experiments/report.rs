@@ -37,7 +37,7 @@ fn num(v: f64) -> String {
 pub fn table1_markdown(rows: &[Table1Row], with_paper: bool) -> String {
     let mut s = String::new();
     s.push_str(
-        "| Model | Train error | Test error | Mean min. distortion (RMS) | Median | Linear bound† | Attacked (ok / failed / skipped*) | Paper train | Paper test | Paper distortion |\n\
+        "| Model | Train error | Test error | Mean min. distortion (RMS) | Median | Exact optimum† | Attacked (ok / failed / skipped*) | Paper train | Paper test | Paper distortion |\n\
          |---|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in rows {
@@ -61,7 +61,7 @@ pub fn table1_markdown(rows: &[Table1Row], with_paper: bool) -> String {
         );
     }
     s.push_str(
-        "\n† single-layer models only: mean closed-form minimum RMS distortion to the nearest decision hyperplane without the [0, 1] box, over the same examples — a lower bound for any attack.\n",
+        "\n† single-layer models only: mean exact minimum RMS distortion inside the [0, 1] box over the same examples (closed form up to a scalar bisection, `experiments::linear_min_rms`) — what a perfect attack would reach.\n",
     );
     s.push_str(
         "\\* skipped: sampled images the model already misclassifies (distortion 0, left out of the averages).\n",

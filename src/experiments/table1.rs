@@ -35,17 +35,23 @@ pub struct Table1Row {
     /// Median RMS distortion over the successes.
     pub median_rms: f64,
     /// For a single-layer (softmax-regression) model: the mean, over the same successes, of
-    /// the closed-form minimum RMS distortion *without* the box constraint (see
-    /// [`linear_min_rms`]) — a lower bound on what any attack can reach, to check the
-    /// attack's tightness. `None` for other models.
+    /// the exact minimum RMS distortion inside the box (see [`linear_min_rms`]) — what a
+    /// perfect attack would reach, to check the attack's tightness. `None` for other models.
     pub linear_bound_rms: Option<f64>,
 }
 
 /// The exact minimum RMS distortion that changes the prediction of a single-layer model
-/// `z = W x + b` at `x` away from `label`, ignoring the box: `min_{j≠label} (z_label − z_j)⁺
-/// / ‖w_label − w_j‖ / sqrt(n)` (distance to the nearest decision hyperplane). With the box
-/// `[0, 1]ⁿ` the true minimum can only be larger. `None` when `mlp` has more than one layer
-/// or a non-identity output.
+/// `z = W x + b` at `x` away from `label`, with `x + r` kept in the box `[0, 1]ⁿ` — the
+/// optimum the attack approximates, in closed form up to a scalar bisection, to check the
+/// attack's tightness.
+///
+/// For each wrong label `j`, with `d = w_label − w_j` and margin `m = z_label − z_j`, the
+/// smallest `‖r‖` with `d·r ≤ −m` and `−x ≤ r ≤ 1 − x` is (KKT of a separable strictly
+/// convex problem) `r(t) = clip(−t d, −x, 1 − x)` for the smallest `t ≥ 0` with
+/// `d·r(t) ≤ −m`; `d·r(t)` is non-increasing in `t`, so `t` is found by bisection. The
+/// result is the minimum over `j` (labels that cannot be reached inside the box are
+/// skipped). Returns `None` when `mlp` is not a single identity layer, `label` is out of
+/// range, or no label is reachable; `Some(0)` when `x` is already misclassified.
 ///
 /// # Examples
 ///
@@ -53,34 +59,79 @@ pub struct Table1Row {
 /// use intriguing::experiments::linear_min_rms;
 /// use intriguing::models::{Activation, Dense, Mlp};
 /// use ndarray::array;
-/// // z0 = x0, z1 = x1: at x = (0.6, 0.2) the boundary x0 = x1 is 0.4/√2 away in L2.
+/// // z0 = x0, z1 = x1 at x = (0.6, 0.2): without the box the nearest point of the boundary
+/// // x0 = x1 is (0.4, 0.4), inside the box: r = (−0.2, 0.2), RMS 0.2.
 /// let w = array![[1.0, 0.0], [0.0, 1.0]];
 /// let mlp = Mlp::new(vec![Dense::new(w, array![0.0, 0.0], Activation::Identity)?])?;
 /// let r = linear_min_rms(&mlp, array![0.6, 0.2].view(), 0).unwrap();
-/// assert!((r - 0.4 / 2f64.sqrt() / 2f64.sqrt()).abs() < 1e-12);
+/// assert!((r - 0.2).abs() < 1e-9);
+/// // z0 = x0 − x1 + 1, z1 = 0 at x = (0.5, 1.0): x1 cannot rise above 1, so only x0
+/// // moves, by −0.5: RMS 0.5/√2 (without the box: r = (−0.25, 0.25), RMS 0.25).
+/// let w = array![[1.0, -1.0], [0.0, 0.0]];
+/// let mlp = Mlp::new(vec![Dense::new(w, array![1.0, 0.0], Activation::Identity)?])?;
+/// let r = linear_min_rms(&mlp, array![0.5, 1.0].view(), 0).unwrap();
+/// assert!((r - 0.5 / 2f64.sqrt()).abs() < 1e-9, "{r}");
 /// # Ok::<(), intriguing::Error>(())
 /// ```
 pub fn linear_min_rms(mlp: &Mlp, x: ArrayView1<'_, f64>, label: usize) -> Option<f64> {
     let [layer] = mlp.layers() else {
         return None;
     };
-    if layer.activation != Activation::Identity || label >= layer.out_dim() {
+    if layer.activation != Activation::Identity
+        || label >= layer.out_dim()
+        || x.len() != layer.in_dim()
+    {
         return None;
     }
     let z = layer.weight.dot(&x) + &layer.bias;
     let wy = layer.weight.row(label);
+    let n = x.len();
     let mut best = f64::INFINITY;
+    let mut d = vec![0.0; n];
+    let r_of = |t: f64, d: &[f64]| -> (f64, f64) {
+        // (d·r(t), ‖r(t)‖²)
+        let (mut dot, mut sq) = (0.0, 0.0);
+        for i in 0..n {
+            let r = (-t * d[i]).clamp(-x[i], 1.0 - x[i]);
+            dot += d[i] * r;
+            sq += r * r;
+        }
+        (dot, sq)
+    };
     for j in 0..layer.out_dim() {
         if j == label {
             continue;
         }
-        let diff = &wy - &layer.weight.row(j);
-        let norm = diff.dot(&diff).sqrt();
-        if norm > 0.0 {
-            best = best.min((z[label] - z[j]).max(0.0) / norm);
+        let m = z[label] - z[j];
+        if m <= 0.0 {
+            return Some(0.0);
         }
+        for (di, (a, b)) in d.iter_mut().zip(wy.iter().zip(layer.weight.row(j))) {
+            *di = a - b;
+        }
+        // Reachable inside the box at all?
+        let (dot_inf, _) = r_of(f64::MAX / 4.0, &d);
+        if dot_inf > -m {
+            continue;
+        }
+        let (mut lo, mut hi) = (0.0, 1.0);
+        while r_of(hi, &d).0 > -m {
+            hi *= 2.0;
+        }
+        for _ in 0..200 {
+            let mid = 0.5 * (lo + hi);
+            if r_of(mid, &d).0 > -m {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+            if hi - lo <= 1e-15 * hi {
+                break;
+            }
+        }
+        best = best.min(r_of(hi, &d).1);
     }
-    Some(best / (x.len() as f64).sqrt())
+    best.is_finite().then(|| (best / n as f64).sqrt())
 }
 
 /// Attacks every row of `images` that `model` classifies correctly with
