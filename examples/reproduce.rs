@@ -98,7 +98,22 @@ fn parse_args() -> Args {
     a
 }
 
+/// Prints progress; attack progress at most every 5 seconds per batch (and at its end).
 fn progress(e: &Event) {
+    use std::sync::Mutex;
+    static LAST: Mutex<Option<Instant>> = Mutex::new(None);
+    if let Event::Attack { done, total, .. } = e {
+        let mut last = LAST.lock().unwrap_or_else(|p| p.into_inner());
+        let due = last.is_none_or(|t| t.elapsed().as_secs_f64() >= 5.0);
+        if !(due || done == total) {
+            return;
+        }
+        *last = if done == total {
+            None
+        } else {
+            Some(Instant::now())
+        };
+    }
     eprintln!("{e}");
 }
 
