@@ -98,8 +98,8 @@ fn every_image_reaches_each_of_three_targets() {
 }
 
 #[test]
-fn squared_penalty_also_reaches_every_target() {
-    let cfg = AttackConfig::default().with_penalty(Penalty::SquaredL2);
+fn l2_penalty_also_reaches_every_target() {
+    let cfg = AttackConfig::default().with_penalty(Penalty::L2);
     check_all(|i, p| Target::Label((p + 1 + i % 9) % 10), &cfg);
 }
 
