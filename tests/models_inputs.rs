@@ -108,6 +108,40 @@ fn evaluation_rejects_bad_inputs() {
         m.loss_gradient_into(Array2::zeros((1, 3)).view(), &mut seed, g.view_mut()),
         Err(Error::ShapeMismatch { .. })
     ));
+    // Empty batches are fine (not an error, not a panic), strided views too.
+    assert_eq!(
+        m.logits(Array2::zeros((0, 4)).view()).unwrap().shape(),
+        &[0, 2]
+    );
+    let mut g0 = Array2::zeros((0, 4));
+    m.loss_gradient_into(Array2::zeros((0, 4)).view(), &mut seed, g0.view_mut())
+        .unwrap();
+    let wide = Array2::from_shape_fn((3, 8), |(i, j)| (i + j) as f64 / 10.0);
+    let strided = wide.slice(ndarray::s![.., ..;2]);
+    assert_eq!(
+        m.logits(strided).unwrap(),
+        m.logits(strided.to_owned().view()).unwrap()
+    );
+    let mut gs = Array2::zeros((4, 3));
+    let mut seed2 = |z: ArrayView2<'_, f64>, mut d: ArrayViewMut2<'_, f64>| {
+        d.assign(&z);
+        0.0
+    };
+    m.loss_gradient_into(
+        strided.slice(ndarray::s![..1, ..]),
+        &mut seed2,
+        gs.view_mut()
+            .reversed_axes()
+            .slice_mut(ndarray::s![..1, ..]),
+    )
+    .unwrap();
+    let (_, gc) = m
+        .loss_gradient(
+            strided.slice(ndarray::s![..1, ..]).to_owned().view(),
+            &mut seed2,
+        )
+        .unwrap();
+    assert_eq!(gs.column(0), gc.row(0));
     // Parameters: wrong length or NaN leave the model unchanged.
     let mut m2 = m.clone();
     assert!(matches!(

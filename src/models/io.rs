@@ -167,6 +167,14 @@ impl Mlp {
                     wshape[0]
                 )));
             }
+            if let Some(prev) = layers.last().map(Dense::out_dim)
+                && prev != wshape[1]
+            {
+                return Err(Error::DataFormat(format!(
+                    "tensor {wname} has shape {wshape:?}, but the previous layer has {prev} \
+                     outputs: expected [_, {prev}]"
+                )));
+            }
             let weight = Array2::from_shape_vec((wshape[0], wshape[1]), w)
                 .map_err(|e| Error::DataFormat(format!("tensor {wname}: {e}")))?;
             layers.push(Dense {
@@ -175,22 +183,7 @@ impl Mlp {
                 activation: act,
             });
         }
-        Mlp::new(layers).map_err(|e| match e {
-            Error::ShapeMismatch {
-                context,
-                expected,
-                got,
-            } => Error::DataFormat(format!(
-                "{context} (tensor {}): expected shape {expected}, got {got}",
-                context
-                    .split_whitespace()
-                    .nth(1)
-                    .and_then(|i| i.parse::<usize>().ok())
-                    .and_then(|i| names.get(i))
-                    .map_or("?", |(w, _)| w.as_str())
-            )),
-            other => other,
-        })
+        Mlp::new(layers)
     }
 }
 
