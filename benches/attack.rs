@@ -223,12 +223,30 @@ fn compare(mlp: &Mlp, big: &Mlp, mnist: &Mnist) {
         "| settings (nearest, FC100-100-10) | success | mean RMS | median RMS | grad evals | runs | median wall time | mean CPU time |"
     );
     println!("|---|---|---|---|---|---|---|---|");
-    for k in [1, 2, 3, 4, usize::MAX] {
-        let cfg = d.clone().with_nearest_candidates(k).unwrap();
-        let name = if k == usize::MAX {
+    for (k, prune) in [
+        (1, f64::INFINITY),
+        (3, f64::INFINITY),
+        (5, f64::INFINITY),
+        (usize::MAX, f64::INFINITY),
+        (usize::MAX, 0.1),
+        (4, 0.1),
+        (5, 0.1),
+    ] {
+        let cfg = d
+            .clone()
+            .with_nearest_candidates(k)
+            .unwrap()
+            .with_nearest_pruning(prune)
+            .unwrap();
+        let labels = if k == usize::MAX {
             "all 9 labels".to_string()
         } else {
             format!("top {k} labels")
+        };
+        let name = if prune.is_finite() {
+            format!("{labels}, pruning {prune}")
+        } else {
+            labels
         };
         compare_line(&name, mlp, mnist, n, true, &cfg);
     }
@@ -238,7 +256,7 @@ fn compare(mlp: &Mlp, big: &Mlp, mnist: &Mnist) {
     );
     println!("|---|---|---|---|---|---|---|---|");
     compare_line("targeted", big, mnist, n, false, &d);
-    compare_line("nearest (top 3)", big, mnist, n, true, &d);
+    compare_line("nearest (default)", big, mnist, n, true, &d);
 }
 
 /// CPU time of the whole process in seconds (Linux `/proc/self/stat`; NaN elsewhere).

@@ -16,7 +16,8 @@
 //!   `docs/reproduction.md` (same as `--docs`, without recomputing anything).
 //!
 //! Writes `<out>/table1.md`, `table2.md`, `table3.md`, `table4.md`, `advtrain.md` and
-//! `fig5_<model>.png` (default out: `target/reproduction/`). Trained weights are cached in
+//! `fig5_<model>.png` (default out: `target/reproduction/`, quick runs
+//! `target/reproduction/quick/`). Trained weights are cached in
 //! `target/intriguing-cache/`. `--docs` also writes the tables into `docs/reproduction.md`
 //! between its `<!-- name:begin -->` / `<!-- name:end -->` markers (`name-quick` for
 //! `--quick` runs), so the document's tables are produced here, never typed by hand.
@@ -58,7 +59,7 @@ fn parse_args() -> Args {
         command: String::new(),
         quick: false,
         samples: None,
-        out: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/reproduction"),
+        out: PathBuf::new(),
         seed: 0,
         threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
         cache: true,
@@ -89,10 +90,30 @@ fn parse_args() -> Args {
     if !["table1", "transfer", "cross", "advtrain", "all", "docs"].contains(&a.command.as_str()) {
         usage()
     }
+    if a.out.as_os_str().is_empty() {
+        // Quick and full runs do not overwrite each other's tables and figures.
+        let base = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/reproduction");
+        a.out = if a.quick { base.join("quick") } else { base };
+    }
     a
 }
 
+/// Prints progress; attack progress at most every 5 seconds per batch (and at its end).
 fn progress(e: &Event) {
+    use std::sync::Mutex;
+    static LAST: Mutex<Option<Instant>> = Mutex::new(None);
+    if let Event::Attack { done, total, .. } = e {
+        let mut last = LAST.lock().unwrap_or_else(|p| p.into_inner());
+        let due = last.is_none_or(|t| t.elapsed().as_secs_f64() >= 5.0);
+        if !(due || done == total) {
+            return;
+        }
+        *last = if done == total {
+            None
+        } else {
+            Some(Instant::now())
+        };
+    }
     eprintln!("{e}");
 }
 

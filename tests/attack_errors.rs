@@ -75,6 +75,9 @@ fn invalid_settings_are_rejected() {
     assert!(c().with_max_bracket_steps(0).is_err());
     assert!(c().with_memory(0).is_err());
     assert!(c().with_nearest_candidates(0).is_err());
+    assert!(c().with_nearest_pruning(-0.1).is_err());
+    assert!(c().with_nearest_pruning(f64::NAN).is_err());
+    assert!(c().with_nearest_pruning(f64::INFINITY).is_ok());
     assert!(c().with_refinement(2, 0).is_err());
     assert!(c().with_box(1.0, 0.0).is_err());
     assert!(c().with_box(f64::NAN, 1.0).is_err());

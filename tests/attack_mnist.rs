@@ -98,18 +98,24 @@ fn every_image_reaches_each_of_three_targets() {
 }
 
 #[test]
-fn squared_penalty_also_reaches_every_target() {
-    let cfg = AttackConfig::default().with_penalty(Penalty::SquaredL2);
+fn l2_penalty_also_reaches_every_target() {
+    let cfg = AttackConfig::default().with_penalty(Penalty::L2);
     check_all(|i, p| Target::Label((p + 1 + i % 9) % 10), &cfg);
 }
 
 #[test]
 fn nearest_is_no_larger_than_any_single_target_and_untargeted_succeeds() {
     let cfg = AttackConfig::default();
-    let all = cfg.clone().with_nearest_candidates(usize::MAX).unwrap();
+    let all = cfg
+        .clone()
+        .with_nearest_candidates(usize::MAX)
+        .unwrap()
+        .with_nearest_pruning(f64::INFINITY)
+        .unwrap();
     let f = fixture();
     let near = check_all(|_, p| Target::Nearest { true_label: p }, &all);
-    // The default searches only the 3 labels with the smallest linearised distance.
+    // The default searches only the 5 labels with the smallest linearised distance, and
+    // prunes labels 10% behind after bracketing.
     let near3 = check_all(|_, p| Target::Nearest { true_label: p }, &cfg);
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
     assert!(

@@ -43,7 +43,9 @@
 //! - `Nearest { true_label: y }`: the smallest perturbation over all labels `≠ y` (one
 //!   targeted search per label; the paper's "minimum distortion"). Labels are ranked by the
 //!   linearised distance `(z_y − z_l) / ‖∇(z_y − z_l)‖` and the most promising ones searched
-//!   ([`AttackConfig::with_nearest_candidates`]: 3 by default, `usize::MAX` for all).
+//!   ([`AttackConfig::with_nearest_candidates`]: 5 by default, `usize::MAX` for all); a
+//!   label more than 10% behind the best after bracketing skips its bisection
+//!   ([`AttackConfig::with_nearest_pruning`]).
 //!
 //! # Bad input
 //!

@@ -106,6 +106,8 @@ pub(crate) struct LabelSearch {
     best: Option<Best>,
     pub done: bool,
     pub failure: Option<FailureReason>,
+    /// May stop after bracketing when far behind the best of the other labels (Nearest).
+    pub prunable: bool,
 }
 
 impl LabelSearch {
@@ -122,6 +124,7 @@ impl LabelSearch {
             best: None,
             done: false,
             failure: None,
+            prunable: false,
         }
     }
 
@@ -217,6 +220,13 @@ impl LabelSearch {
         } else {
             let (cs, cf) = (self.c_succ.unwrap_or(0.0), self.c_fail.unwrap_or(0.0));
             if self.bisect_steps >= cfg.bisection_steps || cf / cs <= 1.0 + cfg.rel_tol {
+                self.done = true;
+                return;
+            }
+            // Nearest: bisection improves a label's distortion by a few percent at most; a
+            // label already far behind the best of the others is not refined.
+            let m = 1.0 + cfg.nearest_prune_margin;
+            if self.prunable && self.best_l2sq() > m * m * e.global_best {
                 self.done = true;
                 return;
             }
@@ -422,8 +432,12 @@ pub(crate) fn run_attack<C: Classifier + ?Sized>(
                 e.obj.set_goal(Goal::Label(l))?;
                 let c0 = e.initial_c();
                 let mut s = LabelSearch::new(Goal::Label(l), c0);
+                s.prunable = config.nearest_prune_margin.is_finite();
                 s.run_to_end(&mut e);
-                s.refine(&mut e);
+                let m = 1.0 + config.nearest_prune_margin;
+                if !s.prunable || s.best_l2sq() <= m * m * e.global_best {
+                    s.refine(&mut e);
+                }
                 searches.push(s);
             }
             let winner = (0..searches.len())

@@ -196,8 +196,13 @@ pub struct ExperimentConfig {
 }
 
 impl ExperimentConfig {
-    /// Quick mode: 20 examples per model, default attack, cache in
-    /// `target/intriguing-cache/`, seed 0, two threads.
+    /// Quick mode: 20 examples per model, cache in `target/intriguing-cache/`, seed 0, two
+    /// threads, and the default attack except that [`Target::Nearest`] searches **all**
+    /// wrong labels (`with_nearest_candidates(usize::MAX)`; the attack's pruning of labels
+    /// far behind after bracketing stays on), as the paper's "smallest over all wrong
+    /// labels" asks.
+    ///
+    /// [`Target::Nearest`]: crate::attack::Target::Nearest
     pub fn quick() -> Self {
         ExperimentConfig {
             scale: Scale::Quick,
@@ -205,7 +210,9 @@ impl ExperimentConfig {
             samples: 20,
             threads: 2,
             cache_dir: Some(default_cache_dir()),
-            attack: AttackConfig::default(),
+            attack: AttackConfig::default()
+                .with_nearest_candidates(usize::MAX)
+                .expect("usize::MAX candidates is valid"),
         }
     }
 

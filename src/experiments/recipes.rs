@@ -119,10 +119,10 @@ impl ModelSpec {
                 let cfg = p.train_config(self.model_seed(seed))?;
                 Ok(Some(match (scale, p) {
                     (Scale::Full, _) | (Scale::Quick, Preset::Fc10(_)) => cfg,
-                    // Quick mode has few minibatch steps: the preset's SGD (η = 0.5,
-                    // momentum 0.9) leaves the wider sigmoid nets on their initial plateau
-                    // (FC200-200-10 at chance level after 5 epochs of 10 000 images); Adam
-                    // gets them off it within the first epoch.
+                    // Quick mode has few minibatch steps: large-step SGD can leave the wider
+                    // sigmoid nets on their initial plateau (with an earlier preset, SGD
+                    // η = 0.5, FC200-200-10 stayed at chance level after 5 epochs of 10 000
+                    // images); Adam gets them off it within the first epoch.
                     (Scale::Quick, _) => cfg
                         .with_epochs(QUICK_EPOCHS)?
                         .with_optimizer(Optimizer::ADAM)?

@@ -308,6 +308,8 @@ struct AeBuffers {
     xhat: Array2<f64>,
     d3: Array2<f64>,
     d2: Array2<f64>,
+    rho_hat: Array1<f64>,
+    dkl: Array1<f64>,
 }
 
 impl AeBuffers {
@@ -317,6 +319,8 @@ impl AeBuffers {
             xhat: Array2::zeros((n, input)),
             d3: Array2::zeros((n, input)),
             d2: Array2::zeros((n, hidden)),
+            rho_hat: Array1::zeros(hidden),
+            dkl: Array1::zeros(hidden),
         }
     }
 }
@@ -477,11 +481,11 @@ impl SparseAutoencoder {
         rec /= 2.0 * n;
         // Sparsity.
         let rho = loss.rho;
-        let rho_hat = buf.h.mean_axis(Axis(0)).expect("n > 0");
+        column_sums(&buf.h, &mut buf.rho_hat);
+        buf.rho_hat.mapv_inplace(|v| v / n);
         let eps = 1e-12;
         let mut kl = 0.0;
-        let mut dkl = Array1::zeros(rho_hat.len());
-        for (d, &r) in dkl.iter_mut().zip(&rho_hat) {
+        for (d, &r) in buf.dkl.iter_mut().zip(&buf.rho_hat) {
             let r = r.clamp(eps, 1.0 - eps);
             kl += rho * (rho / r).ln() + (1.0 - rho) * ((1.0 - rho) / (1.0 - r)).ln();
             *d = loss.beta * (-rho / r + (1.0 - rho) / (1.0 - r)) / n;
@@ -499,7 +503,7 @@ impl SparseAutoencoder {
             loss.weight_decay,
             &mut grads.decoder_weight,
         );
-        grads.decoder_bias.assign(&buf.d3.sum_axis(Axis(0)));
+        column_sums(&buf.d3, &mut grads.decoder_bias);
         // δ₂ = (δ₃ W₂ + dKL) ⊙ h(1 − h).
         general_mat_mul(1.0, &buf.d3, &self.decoder.weight, 0.0, &mut buf.d2);
         ndarray::Zip::from(buf.d2.rows_mut())
@@ -507,7 +511,7 @@ impl SparseAutoencoder {
             .for_each(|mut d, h| {
                 ndarray::Zip::from(&mut d)
                     .and(&h)
-                    .and(&dkl)
+                    .and(&buf.dkl)
                     .for_each(|d, &h, &s| *d = (*d + s) * h * (1.0 - h));
             });
         grads.encoder_weight.assign(&self.encoder.weight);
@@ -518,11 +522,11 @@ impl SparseAutoencoder {
             loss.weight_decay,
             &mut grads.encoder_weight,
         );
-        grads.encoder_bias.assign(&buf.d2.sum_axis(Axis(0)));
+        column_sums(&buf.d2, &mut grads.encoder_bias);
         AeTerms {
             loss: rec + loss.beta * kl + wd,
             reconstruction: rec,
-            mean_activation: rho_hat.mean().unwrap_or(0.0),
+            mean_activation: buf.rho_hat.mean().unwrap_or(0.0),
         }
     }
 
@@ -704,6 +708,7 @@ pub fn train_softmax_layer(
     let mut z = Array2::zeros((bs, classes));
     let mut dz = Array2::zeros((bs, classes));
     let mut gw = Array2::zeros((classes, d));
+    let mut gb = Array1::zeros(classes);
     let mut flat = vec![0.0; classes * d + classes];
     for epoch in 0..cfg.epochs {
         order.shuffle(&mut rng);
@@ -729,7 +734,7 @@ pub fn train_softmax_layer(
             let dzv = dz.slice(s![..m, ..]);
             gw.assign(&w);
             general_mat_mul(1.0, &dzv.t(), &xv, cfg.weight_decay, &mut gw);
-            let gb = dzv.sum_axis(Axis(0));
+            column_sums(&dzv, &mut gb);
             for (f, v) in flat.iter_mut().zip(gw.iter().chain(&gb)) {
                 *f = *v;
             }
@@ -737,6 +742,17 @@ pub fn train_softmax_layer(
         }
     }
     Dense::new(w, b, Activation::Identity)
+}
+
+/// `out[j] = Σᵢ a[i, j]` without allocating.
+fn column_sums<S: ndarray::Data<Elem = f64>>(
+    a: &ndarray::ArrayBase<S, ndarray::Ix2>,
+    out: &mut Array1<f64>,
+) {
+    out.fill(0.0);
+    for row in a.rows() {
+        *out += &row;
+    }
 }
 
 /// A plain Adam optimizer (β₁ = 0.9, β₂ = 0.999, ε = 1e-8) over a flat parameter list.
