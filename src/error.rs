@@ -54,6 +54,15 @@ pub enum Error {
         /// `"logits"` or `"gradient"` (and where).
         what: String,
     },
+    /// A model panicked while it was evaluated (caught at a batch boundary, so the other rows
+    /// of the batch are unaffected).
+    #[error("the model panicked while processing row {row}: {message}")]
+    ModelPanicked {
+        /// Index of the batch row being processed.
+        row: usize,
+        /// The panic message, when it was a string.
+        message: String,
+    },
     /// A setting or parameter outside its valid range.
     #[error("invalid configuration: {0}")]
     InvalidConfig(String),

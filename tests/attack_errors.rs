@@ -205,7 +205,11 @@ fn a_panicking_model_loses_only_its_row() {
         calls: AtomicUsize::new(0),
     };
     let res = attack_batch(&pm, x.view(), &targets, &AttackConfig::default(), 2).unwrap();
-    assert!(res[3].is_err());
+    assert!(
+        matches!(&res[3], Err(Error::ModelPanicked { row: 3, .. })),
+        "{:?}",
+        res[3]
+    );
     for (i, r) in res.iter().enumerate() {
         if i != 3 {
             assert!(r.as_ref().unwrap().success(), "row {i}");

@@ -80,9 +80,10 @@ pub fn attack_batch<C: Classifier + ?Sized>(
                 .map(|s| s.to_string())
                 .or_else(|| payload.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "unknown panic".into());
-            Err(Error::InvalidConfig(format!(
-                "the model panicked while attacking row {i}: {msg}"
-            )))
+            Err(Error::ModelPanicked {
+                row: i,
+                message: msg,
+            })
         })
     };
     let threads = threads.min(n.max(1));
