@@ -3,7 +3,6 @@
 //! with this crate's L-BFGS-B.
 #![cfg(feature = "argmin")]
 
-#[path = "attack_models.rs"]
 mod attack_models;
 
 use argmin::core::{CostFunction, Executor, Gradient};

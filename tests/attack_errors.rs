@@ -1,6 +1,5 @@
 //! Bad input, non-finite models and batch isolation / determinism.
 
-#[path = "attack_models.rs"]
 mod attack_models;
 
 use attack_models::{Linear, NanOutside, PanicsOnRow};

@@ -1,6 +1,5 @@
 //! The attack against closed forms on linear models, and the search's bookkeeping.
 
-#[path = "attack_models.rs"]
 mod attack_models;
 
 use attack_models::Linear;
