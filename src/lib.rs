@@ -28,6 +28,7 @@ pub mod error;
 pub mod experiments;
 pub mod models;
 pub mod optim;
+mod validate;
 pub mod viz;
 
 pub use classifier::Classifier;

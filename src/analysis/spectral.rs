@@ -2,6 +2,7 @@
 //! and by exact SVD under the `linalg` feature.
 
 use crate::error::{Error, Result};
+use crate::validate;
 use ndarray::{Array1, ArrayView1, ArrayView2, ArrayViewMut1};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -47,35 +48,22 @@ impl PowerIterationConfig {
 
     /// Relative change of the Rayleigh quotient between consecutive iterations (in `(0, 1)`).
     pub fn with_tol(mut self, tol: f64) -> Result<Self> {
-        if !(tol > 0.0 && tol < 1.0) {
-            return Err(Error::InvalidConfig(format!(
-                "power iteration tol must be in (0, 1), got {tol}"
-            )));
-        }
-        self.tol = tol;
+        self.tol = validate::in_open_unit_interval("power iteration tol", tol)?;
         Ok(self)
     }
 
     /// Residual `‖Gv − λv‖ / λ` at which the iterate counts as an eigenvector (in `(0, 1)`).
     pub fn with_residual_tol(mut self, residual_tol: f64) -> Result<Self> {
-        if !(residual_tol > 0.0 && residual_tol < 1.0) {
-            return Err(Error::InvalidConfig(format!(
-                "power iteration residual_tol must be in (0, 1), got {residual_tol}"
-            )));
-        }
-        self.residual_tol = residual_tol;
+        self.residual_tol =
+            validate::in_open_unit_interval("power iteration residual_tol", residual_tol)?;
         Ok(self)
     }
 
     /// Iteration cap (at least 1). Reaching it is not an error: the result says
     /// `converged: false`.
     pub fn with_max_iterations(mut self, max_iterations: usize) -> Result<Self> {
-        if max_iterations == 0 {
-            return Err(Error::InvalidConfig(
-                "power iteration max_iterations must be >= 1".into(),
-            ));
-        }
-        self.max_iterations = max_iterations;
+        self.max_iterations =
+            validate::at_least_one("power iteration max_iterations", max_iterations)?;
         Ok(self)
     }
 

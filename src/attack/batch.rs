@@ -5,6 +5,7 @@ use super::find_minimal_perturbation;
 use super::result::{AttackResult, Target};
 use crate::classifier::Classifier;
 use crate::error::{Error, Result};
+use crate::validate;
 use ndarray::ArrayView2;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -63,11 +64,7 @@ pub fn attack_batch<C: Classifier + ?Sized>(
             targets.len(),
         ));
     }
-    if threads == 0 {
-        return Err(Error::InvalidConfig(
-            "attack_batch needs threads >= 1".into(),
-        ));
-    }
+    validate::at_least_one("attack_batch threads", threads)?;
     let n = inputs.nrows();
     let attack_row = |i: usize| -> Result<AttackResult> {
         let row = inputs.row(i);

@@ -2,6 +2,7 @@
 
 use crate::error::{Error, Result};
 use crate::optim::{Bounds, Lbfgsb};
+use crate::validate::{at_least_one, positive};
 
 /// The distortion penalty `pen(r)` in the attack objective `c·pen(r) + loss(x + r)`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -199,24 +200,6 @@ impl Default for AttackConfig {
     }
 }
 
-fn positive(v: f64, what: &str) -> Result<f64> {
-    if v.is_finite() && v > 0.0 {
-        Ok(v)
-    } else {
-        Err(Error::InvalidConfig(format!(
-            "{what} must be finite and > 0, got {v}"
-        )))
-    }
-}
-
-fn at_least_one(v: usize, what: &str) -> Result<usize> {
-    if v >= 1 {
-        Ok(v)
-    } else {
-        Err(Error::InvalidConfig(format!("{what} must be >= 1")))
-    }
-}
-
 impl AttackConfig {
     /// The same box `[lower, upper]` for every coordinate.
     pub fn with_box(mut self, lower: f64, upper: f64) -> Result<Self> {
@@ -239,18 +222,18 @@ impl AttackConfig {
     }
     /// The smoothing δ > 0 of the [`Penalty::L2`] penalty at `r = 0`.
     pub fn with_smoothing(mut self, delta: f64) -> Result<Self> {
-        self.smoothing = positive(delta, "smoothing")?;
+        self.smoothing = positive("smoothing", delta)?;
         Ok(self)
     }
     /// A fixed first c (> 0) instead of the automatic estimate.
     pub fn with_initial_c(mut self, c: f64) -> Result<Self> {
-        self.initial_c = InitialC::Fixed(positive(c, "initial c")?);
+        self.initial_c = InitialC::Fixed(positive("initial c", c)?);
         Ok(self)
     }
     /// The automatic first c with the given multiplier (> 0).
     pub fn with_auto_initial_c(mut self, factor: f64) -> Result<Self> {
         self.initial_c = InitialC::Auto {
-            factor: positive(factor, "initial c factor")?,
+            factor: positive("initial c factor", factor)?,
         };
         Ok(self)
     }
@@ -266,7 +249,7 @@ impl AttackConfig {
     }
     /// Maximum number of L-BFGS-B runs spent bracketing c (≥ 1).
     pub fn with_max_bracket_steps(mut self, n: usize) -> Result<Self> {
-        self.max_bracket_steps = at_least_one(n, "max_bracket_steps")?;
+        self.max_bracket_steps = at_least_one("max_bracket_steps", n)?;
         Ok(self)
     }
     /// Maximum number of bisection runs after bracketing (0 allowed: no refinement).
@@ -276,36 +259,36 @@ impl AttackConfig {
     }
     /// Bisection stops once `c_fail / c_success ≤ 1 + tol` (tol > 0).
     pub fn with_relative_tolerance(mut self, tol: f64) -> Result<Self> {
-        self.rel_tol = positive(tol, "relative tolerance")?;
+        self.rel_tol = positive("relative tolerance", tol)?;
         Ok(self)
     }
     /// L-BFGS-B iteration budget per run (≥ 1).
     pub fn with_max_iterations(mut self, n: usize) -> Result<Self> {
-        self.max_iterations = at_least_one(n, "max_iterations")?;
+        self.max_iterations = at_least_one("max_iterations", n)?;
         Ok(self)
     }
     /// L-BFGS-B evaluation budget per run (≥ 1).
     pub fn with_max_evaluations(mut self, n: usize) -> Result<Self> {
-        self.max_evaluations = at_least_one(n, "max_evaluations")?;
+        self.max_evaluations = at_least_one("max_evaluations", n)?;
         Ok(self)
     }
     /// L-BFGS-B history size (≥ 1).
     pub fn with_memory(mut self, m: usize) -> Result<Self> {
-        self.memory = at_least_one(m, "memory")?;
+        self.memory = at_least_one("memory", m)?;
         Ok(self)
     }
     /// L-BFGS-B projected-gradient and relative-decrease tolerances (both > 0), for every
     /// run (bisection runs included).
     pub fn with_tolerances(mut self, pgtol: f64, ftol: f64) -> Result<Self> {
-        self.pgtol = positive(pgtol, "pgtol")?;
-        self.ftol = positive(ftol, "ftol")?;
+        self.pgtol = positive("pgtol", pgtol)?;
+        self.ftol = positive("ftol", ftol)?;
         self.bisection_ftol = self.ftol;
         Ok(self)
     }
     /// A separate relative-decrease tolerance (> 0) for the bisection runs, which start
     /// from a nearby solution and decide the final distortion.
     pub fn with_bisection_ftol(mut self, ftol: f64) -> Result<Self> {
-        self.bisection_ftol = positive(ftol, "bisection ftol")?;
+        self.bisection_ftol = positive("bisection ftol", ftol)?;
         Ok(self)
     }
     /// Start each L-BFGS-B run from the solution of the run with the nearest c (true) or
@@ -321,7 +304,7 @@ impl AttackConfig {
     /// identical to the exhaustive search on 100 MNIST test images, see
     /// `docs/attack.md`; `usize::MAX` searches every label).
     pub fn with_nearest_candidates(mut self, k: usize) -> Result<Self> {
-        self.nearest_candidates = at_least_one(k, "nearest_candidates")?;
+        self.nearest_candidates = at_least_one("nearest_candidates", k)?;
         Ok(self)
     }
     /// Boundary refinement of the best verified point `x + r`: `rounds` rounds, each
@@ -331,7 +314,7 @@ impl AttackConfig {
     /// removes most of it for `rounds · points` predictions. `rounds = 0` turns it off;
     /// `points ≥ 1`.
     pub fn with_refinement(mut self, rounds: usize, points: usize) -> Result<Self> {
-        self.refine_points = at_least_one(points, "refinement points")?;
+        self.refine_points = at_least_one("refinement points", points)?;
         self.refine_rounds = rounds;
         Ok(self)
     }

@@ -5,6 +5,7 @@ use super::config::{AttackConfig, BoxDomain, Penalty};
 use crate::classifier::{Classifier, argmax, logsumexp, softmax_cross_entropy};
 use crate::error::{Error, Result};
 use crate::optim::Objective;
+use crate::validate;
 use ndarray::{Array2, ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2};
 use std::cell::RefCell;
 
@@ -199,11 +200,7 @@ impl<'m, C: Classifier + ?Sized> AttackObjective<'m, C> {
 
     /// Sets the penalty weight (finite, ≥ 0; 0 leaves only the loss).
     pub fn set_c(&mut self, c: f64) -> Result<()> {
-        if !(c.is_finite() && c >= 0.0) {
-            return Err(Error::InvalidConfig(format!(
-                "c must be finite and >= 0, got {c}"
-            )));
-        }
+        validate::non_negative("c", c)?;
         self.c = c;
         Ok(())
     }

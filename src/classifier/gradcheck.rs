@@ -2,6 +2,7 @@
 
 use super::{Classifier, softmax_cross_entropy};
 use crate::error::{Error, Result, check_finite};
+use crate::validate;
 use ndarray::{Array1, ArrayView1};
 
 /// What [`check_gradient`] and [`check_gradient_fn`] found.
@@ -47,11 +48,7 @@ pub fn check_gradient_fn(
     if analytic.len() != x.len() {
         return Err(Error::shape("analytic gradient", x.len(), analytic.len()));
     }
-    if !(h.is_finite() && h > 0.0) {
-        return Err(Error::InvalidConfig(format!(
-            "finite-difference step must be > 0, got {h}"
-        )));
-    }
+    validate::positive("finite-difference step", h)?;
     check_finite(x.iter(), "gradient check point")?;
     check_finite(analytic.iter(), "analytic gradient")?;
     let mut xp = x.to_owned();

@@ -53,7 +53,8 @@ pub use transfer::{TransferTable, transfer_table};
 
 use crate::Classifier;
 use crate::attack::AttackConfig;
-use crate::error::{Error, Result};
+use crate::error::Result;
+use crate::validate;
 use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -226,11 +227,8 @@ impl ExperimentConfig {
     }
 
     pub(crate) fn validate(&self) -> Result<()> {
-        if self.samples == 0 || self.threads == 0 {
-            return Err(Error::InvalidConfig(
-                "samples and threads must be >= 1".into(),
-            ));
-        }
+        validate::at_least_one("samples", self.samples)?;
+        validate::at_least_one("threads", self.threads)?;
         Ok(())
     }
 }

@@ -4,6 +4,7 @@ use super::Scale;
 use super::recipes::TrainingSet;
 use crate::data::{Mnist, subset};
 use crate::error::{Error, Result, check_finite};
+use crate::validate;
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
 use rand::seq::SliceRandom;
 use rand::{RngExt, SeedableRng};
@@ -218,11 +219,7 @@ pub fn gaussian_noise_set(
     if labels.len() != images.nrows() {
         return Err(Error::shape("labels", images.nrows(), labels.len()));
     }
-    if !(stddev.is_finite() && stddev >= 0.0) {
-        return Err(Error::InvalidConfig(format!(
-            "noise stddev must be finite and >= 0, got {stddev}"
-        )));
-    }
+    validate::non_negative("noise stddev", stddev)?;
     check_finite(images.iter(), "images")?;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut normal = move || {
@@ -266,11 +263,7 @@ pub fn magnify(x: ArrayView1<'_, f64>, x_adv: ArrayView1<'_, f64>, s: f64) -> Re
         return Err(Error::shape("adversarial input", x.len(), x_adv.len()));
     }
     check_finite(x.iter().chain(x_adv.iter()), "magnify inputs")?;
-    if !(s.is_finite() && s >= 0.0) {
-        return Err(Error::InvalidConfig(format!(
-            "magnification must be finite and >= 0, got {s}"
-        )));
-    }
+    validate::non_negative("magnification", s)?;
     let rms = rms_between(x, x_adv);
     if rms == 0.0 {
         return Ok(x.to_owned());

@@ -43,6 +43,7 @@
 use super::{Activation, Dense, Mlp};
 use crate::classifier::softmax_cross_entropy;
 use crate::error::{Error, Result, check_finite};
+use crate::validate::{at_least_one, in_open_unit_interval, non_negative, positive};
 use ndarray::linalg::general_mat_mul;
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis, s};
 use rand::SeedableRng;
@@ -80,34 +81,6 @@ impl Default for SparseAeConfig {
     }
 }
 
-fn positive(name: &str, v: f64) -> Result<()> {
-    if v.is_finite() && v > 0.0 {
-        Ok(())
-    } else {
-        Err(Error::InvalidConfig(format!(
-            "{name} must be finite and > 0, got {v}"
-        )))
-    }
-}
-
-fn non_negative(name: &str, v: f64) -> Result<()> {
-    if v.is_finite() && v >= 0.0 {
-        Ok(())
-    } else {
-        Err(Error::InvalidConfig(format!(
-            "{name} must be finite and >= 0, got {v}"
-        )))
-    }
-}
-
-fn at_least_one(name: &str, v: usize) -> Result<()> {
-    if v >= 1 {
-        Ok(())
-    } else {
-        Err(Error::InvalidConfig(format!("{name} must be >= 1")))
-    }
-}
-
 impl SparseAeConfig {
     /// Number of code units (≥ 1).
     pub fn with_hidden(mut self, n: usize) -> Result<Self> {
@@ -117,12 +90,7 @@ impl SparseAeConfig {
     }
     /// Target mean activation ρ in (0, 1).
     pub fn with_rho(mut self, rho: f64) -> Result<Self> {
-        if !(rho > 0.0 && rho < 1.0) {
-            return Err(Error::InvalidConfig(format!(
-                "rho must lie in (0, 1), got {rho}"
-            )));
-        }
-        self.rho = rho;
+        self.rho = in_open_unit_interval("rho", rho)?;
         Ok(self)
     }
     /// Weight β ≥ 0 of the KL sparsity penalty.

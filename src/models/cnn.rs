@@ -17,6 +17,7 @@
 use super::conv::{Conv2d, MaxPool2d};
 use crate::classifier::{Classifier, LossSeed, softmax_cross_entropy_batch};
 use crate::error::{Error, Result, check_finite};
+use crate::validate;
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut2, Axis, s};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
@@ -463,48 +464,27 @@ impl CnnTrainConfig {
     }
     /// Passes over the data (>= 1).
     pub fn with_epochs(mut self, epochs: usize) -> Result<Self> {
-        if epochs == 0 {
-            return Err(Error::InvalidConfig("epochs must be >= 1".into()));
-        }
-        self.epochs = epochs;
+        self.epochs = validate::at_least_one("epochs", epochs)?;
         Ok(self)
     }
     /// Minibatch size (>= 1).
     pub fn with_batch_size(mut self, batch_size: usize) -> Result<Self> {
-        if batch_size == 0 {
-            return Err(Error::InvalidConfig("batch_size must be >= 1".into()));
-        }
-        self.batch_size = batch_size;
+        self.batch_size = validate::at_least_one("batch_size", batch_size)?;
         Ok(self)
     }
     /// Step size (> 0).
     pub fn with_learning_rate(mut self, lr: f64) -> Result<Self> {
-        if !(lr.is_finite() && lr > 0.0) {
-            return Err(Error::InvalidConfig(format!(
-                "learning rate must be > 0, got {lr}"
-            )));
-        }
-        self.learning_rate = lr;
+        self.learning_rate = validate::positive("learning rate", lr)?;
         Ok(self)
     }
     /// Momentum in `[0, 1)`.
     pub fn with_momentum(mut self, m: f64) -> Result<Self> {
-        if !(0.0..1.0).contains(&m) {
-            return Err(Error::InvalidConfig(format!(
-                "momentum must be in [0, 1), got {m}"
-            )));
-        }
-        self.momentum = m;
+        self.momentum = validate::in_unit_interval_open_right("momentum", m)?;
         Ok(self)
     }
     /// L2 weight decay on the weights (not biases), `>= 0`.
     pub fn with_weight_decay(mut self, wd: f64) -> Result<Self> {
-        if !(wd.is_finite() && wd >= 0.0) {
-            return Err(Error::InvalidConfig(format!(
-                "weight decay must be >= 0, got {wd}"
-            )));
-        }
-        self.weight_decay = wd;
+        self.weight_decay = validate::non_negative("weight decay", wd)?;
         Ok(self)
     }
     /// Seed of the shuffling.

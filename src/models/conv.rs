@@ -9,6 +9,7 @@
 //! routes gradients to the arg-max of each window.
 
 use crate::error::{Error, Result, check_finite};
+use crate::validate;
 use ndarray::{Array1, Array2, Array4, ArrayView1, ArrayView2, ArrayView4, ArrayViewMut4, Axis};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -81,9 +82,7 @@ impl Conv2d {
         if bias.len() != c_out {
             return Err(Error::shape("Conv2d bias", c_out, bias.len()));
         }
-        if stride == 0 {
-            return Err(Error::InvalidConfig("Conv2d stride must be >= 1".into()));
-        }
+        validate::at_least_one("Conv2d stride", stride)?;
         check_finite(weight.iter(), "Conv2d weight")?;
         check_finite(bias.iter(), "Conv2d bias")?;
         if h + 2 * padding < kh || w + 2 * padding < kw {

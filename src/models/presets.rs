@@ -2,6 +2,7 @@
 
 use super::{Activation, Mlp, Optimizer, TrainConfig};
 use crate::error::{Error, Result};
+use crate::validate;
 use std::fmt;
 use std::str::FromStr;
 
@@ -88,12 +89,8 @@ impl Preset {
     /// from η = 2e-3 (×0.7 per epoch, 5 epochs); the paper's weight decay; shuffling seeded
     /// by `seed`.
     pub fn train_config(&self, seed: u64) -> Result<TrainConfig> {
-        if let Preset::Fc10(l) = self
-            && !(l.is_finite() && *l >= 0.0)
-        {
-            return Err(Error::InvalidConfig(format!(
-                "FC10 weight decay must be finite and >= 0, got {l}"
-            )));
+        if let Preset::Fc10(l) = self {
+            validate::non_negative("FC10 weight decay", *l)?;
         }
         let base = TrainConfig::new().with_batch_size(100)?;
         let cfg = match self {

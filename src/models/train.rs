@@ -4,6 +4,7 @@ use super::Mlp;
 use super::mlp::{Gradients, weighted_sq_norm};
 use crate::classifier::{Classifier, softmax_cross_entropy};
 use crate::error::{Error, Result};
+use crate::validate;
 use ndarray::{Array2, ArrayView2, ArrayViewMut2, Zip};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
@@ -39,26 +40,21 @@ impl Optimizer {
     };
 
     fn validate(&self) -> Result<()> {
-        let ok = match *self {
-            Optimizer::Sgd { momentum } => (0.0..1.0).contains(&momentum),
+        match *self {
+            Optimizer::Sgd { momentum } => {
+                validate::in_unit_interval_open_right("SGD momentum", momentum)?;
+            }
             Optimizer::Adam {
                 beta1,
                 beta2,
                 epsilon,
             } => {
-                (0.0..1.0).contains(&beta1)
-                    && (0.0..1.0).contains(&beta2)
-                    && epsilon.is_finite()
-                    && epsilon > 0.0
+                validate::in_unit_interval_open_right("Adam beta1", beta1)?;
+                validate::in_unit_interval_open_right("Adam beta2", beta2)?;
+                validate::positive("Adam epsilon", epsilon)?;
             }
-        };
-        if ok {
-            Ok(())
-        } else {
-            Err(Error::InvalidConfig(format!(
-                "optimizer {self:?}: momentum/betas must lie in [0, 1), epsilon > 0"
-            )))
         }
+        Ok(())
     }
 }
 
@@ -144,30 +140,19 @@ impl TrainConfig {
 
     /// Number of passes over the training set (`>= 1`).
     pub fn with_epochs(mut self, epochs: usize) -> Result<Self> {
-        if epochs == 0 {
-            return Err(Error::InvalidConfig("epochs must be >= 1".into()));
-        }
-        self.epochs = epochs;
+        self.epochs = validate::at_least_one("epochs", epochs)?;
         Ok(self)
     }
 
     /// Examples per minibatch (`>= 1`; the last batch of an epoch may be smaller).
     pub fn with_batch_size(mut self, batch_size: usize) -> Result<Self> {
-        if batch_size == 0 {
-            return Err(Error::InvalidConfig("batch size must be >= 1".into()));
-        }
-        self.batch_size = batch_size;
+        self.batch_size = validate::at_least_one("batch size", batch_size)?;
         Ok(self)
     }
 
     /// Step size `η > 0` of the first epoch.
     pub fn with_learning_rate(mut self, learning_rate: f64) -> Result<Self> {
-        if !(learning_rate.is_finite() && learning_rate > 0.0) {
-            return Err(Error::InvalidConfig(format!(
-                "learning rate must be finite and > 0, got {learning_rate}"
-            )));
-        }
-        self.learning_rate = learning_rate;
+        self.learning_rate = validate::positive("learning rate", learning_rate)?;
         Ok(self)
     }
 
@@ -188,12 +173,7 @@ impl TrainConfig {
     /// large steps from saturating sigmoid units while the loss surface is still steep (see
     /// `docs/models.md`).
     pub fn with_warmup_epochs(mut self, epochs: f64) -> Result<Self> {
-        if !(epochs.is_finite() && epochs >= 0.0) {
-            return Err(Error::InvalidConfig(format!(
-                "warm-up must be finite and >= 0 epochs, got {epochs}"
-            )));
-        }
-        self.warmup_epochs = epochs;
+        self.warmup_epochs = validate::non_negative("warm-up epochs", epochs)?;
         Ok(self)
     }
 
@@ -265,12 +245,10 @@ impl TrainConfig {
 }
 
 fn check_decay(lambdas: &[f64]) -> Result<()> {
-    match lambdas.iter().find(|l| !(l.is_finite() && **l >= 0.0)) {
-        Some(l) => Err(Error::InvalidConfig(format!(
-            "weight decay must be finite and >= 0, got {l}"
-        ))),
-        None => Ok(()),
+    for &l in lambdas {
+        validate::non_negative("weight decay", l)?;
     }
+    Ok(())
 }
 
 /// What the epoch callback sees after each epoch.

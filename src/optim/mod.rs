@@ -61,6 +61,7 @@ mod subspace;
 pub use linesearch::LineSearch;
 
 use crate::error::{Error, Result};
+use crate::validate;
 use std::ops::ControlFlow;
 
 /// A smooth function to minimise: value and gradient in one call.
@@ -369,50 +370,27 @@ impl Lbfgsb {
     }
     /// History size m ≥ 1.
     pub fn with_memory(mut self, m: usize) -> Result<Self> {
-        if m == 0 {
-            return Err(Error::InvalidConfig("memory m must be at least 1".into()));
-        }
-        self.memory = m;
+        self.memory = validate::at_least_one("memory m", m)?;
         Ok(self)
     }
     /// Iteration budget ≥ 1.
     pub fn with_max_iterations(mut self, n: usize) -> Result<Self> {
-        if n == 0 {
-            return Err(Error::InvalidConfig(
-                "max_iterations must be at least 1".into(),
-            ));
-        }
-        self.max_iterations = n;
+        self.max_iterations = validate::at_least_one("max_iterations", n)?;
         Ok(self)
     }
     /// Evaluation budget ≥ 1.
     pub fn with_max_evaluations(mut self, n: usize) -> Result<Self> {
-        if n == 0 {
-            return Err(Error::InvalidConfig(
-                "max_evaluations must be at least 1".into(),
-            ));
-        }
-        self.max_evaluations = n;
+        self.max_evaluations = validate::at_least_one("max_evaluations", n)?;
         Ok(self)
     }
     /// Projected-gradient inf-norm tolerance ≥ 0.
     pub fn with_pgtol(mut self, tol: f64) -> Result<Self> {
-        if !(tol >= 0.0) || tol.is_infinite() {
-            return Err(Error::InvalidConfig(format!(
-                "pgtol must be finite and >= 0, got {tol}"
-            )));
-        }
-        self.pgtol = tol;
+        self.pgtol = validate::non_negative("pgtol", tol)?;
         Ok(self)
     }
     /// Relative function-decrease tolerance ≥ 0 (`0` disables the test).
     pub fn with_ftol(mut self, tol: f64) -> Result<Self> {
-        if !(tol >= 0.0) || tol.is_infinite() {
-            return Err(Error::InvalidConfig(format!(
-                "ftol must be finite and >= 0, got {tol}"
-            )));
-        }
-        self.ftol = tol;
+        self.ftol = validate::non_negative("ftol", tol)?;
         Ok(self)
     }
     /// Line-search constants: 0 < c1 < c2 < 1, max_trials ≥ 1.
@@ -422,11 +400,7 @@ impl Lbfgsb {
                 "line search needs 0 < c1 < c2 < 1, got c1 = {c1}, c2 = {c2}"
             )));
         }
-        if max_trials == 0 {
-            return Err(Error::InvalidConfig(
-                "line search max_trials must be at least 1".into(),
-            ));
-        }
+        validate::at_least_one("line search max_trials", max_trials)?;
         self.line_search = LineSearch { c1, c2, max_trials };
         Ok(self)
     }
