@@ -5,28 +5,9 @@ use intriguing::Classifier;
 use intriguing::classifier::softmax_cross_entropy;
 use intriguing::models::{Activation, Mlp};
 use ndarray::{Array2, ArrayView2, ArrayViewMut2};
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
-struct Counting;
-static ALLOCS: AtomicUsize = AtomicUsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::SeqCst);
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::SeqCst);
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
+mod counting_alloc;
+use counting_alloc::allocations;
 
 #[test]
 fn single_row_gradient_and_logits_do_not_allocate_in_steady_state() {
@@ -42,7 +23,7 @@ fn single_row_gradient_and_logits_do_not_allocate_in_steady_state() {
         let first = mlp
             .loss_gradient_into(x.view(), &mut seed, grad.view_mut())
             .unwrap();
-        let before = ALLOCS.load(Ordering::SeqCst);
+        let before = allocations();
         let mut last = 0.0;
         for _ in 0..100 {
             last = mlp
@@ -50,7 +31,7 @@ fn single_row_gradient_and_logits_do_not_allocate_in_steady_state() {
                 .unwrap();
             mlp.logits_into(x.view(), logits.view_mut()).unwrap();
         }
-        let after = ALLOCS.load(Ordering::SeqCst);
+        let after = allocations();
         assert_eq!(
             after - before,
             0,

@@ -6,29 +6,10 @@
 #![allow(clippy::needless_range_loop)]
 
 use intriguing::optim::{Bounds, FnObjective, Lbfgsb, Workspace};
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::ops::ControlFlow;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
-struct Counting;
-static ALLOCS: AtomicUsize = AtomicUsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::SeqCst);
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::SeqCst);
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
+mod counting_alloc;
+use counting_alloc::allocations;
 
 fn ext_rosenbrock(x: &[f64], g: &mut [f64]) -> f64 {
     let mut f = 0.0;
@@ -66,11 +47,11 @@ fn solves_with_a_sized_workspace_allocate_only_the_result() {
         solver
             .minimize_with(&mut obj, start, &mut ws, |_| ControlFlow::Continue(()))
             .unwrap();
-        let before = ALLOCS.load(Ordering::SeqCst);
+        let before = allocations();
         let sol = solver
             .minimize_with(&mut obj, start, &mut ws, |_| ControlFlow::Continue(()))
             .unwrap();
-        let after = ALLOCS.load(Ordering::SeqCst);
+        let after = allocations();
         assert!(sol.iterations > 20, "the run must iterate: {sol:?}");
         assert_eq!(
             after - before,
