@@ -74,7 +74,11 @@ impl Measurement for ThreadCpuTime {
 }
 
 fn model(preset: Preset, epochs: usize, mnist: &Mnist) -> Mlp {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/attack_bench");
+    // The examples' rule: under $CARGO_TARGET_DIR when set, else ./target.
+    let dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("target"))
+        .join("attack_bench");
     let path = dir.join(format!("{preset}_{epochs}ep.safetensors"));
     if let Ok(m) = Mlp::load_safetensors(&path) {
         return m;
@@ -304,7 +308,8 @@ fn full_test_set(mlp: &Mlp, mnist: &Mnist) {
 }
 
 fn bench(c: &mut Criterion<ThreadCpuTime>) {
-    let mnist = Mnist::bundled().expect("bundled MNIST");
+    let mnist = Mnist::load(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/data/mnist"))
+        .expect("bundled MNIST");
     if std::env::var_os("ATTACK_BENCH_FULL").is_some() {
         full_test_set(&model(Preset::Fc100_100_10, 5, &mnist), &mnist);
         return;

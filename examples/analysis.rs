@@ -7,6 +7,12 @@
 //! cargo run --release --example analysis -- --quick    # smaller training sets
 //! cargo run --release --example analysis -- --out DIR  # where the PNG grids go
 //! ```
+//!
+//! The grids go to `analysis/` under `$CARGO_TARGET_DIR` when set, else `./target`, unless
+//! `--out` says otherwise. MNIST is read from `INTRIGUING_MNIST_DIR` when set, else the
+//! bundled copy.
+
+mod common;
 
 use intriguing::Classifier;
 use intriguing::analysis::{
@@ -147,10 +153,10 @@ fn main() -> intriguing::Result<()> {
         .position(|a| a == "--out")
         .and_then(|i| args.get(i + 1))
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("target/analysis"));
+        .unwrap_or_else(|| common::output_dir("analysis"));
     std::fs::create_dir_all(&out)?;
     let t0 = Instant::now();
-    let data = Mnist::bundled()?;
+    let data = common::mnist()?;
     let (n_mlp, n_cnn, mlp_epochs, cnn_epochs) = if quick {
         (10_000, 5_000, 2, 1)
     } else {

@@ -9,9 +9,12 @@
 //! ```text
 //! cargo run --release --example foreign_model
 //! ```
+//!
+//! MNIST is read from `INTRIGUING_MNIST_DIR` when set, else the bundled copy.
+
+mod common;
 
 use intriguing::classifier::{Classifier, LossSeed, check_gradient};
-use intriguing::data::Mnist;
 use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, Axis};
 
 /// Logits = x Wᵀ + b, with `w` `[classes, inputs]`.
@@ -50,7 +53,7 @@ impl Classifier for Templates {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let mnist = Mnist::bundled()?;
+    let mnist = common::mnist()?;
     // "Training": the mean image of each class.
     let mut w = Array2::zeros((10, 784));
     let mut counts = [0.0; 10];

@@ -22,11 +22,14 @@
 //! Without a PATH (PyTorch is not needed to run this example), the example first writes such
 //! a file itself: it trains a small FC100-100-10 in Rust for one epoch and stores its weights
 //! exactly as the Python above would — `float32`, names `0.weight` ... `4.bias`, no metadata
-//! — then loads that file like any PyTorch export.
+//! — then loads that file like any PyTorch export (written to `pytorch_model/mlp.safetensors`
+//! under `$CARGO_TARGET_DIR` when set, else `./target`). MNIST is read from
+//! `INTRIGUING_MNIST_DIR` when set, else the bundled copy.
+
+mod common;
 
 use intriguing::Classifier;
 use intriguing::attack::{AttackConfig, Target, find_minimal_perturbation};
-use intriguing::data::Mnist;
 use intriguing::models::{Activation, Mlp, Preset, train};
 use safetensors::{Dtype, View};
 use std::borrow::Cow;
@@ -94,12 +97,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             other => path = Some(PathBuf::from(other)),
         }
     }
-    let mnist = Mnist::bundled()?;
+    let mnist = common::mnist()?;
 
     let path = match path {
         Some(p) => p,
         None => {
-            let p = PathBuf::from("target/pytorch_model/mlp.safetensors");
+            let p = common::output_dir("pytorch_model").join("mlp.safetensors");
             std::fs::create_dir_all(p.parent().expect("has a parent"))?;
             println!(
                 "no PATH given: training FC100-100-10 for 1 epoch and exporting it in PyTorch's layout"

@@ -9,11 +9,13 @@
 //! Defaults: the FC100-100-10 preset recipe (15 epochs) on all 60 000 training images,
 //! 100 test images, target = (predicted label + 1) mod 10, attacked one after the other on
 //! one thread (so the per-example times are those of one core), output
-//! `target/quickstart/figure5.png`.
+//! `quickstart/figure5.png` under `$CARGO_TARGET_DIR` when set, else `./target`. MNIST is read
+//! from `INTRIGUING_MNIST_DIR` when set, else the copy bundled in `examples/data/mnist/`.
+
+mod common;
 
 use intriguing::Classifier;
 use intriguing::attack::{AttackConfig, Target, find_minimal_perturbation};
-use intriguing::data::Mnist;
 use intriguing::models::{Preset, train};
 use intriguing::viz::{GridSpec, magnify_around_grey, write_grid_png};
 use ndarray::{Array1, ArrayView1};
@@ -24,7 +26,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut epochs = None;
     let mut n_images = 100usize;
     let mut target_kind = "next".to_string();
-    let mut out = PathBuf::from("target/quickstart/figure5.png");
+    let mut out = common::output_dir("quickstart").join("figure5.png");
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut val = || args.next().ok_or(format!("{a} needs a value"));
@@ -46,7 +48,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // 1. Data and model.
     let t0 = Instant::now();
-    let mnist = Mnist::bundled()?;
+    let mnist = common::mnist()?;
     println!(
         "MNIST: {} training and {} test images ({:.1?})",
         mnist.train_labels.len(),

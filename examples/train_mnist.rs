@@ -11,10 +11,12 @@
 //! `--preset` takes the paper's names: `FC10(1e-4)`, `FC100-100-10`, `FC200-200-10`,
 //! `FC500-150-10`, `FC123-456-10`. `--train N` trains on the first N training images only.
 //! `--momentum M` switches from Adam to SGD with momentum M.
-//! The default output is `target/models/<preset>.safetensors`.
+//! The default output is `models/<preset>.safetensors` under `$CARGO_TARGET_DIR` when set,
+//! else `./target`. MNIST is read from `INTRIGUING_MNIST_DIR` when set, else the bundled copy.
+
+mod common;
 
 use intriguing::Classifier;
-use intriguing::data::Mnist;
 use intriguing::models::{Preset, train};
 use std::path::PathBuf;
 use std::time::Instant;
@@ -57,7 +59,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     let t = Instant::now();
-    let mut mnist = Mnist::bundled()?;
+    let mut mnist = common::mnist()?;
     if let Some(n) = n_train {
         mnist = mnist.take(n, mnist.test_labels.len())?;
     }
@@ -130,9 +132,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let out = out.unwrap_or_else(|| {
         let name = preset.to_string().replace(['(', ')'], "_");
-        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("target/models")
-            .join(format!("{name}.safetensors"))
+        common::output_dir("models").join(format!("{name}.safetensors"))
     });
     if let Some(dir) = out.parent() {
         std::fs::create_dir_all(dir)?;

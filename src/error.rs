@@ -69,6 +69,12 @@ pub enum Error {
     /// A file that is not in the expected format (bad magic number, truncated, wrong tensors).
     #[error("data format: {0}")]
     DataFormat(String),
+    /// A data set is not where it was looked for, e.g. no MNIST directory was named
+    /// ([`Mnist::from_env`](crate::data::Mnist::from_env) without `INTRIGUING_MNIST_DIR`) or
+    /// one of its files is missing. The message names the files needed, where they come from
+    /// and how to point the crate at them.
+    #[error("{0}")]
+    DataNotFound(String),
     /// An I/O error from the operating system.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),

@@ -7,12 +7,17 @@
 //!
 //! - [`classifier`]: the [`Classifier`] trait, losses on logits, a gradient checker.
 //! - [`models`]: MLPs (the paper's FC and AE models), training, safetensors weights I/O.
-//! - [`data`]: the MNIST IDX reader.
+//! - [`data`]: the MNIST IDX reader (`Mnist::load(dir)`, or `Mnist::from_env()` with
+//!   `INTRIGUING_MNIST_DIR`; the data is not in the package, see [`data`] for where it comes
+//!   from).
 //! - [`optim`]: a from-scratch L-BFGS and L-BFGS-B with a Moré–Thuente line search.
 //! - [`attack`]: the box-constrained minimal-perturbation attack and its c search.
 //! - [`viz`]: PNG image grids (the paper's Figure 5 and Figures 1–2 styles).
 //! - [`analysis`]: Lipschitz bounds, certified lower bounds, unit vs random directions.
-//! - [`experiments`]: the paper's MNIST experiments (Table 1, transfer, adversarial training).
+//!
+//! With the non-default `paper` feature, `experiments` adds the paper's MNIST experiments as
+//! library calls (Table 1, transfer, adversarial training) for the repository's `reproduce`
+//! example.
 //!
 //! Start with [`attack::find_minimal_perturbation`] for the attack, [`optim::Lbfgsb`] for the
 //! optimizer alone, and [`Classifier`] to bring your own model. The set-up commands, feature
@@ -25,6 +30,7 @@ pub mod attack;
 pub mod classifier;
 pub mod data;
 pub mod error;
+#[cfg(feature = "paper")]
 pub mod experiments;
 pub mod models;
 pub mod optim;

@@ -42,7 +42,10 @@ fn sgd(mlp: &mut Mlp, x: ArrayView2<'_, f64>, y: &[usize], epochs: usize, lr: f6
 fn fixture() -> &'static Fixture {
     static F: OnceLock<Fixture> = OnceLock::new();
     F.get_or_init(|| {
-        let data = Mnist::bundled().unwrap().take(4000, 1000).unwrap();
+        let data = Mnist::load(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/data/mnist"))
+            .unwrap()
+            .take(4000, 1000)
+            .unwrap();
         let (x, y) = (data.train_images.view(), &data.train_labels[..]);
         let mut linear = Mlp::random(&[784, 10], Activation::Identity, 1).unwrap();
         sgd(&mut linear, x, y, 3, 0.1, 1);

@@ -13,7 +13,10 @@ use std::sync::OnceLock;
 
 fn mnist() -> &'static Mnist {
     static M: OnceLock<Mnist> = OnceLock::new();
-    M.get_or_init(|| Mnist::bundled().expect("bundled MNIST"))
+    M.get_or_init(|| {
+        Mnist::load(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/data/mnist"))
+            .expect("bundled MNIST")
+    })
 }
 
 fn tmp_dir(name: &str) -> PathBuf {
@@ -191,11 +194,77 @@ fn load_checks_the_whole_set() {
     );
     assert_format_error(Mnist::load(&d), "not a digit");
 
-    // A missing directory.
-    assert!(matches!(
-        Mnist::load(tmp_dir("empty").join("nope")),
-        Err(Error::Io(_))
-    ));
+    // A missing directory: the error names the four files, the authors, the licence and the
+    // two ways to point the crate at a copy.
+    match Mnist::load(tmp_dir("empty").join("nope")) {
+        Err(Error::DataNotFound(m)) => {
+            for needed in [
+                "train-images-idx3-ubyte.gz",
+                "train-labels-idx1-ubyte.gz",
+                "t10k-images-idx3-ubyte.gz",
+                "t10k-labels-idx1-ubyte.gz",
+                "Yann LeCun",
+                "Corinna Cortes",
+                "Christopher J. C. Burges",
+                "CC BY-SA 3.0",
+                "Mnist::load(dir)",
+                "INTRIGUING_MNIST_DIR",
+                "nope",
+            ] {
+                assert!(m.contains(needed), "{needed:?} missing from {m}");
+            }
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+/// The environment route, in one test so that no other test sees the variable change.
+#[test]
+fn from_env_reads_the_named_directory_or_says_what_is_missing() {
+    // SAFETY: no other test of this binary reads or writes INTRIGUING_MNIST_DIR.
+    unsafe { std::env::remove_var(data::MNIST_DIR_ENV) };
+    match Mnist::from_env() {
+        Err(Error::DataNotFound(m)) => {
+            assert!(m.contains("INTRIGUING_MNIST_DIR is not set"), "{m}");
+            assert!(m.contains("t10k-labels-idx1-ubyte.gz"), "{m}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let d = tmp_dir("from_env");
+    write_set(
+        &d,
+        (idx_images(2, 28, 28, 255), idx_labels(&[3, 4])),
+        (idx_images(1, 28, 28, 0), idx_labels(&[5])),
+    );
+    // SAFETY: as above.
+    unsafe { std::env::set_var(data::MNIST_DIR_ENV, &d) };
+    let m = Mnist::from_env();
+    // SAFETY: as above.
+    unsafe { std::env::remove_var(data::MNIST_DIR_ENV) };
+    let m = m.unwrap();
+    assert_eq!(m.train_labels, vec![3, 4]);
+    assert_eq!(m.test_labels, vec![5]);
+}
+
+/// A 2^32 - 1 label header in front of a highly compressible stream (a "gzip bomb") is
+/// rejected from the header and the compressed size, before the stream is inflated.
+#[test]
+fn gzip_header_announcing_more_than_the_file_can_hold_is_rejected() {
+    let d = tmp_dir("bomb");
+    let mut e = GzEncoder::new(Vec::new(), Compression::best());
+    e.write_all(&2049u32.to_be_bytes()).unwrap();
+    e.write_all(&u32::MAX.to_be_bytes()).unwrap();
+    let zeros = vec![0u8; 1 << 20];
+    for _ in 0..16 {
+        e.write_all(&zeros).unwrap();
+    }
+    std::fs::write(d.join("bomb.gz"), e.finish().unwrap()).unwrap();
+    assert_format_error(read_idx_labels(d.join("bomb.gz")), "can hold");
+    // Trailing data after a plausible header is reported, not parsed.
+    let mut z = idx_labels(&[1, 2, 3]);
+    z.extend([0u8; 100]);
+    std::fs::write(d.join("trailing.gz"), gz(&z)).unwrap();
+    assert_format_error(read_idx_labels(d.join("trailing.gz")), "trailing");
 }
 
 #[test]

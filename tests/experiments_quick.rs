@@ -35,7 +35,12 @@ fn quick() -> &'static Quick {
         let mut cfg = ExperimentConfig::quick();
         cfg.cache_dir = None; // hermetic: always train
         cfg.samples = 20;
-        let data = ExperimentData::new(Mnist::bundled().unwrap(), Scale::Quick, cfg.seed).unwrap();
+        let data = ExperimentData::new(
+            Mnist::load(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/data/mnist")).unwrap(),
+            Scale::Quick,
+            cfg.seed,
+        )
+        .unwrap();
         let models: Vec<TrainedModel> = table1_models()
             .iter()
             .map(|s| train_or_load(s, &data, &cfg, &mut |_| {}).unwrap())

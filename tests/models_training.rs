@@ -16,7 +16,10 @@ use std::sync::OnceLock;
 
 fn mnist() -> &'static Mnist {
     static M: OnceLock<Mnist> = OnceLock::new();
-    M.get_or_init(|| Mnist::bundled().expect("bundled MNIST"))
+    M.get_or_init(|| {
+        Mnist::load(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/data/mnist"))
+            .expect("bundled MNIST")
+    })
 }
 
 fn toy(n: usize, d: usize, classes: usize, seed: u64) -> (Array2<f64>, Vec<usize>) {

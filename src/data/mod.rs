@@ -2,18 +2,37 @@
 //!
 //! [`read_idx_images`] and [`read_idx_labels`] read one IDX file, raw or gzip-compressed (the
 //! gzip magic bytes decide, not the file name). [`Mnist::load`] reads the four standard files
-//! of a directory, and [`Mnist::bundled`] the copy shipped in `examples/data/mnist/`
-//! (Y. LeCun, C. Cortes, C. J. C. Burges, CC BY-SA 3.0).
+//! of a directory you name; [`Mnist::from_env`] reads the directory named by the environment
+//! variable `INTRIGUING_MNIST_DIR` ([`MNIST_DIR_ENV`]). Nothing in this crate knows where its
+//! own sources are: a program (or a crate depending on this one) says where MNIST is.
+//!
+//! # Getting MNIST
+//!
+//! The MNIST database of handwritten digits is by Yann LeCun, Corinna Cortes and Christopher
+//! J. C. Burges (<http://yann.lecun.com/exdb/mnist/>), available under CC BY-SA 3.0. You need
+//! the four files `train-images-idx3-ubyte.gz`, `train-labels-idx1-ubyte.gz`,
+//! `t10k-images-idx3-ubyte.gz` and `t10k-labels-idx1-ubyte.gz` (gzip or uncompressed, the `.gz`
+//! suffix optional) in one directory. A clone of this crate's repository has them in
+//! `examples/data/mnist/` (they are not in the published package). Then either call
+//! `Mnist::load("path/to/mnist")` or set `INTRIGUING_MNIST_DIR=path/to/mnist` and call
+//! [`Mnist::from_env`]. When the files are not there, the error ([`Error::DataNotFound`]) says
+//! all of this.
 //!
 //! Every malformed file — wrong magic number, truncated data, trailing bytes, a broken gzip
-//! stream, image and label counts that disagree — is an [`Error::DataFormat`]; a missing file
-//! is an [`Error::Io`]. Nothing panics.
+//! stream, sizes in the header that overflow or that the compressed file cannot hold, image and
+//! label counts that disagree — is an [`Error::DataFormat`]. A gzip file is validated while it
+//! is inflated: the IDX header is read and checked first, and no more is inflated than the
+//! header announces (and no more than deflate's maximum ratio allows for the compressed size).
+//! A missing file is an [`Error::Io`] for the single-file readers and an
+//! [`Error::DataNotFound`] for [`Mnist::load`]. Nothing panics.
 //!
 //! # Examples
 //!
 //! ```
 //! use intriguing::data::Mnist;
-//! let mnist = Mnist::bundled()?.take(1000, 100)?;
+//! // INTRIGUING_MNIST_DIR if set, else the copy in this repository (run from a clone).
+//! let dir = std::env::var_os("INTRIGUING_MNIST_DIR").unwrap_or_else(|| "examples/data/mnist".into());
+//! let mnist = Mnist::load(dir)?.take(1000, 100)?;
 //! assert_eq!(mnist.train_images.shape(), &[1000, 784]);
 //! assert_eq!(&mnist.train_labels[..5], &[5, 0, 4, 1, 9]);
 //! assert_eq!(&mnist.test_labels[..5], &[7, 2, 1, 0, 4]);
@@ -58,11 +77,31 @@ const FILES: [&str; 4] = [
     "t10k-labels-idx1-ubyte",
 ];
 
+/// The environment variable [`Mnist::from_env`] reads: a directory holding the four MNIST files.
+pub const MNIST_DIR_ENV: &str = "INTRIGUING_MNIST_DIR";
+
+/// What to do when MNIST is not found: which files, where from, how to point the crate at them.
+fn missing_mnist(problem: &str) -> Error {
+    Error::DataNotFound(format!(
+        "MNIST not found: {problem}. intriguing needs the four MNIST files \
+         train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz and \
+         t10k-labels-idx1-ubyte.gz (gzip or uncompressed, the .gz suffix optional) in one \
+         directory. MNIST is by Yann LeCun, Corinna Cortes and Christopher J. C. Burges \
+         (http://yann.lecun.com/exdb/mnist/), CC BY-SA 3.0; a clone of the intriguing \
+         repository has a copy in examples/data/mnist/. Point the crate at the directory with \
+         Mnist::load(dir), or set {MNIST_DIR_ENV}=dir and call Mnist::from_env()."
+    ))
+}
+
 impl Mnist {
     /// Reads `train-images-idx3-ubyte`, `train-labels-idx1-ubyte`, `t10k-images-idx3-ubyte`
     /// and `t10k-labels-idx1-ubyte` from `dir`, each either gzip-compressed (with a `.gz`
     /// suffix, tried first) or raw. Checks that images are 28×28, that image and label
-    /// counts agree and that labels are `0..=9`.
+    /// counts agree and that labels are `0..=9`. Takes about a second for the full set
+    /// (decompression and conversion to `f64`) and ~440 MB of memory.
+    ///
+    /// A missing file is an [`Error::DataNotFound`] whose message names the four files, where
+    /// MNIST comes from and how to point the crate at it (see the [module docs](self)).
     pub fn load(dir: impl AsRef<Path>) -> Result<Self> {
         let dir = dir.as_ref();
         let path = |name: &str| -> Result<PathBuf> {
@@ -74,9 +113,10 @@ impl Mnist {
             if raw.is_file() {
                 return Ok(raw);
             }
-            Err(Error::Io(std::io::Error::new(
-                std::io::ErrorKind::NotFound,
-                format!("neither {} nor {} exists", gz.display(), raw.display()),
+            Err(missing_mnist(&format!(
+                "neither {} nor {} exists",
+                gz.display(),
+                raw.display()
             )))
         };
         let images = |name: &str| -> Result<Array2<f64>> {
@@ -121,16 +161,28 @@ impl Mnist {
         })
     }
 
-    /// The full MNIST bundled with the crate's sources (`examples/data/mnist/` under
-    /// `CARGO_MANIFEST_DIR`). Takes about a second (decompression and conversion to `f64`)
-    /// and ~440 MB of memory.
-    pub fn bundled() -> Result<Self> {
-        Self::load(Self::bundled_dir())
-    }
-
-    /// Where [`Mnist::bundled`] reads from.
-    pub fn bundled_dir() -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/data/mnist")
+    /// Reads MNIST from the directory named by the environment variable
+    /// `INTRIGUING_MNIST_DIR` ([`MNIST_DIR_ENV`]), as [`Mnist::load`] does.
+    ///
+    /// When the variable is not set (or empty), the error is an [`Error::DataNotFound`] whose
+    /// message names the four files needed, where MNIST comes from (Y. LeCun, C. Cortes,
+    /// C. J. C. Burges; CC BY-SA 3.0) and how to point the crate at them.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// // INTRIGUING_MNIST_DIR=/path/to/mnist cargo run
+    /// let mnist = intriguing::data::Mnist::from_env()?;
+    /// assert_eq!(mnist.test_labels.len(), 10_000);
+    /// # Ok::<(), intriguing::Error>(())
+    /// ```
+    pub fn from_env() -> Result<Self> {
+        match std::env::var_os(MNIST_DIR_ENV) {
+            Some(dir) if !dir.is_empty() => Self::load(dir),
+            _ => Err(missing_mnist(&format!(
+                "the environment variable {MNIST_DIR_ENV} is not set"
+            ))),
+        }
     }
 
     /// The first `n_train` training and `n_test` test examples (copies). Errors if either is
@@ -201,12 +253,12 @@ pub fn read_idx_images(path: impl AsRef<Path>) -> Result<Array2<f64>> {
 /// Reads an IDX file of unsigned-byte labels (magic 2049, raw or gzip).
 pub fn read_idx_labels(path: impl AsRef<Path>) -> Result<Vec<usize>> {
     let path = path.as_ref();
-    let bytes = read_maybe_gz(path)?;
+    let bytes = read_idx_bytes(path, IdxKind::Labels)?;
     parse_idx_labels(&bytes).map_err(|e| with_path(e, path))
 }
 
 fn read_idx_images_dims(path: &Path) -> Result<(Array2<f64>, usize, usize)> {
-    let bytes = read_maybe_gz(path)?;
+    let bytes = read_idx_bytes(path, IdxKind::Images)?;
     parse_idx_images_dims(&bytes).map_err(|e| with_path(e, path))
 }
 
@@ -217,25 +269,111 @@ fn with_path(e: Error, path: &Path) -> Error {
     }
 }
 
-/// Reads a whole file, decompressing it if it starts with the gzip magic bytes.
-fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
-    let raw = std::fs::read(path).map_err(|e| {
+/// The two IDX file types this module reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum IdxKind {
+    Images,
+    Labels,
+}
+
+impl IdxKind {
+    fn header_len(self) -> usize {
+        match self {
+            IdxKind::Images => 16,
+            IdxKind::Labels => 8,
+        }
+    }
+}
+
+/// The largest ratio of inflated to compressed size a deflate stream can reach: a length-258
+/// match costs at least two bits, hence 258 × 8 / 2 = 1032 (the zlib FAQ's "1032:1").
+const DEFLATE_MAX_RATIO: u64 = 1032;
+
+/// Checks the IDX header at the start of `bytes` (at least `kind.header_len()` of them) and
+/// returns the total file length it announces (header + data), with checked arithmetic.
+fn idx_announced_len(bytes: &[u8], kind: IdxKind) -> Result<usize> {
+    let magic = be_u32(bytes, 0, "magic number")?;
+    match kind {
+        IdxKind::Labels => {
+            if magic != LABELS_MAGIC {
+                return Err(bad_magic(magic, LABELS_MAGIC, "labels"));
+            }
+            let n = be_u32(bytes, 4, "label count")? as usize;
+            n.checked_add(8)
+                .ok_or_else(|| Error::DataFormat(format!("{n} labels overflow")))
+        }
+        IdxKind::Images => {
+            if magic != IMAGES_MAGIC {
+                return Err(bad_magic(magic, IMAGES_MAGIC, "images"));
+            }
+            let n = be_u32(bytes, 4, "image count")? as usize;
+            let rows = be_u32(bytes, 8, "row count")? as usize;
+            let cols = be_u32(bytes, 12, "column count")? as usize;
+            let pixels = rows
+                .checked_mul(cols)
+                .filter(|&p| p > 0)
+                .ok_or_else(|| Error::DataFormat(format!("invalid image size {rows}x{cols}")))?;
+            n.checked_mul(pixels)
+                .and_then(|t| t.checked_add(16))
+                .ok_or_else(|| Error::DataFormat(format!("{n} images of {rows}x{cols} overflow")))
+        }
+    }
+}
+
+/// Reads a whole IDX file, inflating it if it starts with the gzip magic bytes.
+///
+/// A gzip stream is validated while it is inflated: the IDX header comes first and is checked
+/// (magic number, checked sizes); a header announcing more than the compressed file can hold
+/// (deflate's maximum ratio) is rejected before anything else is inflated, and at most the
+/// announced length plus one byte (to detect trailing data) is ever inflated.
+fn read_idx_bytes(path: &Path, kind: IdxKind) -> Result<Vec<u8>> {
+    let io_err = |e: std::io::Error| {
         Error::Io(std::io::Error::new(
             e.kind(),
             format!("{}: {e}", path.display()),
         ))
-    })?;
+    };
+    let raw = std::fs::read(path).map_err(io_err)?;
     if raw.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::with_capacity(raw.len() * 4);
-        flate2::read::MultiGzDecoder::new(&raw[..])
-            .read_to_end(&mut out)
-            .map_err(|e| {
-                Error::DataFormat(format!("{}: broken gzip stream: {e}", path.display()))
-            })?;
-        Ok(out)
+        let decoder = flate2::read::MultiGzDecoder::new(&raw[..]);
+        inflate_idx(decoder, raw.len() as u64, kind).map_err(|e| match e {
+            Error::Io(io) => {
+                Error::DataFormat(format!("{}: broken gzip stream: {io}", path.display()))
+            }
+            other => with_path(other, path),
+        })
     } else {
         Ok(raw)
     }
+}
+
+/// Reads the inflated IDX bytes from `inflated` (the decoder of a gzip file of
+/// `compressed_len` bytes): the header first, checked, then at most the announced length plus
+/// one byte. I/O errors (a broken stream) are returned as [`Error::Io`]; the caller names the
+/// file.
+fn inflate_idx(mut inflated: impl Read, compressed_len: u64, kind: IdxKind) -> Result<Vec<u8>> {
+    let header_len = kind.header_len();
+    let mut out = Vec::with_capacity(header_len);
+    (&mut inflated)
+        .take(header_len as u64)
+        .read_to_end(&mut out)?;
+    if out.len() < header_len {
+        // Too short for a header: let the parser report what is missing.
+        return Ok(out);
+    }
+    let announced = idx_announced_len(&out, kind)?;
+    let max_inflated = compressed_len.saturating_mul(DEFLATE_MAX_RATIO);
+    if announced as u64 > max_inflated {
+        return Err(Error::DataFormat(format!(
+            "the header announces {announced} bytes, more than a gzip file of \
+             {compressed_len} bytes can hold (deflate inflates at most {DEFLATE_MAX_RATIO}:1)"
+        )));
+    }
+    // Grow with what actually arrives; never reserve more than 64 MiB up front.
+    out.reserve(announced.min(64 << 20).saturating_sub(header_len));
+    let rest = (announced - header_len) as u64 + 1;
+    inflated.take(rest).read_to_end(&mut out)?;
+    Ok(out)
 }
 
 /// Parses the bytes of an (uncompressed) IDX image file into `[n, rows*cols]` pixels in
@@ -258,35 +396,20 @@ pub fn parse_idx_images(bytes: &[u8]) -> Result<Array2<f64>> {
 
 /// Parses the bytes of an (uncompressed) IDX label file.
 pub fn parse_idx_labels(bytes: &[u8]) -> Result<Vec<usize>> {
-    let magic = be_u32(bytes, 0, "magic number")?;
-    if magic != LABELS_MAGIC {
-        return Err(bad_magic(magic, LABELS_MAGIC, "labels"));
-    }
-    let n = be_u32(bytes, 4, "label count")? as usize;
-    let data = &bytes[8..];
-    check_len(data.len(), n, "label")?;
-    Ok(data.iter().map(|&b| b as usize).collect())
+    let total = idx_announced_len(bytes, IdxKind::Labels)?;
+    check_len(bytes.len() - 8, total - 8, "label")?;
+    Ok(bytes[8..].iter().map(|&b| b as usize).collect())
 }
 
 fn parse_idx_images_dims(bytes: &[u8]) -> Result<(Array2<f64>, usize, usize)> {
-    let magic = be_u32(bytes, 0, "magic number")?;
-    if magic != IMAGES_MAGIC {
-        return Err(bad_magic(magic, IMAGES_MAGIC, "images"));
-    }
+    let total = idx_announced_len(bytes, IdxKind::Images)?;
     let n = be_u32(bytes, 4, "image count")? as usize;
     let rows = be_u32(bytes, 8, "row count")? as usize;
     let cols = be_u32(bytes, 12, "column count")? as usize;
-    let pixels = rows
-        .checked_mul(cols)
-        .filter(|&p| p > 0)
-        .ok_or_else(|| Error::DataFormat(format!("invalid image size {rows}x{cols}")))?;
-    let total = n
-        .checked_mul(pixels)
-        .ok_or_else(|| Error::DataFormat(format!("{n} images of {rows}x{cols} overflow")))?;
     let data = &bytes[16..];
-    check_len(data.len(), total, "pixel")?;
+    check_len(data.len(), total - 16, "pixel")?;
     let img = Array2::from_shape_vec(
-        (n, pixels),
+        (n, rows * cols),
         data.iter().map(|&b| f64::from(b) / 255.0).collect(),
     )
     .map_err(|e| Error::DataFormat(e.to_string()))?;
@@ -318,8 +441,109 @@ fn check_len(have: usize, want: usize, what: &str) -> Result<()> {
             "file truncated: the header announces {want} {what} bytes, only {have} present"
         ))),
         std::cmp::Ordering::Greater => Err(Error::DataFormat(format!(
-            "{} trailing bytes after the {want} {what} bytes the header announces",
+            "trailing bytes after the {want} {what} bytes the header announces (at least {})",
             have - want
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flate2::Compression;
+    use flate2::write::GzEncoder;
+    use std::io::Write;
+
+    /// Counts the bytes read through it (here: the bytes the gzip decoder inflated).
+    struct Counting<R> {
+        inner: R,
+        count: u64,
+    }
+
+    impl<R: Read> Read for Counting<R> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.inner.read(buf)?;
+            self.count += n as u64;
+            Ok(n)
+        }
+    }
+
+    /// A gzip label file whose header announces `n` labels, followed by `zeros` zero bytes.
+    fn gz_labels(n: u32, zeros: usize) -> Vec<u8> {
+        let mut e = GzEncoder::new(Vec::new(), Compression::best());
+        e.write_all(&LABELS_MAGIC.to_be_bytes()).unwrap();
+        e.write_all(&n.to_be_bytes()).unwrap();
+        let chunk = vec![0u8; 1 << 16];
+        let mut left = zeros;
+        while left > 0 {
+            let k = left.min(chunk.len());
+            e.write_all(&chunk[..k]).unwrap();
+            left -= k;
+        }
+        e.finish().unwrap()
+    }
+
+    fn inflate_counting(gz: &[u8]) -> (Result<Vec<u8>>, u64) {
+        let mut c = Counting {
+            inner: flate2::read::MultiGzDecoder::new(gz),
+            count: 0,
+        };
+        let r = inflate_idx(&mut c, gz.len() as u64, IdxKind::Labels);
+        (r, c.count)
+    }
+
+    #[test]
+    fn a_header_the_compressed_size_cannot_hold_is_rejected_before_inflating() {
+        // 2^32 - 1 labels announced; 64 MiB of zeros actually follow (~64 KiB compressed).
+        let gz = gz_labels(u32::MAX, 64 << 20);
+        assert!(gz.len() < 1 << 20, "{}", gz.len());
+        let (r, inflated) = inflate_counting(&gz);
+        match r {
+            Err(Error::DataFormat(m)) => assert!(m.contains("can hold"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        // Only the header (and what the decoder produced in its first read) was inflated,
+        // not the 64 MiB the stream holds.
+        assert!(inflated < 1 << 20, "inflated {inflated} bytes");
+    }
+
+    #[test]
+    fn inflation_stops_one_byte_after_the_announced_length() {
+        // 1 000 labels announced, 32 MiB follow: the announced size is plausible, the rest is
+        // trailing data, reported without inflating it.
+        let gz = gz_labels(1000, 32 << 20);
+        let (r, inflated) = inflate_counting(&gz);
+        let bytes = r.unwrap();
+        assert_eq!(bytes.len(), 8 + 1000 + 1);
+        assert!(inflated < 1 << 20, "inflated {inflated} bytes");
+        match parse_idx_labels(&bytes) {
+            Err(Error::DataFormat(m)) => assert!(
+                m.contains("trailing bytes after the 1000 label bytes"),
+                "{m}"
+            ),
+            other => panic!("{other:?}"),
+        }
+        // The exact length parses.
+        let gz = gz_labels(1000, 1000);
+        let (r, _) = inflate_counting(&gz);
+        assert_eq!(parse_idx_labels(&r.unwrap()).unwrap(), vec![0; 1000]);
+    }
+
+    #[test]
+    fn header_sizes_use_checked_arithmetic() {
+        let mut h = Vec::new();
+        for v in [IMAGES_MAGIC, u32::MAX, u32::MAX, u32::MAX] {
+            h.extend(v.to_be_bytes());
+        }
+        match idx_announced_len(&h, IdxKind::Images) {
+            Err(Error::DataFormat(m)) => assert!(m.contains("overflow"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        // 2 images of 3x4 pixels: 16 + 24 bytes.
+        let mut h = Vec::new();
+        for v in [IMAGES_MAGIC, 2, 3, 4] {
+            h.extend(v.to_be_bytes());
+        }
+        assert_eq!(idx_announced_len(&h, IdxKind::Images).unwrap(), 40);
     }
 }

@@ -3,8 +3,10 @@
 //! cross-model, Tables 3–4 cross-training-set with magnified examples), adversarial training,
 //! Markdown writers and Figure-5-style PNG grids.
 //!
-//! The `reproduce` example drives these pieces (`cargo run --release --example reproduce --
-//! all --quick`); `docs/reproduction.md` holds the tables it writes.
+//! Behind the non-default `paper` feature: a crate depending on `intriguing` for the attack does
+//! not compile or see the reproduction. The repository's `reproduce` example drives these
+//! pieces (`cargo run --release --features paper --example reproduce -- all --quick`) and
+//! copies the tables into the repository's docs; that part lives in the example.
 //!
 //! Nothing here prints: long-running functions take a [`Progress`] callback that receives
 //! [`Event`]s (epoch lines, attack progress with an ETA, cache hits).
@@ -43,7 +45,7 @@ pub use recipes::{
     ModelKind, ModelSpec, TrainedModel, TrainingSet, cross_training_models, table1_models,
     train_or_load,
 };
-pub use report::{advtrain_markdown, replace_between_markers, table1_markdown, transfer_markdown};
+pub use report::{advtrain_markdown, table1_markdown, transfer_markdown};
 pub use sample::{
     AdversarialSet, ExperimentData, gaussian_noise_set, magnify, magnify_set, paper_split,
     seeded_sample,
@@ -197,7 +199,7 @@ pub struct ExperimentConfig {
 }
 
 impl ExperimentConfig {
-    /// Quick mode: 20 examples per model, cache in `target/intriguing-cache/`, seed 0, two
+    /// Quick mode: 20 examples per model, cache in [`default_cache_dir`], seed 0, two
     /// threads, and the default attack except that [`Target::Nearest`] searches **all**
     /// wrong labels (`with_nearest_candidates(usize::MAX)`; the attack's pruning of labels
     /// far behind after bracketing stays on), as the paper's "smallest over all wrong
@@ -233,7 +235,12 @@ impl ExperimentConfig {
     }
 }
 
-/// `target/intriguing-cache/` under the crate's manifest directory.
+/// `intriguing-cache/` under `$CARGO_TARGET_DIR` when that environment variable is set, else
+/// under `./target` relative to the current directory (the examples' rule for every output).
+/// Set [`ExperimentConfig::cache_dir`] to put the cache anywhere else.
 pub fn default_cache_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/intriguing-cache")
+    std::env::var_os("CARGO_TARGET_DIR")
+        .filter(|d| !d.is_empty())
+        .map_or_else(|| PathBuf::from("target"), PathBuf::from)
+        .join("intriguing-cache")
 }

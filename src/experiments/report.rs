@@ -3,7 +3,6 @@
 use super::advtrain::AdvTrainReport;
 use super::table1::Table1Row;
 use super::transfer::TransferTable;
-use crate::error::{Error, Result};
 use std::fmt::Write;
 
 /// The paper's Table 1 values: (model, train error %, test error %, mean distortion).
@@ -129,46 +128,9 @@ pub fn advtrain_markdown(r: &AdvTrainReport) -> String {
     s
 }
 
-/// Replaces the text between `<!-- {key}:begin -->` and `<!-- {key}:end -->` in `doc` by
-/// `content` (markers kept). Errors if a marker is missing or out of order.
-///
-/// # Examples
-///
-/// ```
-/// use intriguing::experiments::replace_between_markers;
-/// let doc = "a\n<!-- t:begin -->\nold\n<!-- t:end -->\nb\n";
-/// let new = replace_between_markers(doc, "t", "new")?;
-/// assert_eq!(new, "a\n<!-- t:begin -->\nnew\n<!-- t:end -->\nb\n");
-/// # Ok::<(), intriguing::Error>(())
-/// ```
-pub fn replace_between_markers(doc: &str, key: &str, content: &str) -> Result<String> {
-    let begin = format!("<!-- {key}:begin -->");
-    let end = format!("<!-- {key}:end -->");
-    let b = doc
-        .find(&begin)
-        .ok_or_else(|| Error::InvalidConfig(format!("marker {begin} not found")))?;
-    let e = doc[b..]
-        .find(&end)
-        .map(|e| e + b)
-        .ok_or_else(|| Error::InvalidConfig(format!("marker {end} not found after {begin}")))?;
-    let mut out = String::with_capacity(doc.len() + content.len());
-    out.push_str(&doc[..b + begin.len()]);
-    out.push('\n');
-    out.push_str(content.trim_end());
-    out.push('\n');
-    out.push_str(&doc[e..]);
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn markers_missing_is_an_error() {
-        assert!(replace_between_markers("no markers", "t", "x").is_err());
-        assert!(replace_between_markers("<!-- t:end --> <!-- t:begin -->", "t", "x").is_err());
-    }
 
     #[test]
     fn transfer_markdown_has_one_line_per_source() {

@@ -23,7 +23,8 @@
 //! use intriguing::data::Mnist;
 //! use intriguing::models::Preset;
 //!
-//! let mnist = Mnist::bundled()?.take(2000, 500)?;
+//! # let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/data/mnist");
+//! let mnist = Mnist::load(dir)?.take(2000, 500)?; // or Mnist::from_env()
 //! let (mut mlp, cfg) = Preset::Fc100_100_10.build(0)?;
 //! let cfg = cfg.with_epochs(10)?;
 //! intriguing::models::train(&mut mlp, mnist.train_images.view(), &mnist.train_labels, &cfg,

@@ -1,7 +1,8 @@
-//! Reproduces the MNIST experiments of Szegedy et al. (2014) on the bundled data.
+//! Reproduces the MNIST experiments of Szegedy et al. (2014) on the bundled data (needs the
+//! `paper` feature).
 //!
 //! ```text
-//! cargo run --release --example reproduce -- <table1|transfer|cross|advtrain|all>
+//! cargo run --release --features paper --example reproduce -- <table1|transfer|cross|advtrain|all>
 //!     [--quick] [--samples N] [--out DIR] [--seed S] [--threads T] [--no-cache] [--docs]
 //!     [--pool N]
 //! ```
@@ -16,20 +17,24 @@
 //!   `docs/reproduction.md` (same as `--docs`, without recomputing anything).
 //!
 //! Writes `<out>/table1.md`, `table2.md`, `table3.md`, `table4.md`, `advtrain.md` and
-//! `fig5_<model>.png` (default out: `target/reproduction/`, quick runs
-//! `target/reproduction/quick/`). Trained weights are cached in
-//! `target/intriguing-cache/`. `--docs` also writes the tables into `docs/reproduction.md`
+//! `fig5_<model>.png` (default out: `reproduction/` under the examples' output root —
+//! `$CARGO_TARGET_DIR` when set, else `./target` — quick runs `reproduction/quick/`). Trained
+//! weights are cached in `intriguing-cache/` under the same root. MNIST is read from
+//! `INTRIGUING_MNIST_DIR` when set, else the bundled copy. `--docs` also writes the tables into `docs/reproduction.md`
 //! between its `<!-- name:begin -->` / `<!-- name:end -->` markers (`name-quick` for
 //! `--quick` runs), so the document's tables are produced here, never typed by hand.
 
-use intriguing::data::Mnist;
+#[path = "../common/mod.rs"]
+mod common;
+mod markers;
+
 use intriguing::experiments::{
     AdvTrainConfig, AdversarialSet, Event, ExperimentConfig, ExperimentData, NamedModel,
     TrainedModel, adversarial_training, advtrain_markdown, cross_training_models,
-    gaussian_noise_set, magnify_set, replace_between_markers, table1, table1_markdown,
-    table1_models, table1_sample, table3, train_or_load, transfer_markdown, transfer_table,
-    write_figure_png,
+    gaussian_noise_set, magnify_set, table1, table1_markdown, table1_models, table1_sample, table3,
+    train_or_load, transfer_markdown, transfer_table, write_figure_png,
 };
+use markers::replace_between_markers;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -92,7 +97,7 @@ fn parse_args() -> Args {
     }
     if a.out.as_os_str().is_empty() {
         // Quick and full runs do not overwrite each other's tables and figures.
-        let base = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/reproduction");
+        let base = common::output_dir("reproduction");
         a.out = if a.quick { base.join("quick") } else { base };
     }
     a
@@ -135,7 +140,7 @@ fn emit(args: &Args, name: &str, title: &str, body: &str, secs: f64) -> intrigui
     std::fs::write(&path, format!("# {title}\n\n{text}"))?;
     eprintln!("wrote {}", path.display());
     if args.docs {
-        let doc_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/reproduction.md");
+        let doc_path = docs_path();
         let doc = std::fs::read_to_string(&doc_path)?;
         // Quick and full runs have their own markers: `table1-quick` / `table1`.
         let key = if args.quick {
@@ -153,7 +158,7 @@ fn emit(args: &Args, name: &str, title: &str, body: &str, secs: f64) -> intrigui
 /// Copies `<out>/<name>.md` into the markers of docs/reproduction.md (`name-quick` when the
 /// table came from a quick run).
 fn docs_from_out(args: &Args) -> intriguing::Result<()> {
-    let doc_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/reproduction.md");
+    let doc_path = docs_path();
     let mut doc = std::fs::read_to_string(&doc_path)?;
     for name in ["table1", "table2", "table3", "table4", "advtrain"] {
         let path = args.out.join(format!("{name}.md"));
@@ -172,6 +177,11 @@ fn docs_from_out(args: &Args) -> intriguing::Result<()> {
     }
     std::fs::write(&doc_path, doc)?;
     Ok(())
+}
+
+/// The repository's `docs/reproduction.md` (this example runs from a clone).
+fn docs_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/reproduction.md")
 }
 
 fn figure_name(model: &str) -> String {
@@ -369,7 +379,7 @@ fn main() -> intriguing::Result<()> {
         cfg.threads,
         args.out.display()
     );
-    let data = ExperimentData::new(Mnist::bundled()?, cfg.scale, cfg.seed)?;
+    let data = ExperimentData::new(common::mnist()?, cfg.scale, cfg.seed)?;
     match args.command.as_str() {
         "table1" => run_table1_and_2(&args, &data, &cfg, false)?,
         "transfer" => run_table1_and_2(&args, &data, &cfg, true)?,
