@@ -127,7 +127,7 @@ fn progress(e: &Event) {
 fn emit(args: &Args, name: &str, title: &str, body: &str, secs: f64) -> intriguing::Result<()> {
     let cmdline: Vec<String> = std::env::args().skip(1).collect();
     let provenance = format!(
-        "_Produced by `cargo run --release --example reproduce -- {}` ({} mode, seed {}, {} threads; this step took {:.0} s)._\n\n",
+        "_Produced by `cargo run --release --features paper --example reproduce -- {}` ({} mode, seed {}, {} threads; this step took {:.0} s)._\n\n",
         cmdline.join(" "),
         if args.quick { "quick" } else { "full" },
         args.seed,

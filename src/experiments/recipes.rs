@@ -1,4 +1,6 @@
-//! The registry of the paper's MNIST models, their training recipes, and the weights cache.
+//! The paper's runs (which model on which training set, under which name in the tables), the
+//! AE400-10 recipe, and the weights cache. The FC models' architectures, names and recipes —
+//! full and quick — are [`Preset`]'s (`models/presets.rs`), the one place they are defined.
 
 use super::sample::ExperimentData;
 use super::{Event, ExperimentConfig, Progress, Scale};
@@ -11,7 +13,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 /// Epochs of every preset model in quick mode.
-pub(crate) const QUICK_EPOCHS: usize = 5;
+pub(crate) const QUICK_EPOCHS: usize = Preset::QUICK_EPOCHS;
 
 /// Which training images a model sees.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -62,24 +64,11 @@ pub struct ModelSpec {
     pub training_set: TrainingSet,
 }
 
-/// The paper's spelling of an FC10 weight decay: `1e-4`, `1e-2`, `1`.
-fn decay_name(l: f64) -> String {
-    if l == 1.0 {
-        "1".into()
-    } else {
-        format!("{l:e}")
-    }
-}
-
 impl ModelSpec {
     /// A preset trained on `set`, named as in the paper.
     pub fn preset(p: Preset, set: TrainingSet) -> Self {
-        let name = match p {
-            Preset::Fc10(l) => format!("FC10({})", decay_name(l)),
-            other => other.to_string(),
-        };
         ModelSpec {
-            name,
+            name: p.paper_name(),
             kind: ModelKind::Preset(p),
             training_set: set,
         }
@@ -112,22 +101,15 @@ impl ModelSpec {
         h ^ seed.wrapping_mul(0x9e37_79b9_7f4a_7c15)
     }
 
-    /// The [`TrainConfig`] of a preset model at `scale` (`None` for the autoencoder).
+    /// The [`TrainConfig`] of a preset model at `scale` (`None` for the autoencoder):
+    /// [`Preset::train_config`] in full mode, [`Preset::quick_train_config`] in quick mode.
     pub fn train_config(&self, scale: Scale, seed: u64) -> Result<Option<TrainConfig>> {
         match self.kind {
             ModelKind::Preset(p) => {
-                let cfg = p.train_config(self.model_seed(seed))?;
-                Ok(Some(match (scale, p) {
-                    (Scale::Full, _) | (Scale::Quick, Preset::Fc10(_)) => cfg,
-                    // Quick mode has few minibatch steps: large-step SGD can leave the wider
-                    // sigmoid nets on their initial plateau (with an earlier preset, SGD
-                    // η = 0.5, FC200-200-10 stayed at chance level after 5 epochs of 10 000
-                    // images); Adam gets them off it within the first epoch.
-                    (Scale::Quick, _) => cfg
-                        .with_epochs(QUICK_EPOCHS)?
-                        .with_optimizer(Optimizer::ADAM)?
-                        .with_learning_rate(2e-3)?
-                        .with_lr_decay(0.8)?,
+                let s = self.model_seed(seed);
+                Ok(Some(match scale {
+                    Scale::Full => p.train_config(s)?,
+                    Scale::Quick => p.quick_train_config(s)?,
                 }))
             }
             ModelKind::Autoencoder => Ok(None),

@@ -23,8 +23,9 @@
 //! use intriguing::data::Mnist;
 //! use intriguing::models::Preset;
 //!
-//! # let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/data/mnist");
-//! let mnist = Mnist::load(dir)?.take(2000, 500)?; // or Mnist::from_env()
+//! // INTRIGUING_MNIST_DIR if set, else the copy in this repository (run from a clone).
+//! let dir = std::env::var_os("INTRIGUING_MNIST_DIR").unwrap_or_else(|| "examples/data/mnist".into());
+//! let mnist = Mnist::load(dir)?.take(2000, 500)?;
 //! let (mut mlp, cfg) = Preset::Fc100_100_10.build(0)?;
 //! let cfg = cfg.with_epochs(10)?;
 //! intriguing::models::train(&mut mlp, mnist.train_images.view(), &mnist.train_labels, &cfg,
