@@ -34,6 +34,7 @@
 //! ```
 
 mod certify;
+mod crown;
 mod directions;
 pub(crate) mod fourier;
 mod grid;
@@ -41,6 +42,7 @@ mod lipschitz;
 pub(crate) mod spectral;
 
 pub use certify::{CertifiedBound, Certifier, DistortionBracket, distortion_brackets};
+pub use crown::{Crown, CrownCertificate, CrownConfig, CrownModel};
 pub use directions::{
     Direction, PurityComparison, PurityStats, label_purity, purity_comparison, top_activating,
 };
