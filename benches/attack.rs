@@ -17,12 +17,15 @@
 //!
 //! Targets (docs/attack.md, one core): FC100-100-10 targeted ≤ 4 ms, nearest ≤ 23 ms,
 //! FC500-150-10 targeted ≤ 32 ms; the whole test set untargeted on FC100-100-10 ≤ 2 min on
-//! 2 cores. Models are trained once with the presets' recipe shortened to a few epochs and
+//! 2 cores. Beside them, `crown_untargeted` / `crown_per_class` certify the same images with
+//! `analysis::Crown` (issue 18); target: one FC100-100-10 untargeted certificate ≤ the time of
+//! one nearest attack on it. Models are trained once with the presets' recipe shortened to a few epochs and
 //! cached under `target/attack_bench/`.
 
 use criterion::measurement::{Measurement, ValueFormatter, WallTime};
 use criterion::{Criterion, criterion_group, criterion_main};
 use intriguing::Classifier;
+use intriguing::analysis::{Crown, CrownConfig};
 use intriguing::attack::{AttackConfig, Penalty, Target, attack_batch, find_minimal_perturbation};
 use intriguing::data::Mnist;
 use intriguing::models::{Mlp, Preset, train};
@@ -363,6 +366,23 @@ fn bench(c: &mut Criterion<ThreadCpuTime>) {
                     black_box(
                         find_minimal_perturbation(&mlp, xs.row(k), target_of(k), &config).unwrap(),
                     )
+                })
+            });
+        }
+        let crown = Crown::from_mlp(&mlp).unwrap();
+        for (kind, cfg) in [
+            ("crown_untargeted", CrownConfig::default()),
+            (
+                "crown_per_class",
+                CrownConfig::default().with_per_class(true),
+            ),
+        ] {
+            let mut i = 0;
+            group.bench_function(kind, |b| {
+                b.iter(|| {
+                    let k = i % n_images;
+                    i += 1;
+                    black_box(crown.certify(xs.row(k), preds[k], &cfg).unwrap())
                 })
             });
         }

@@ -6,6 +6,7 @@
 //! cargo run --release --example analysis               # full (a few minutes)
 //! cargo run --release --example analysis -- --quick    # smaller training sets
 //! cargo run --release --example analysis -- --out DIR  # where the PNG grids go
+//! cargo run --release --example analysis -- --crown-only  # only the certified-bound tables
 //! ```
 //!
 //! The grids go to `analysis/` under `$CARGO_TARGET_DIR` when set, else `./target`, unless
@@ -16,13 +17,14 @@ mod common;
 
 use intriguing::Classifier;
 use intriguing::analysis::{
-    Certifier, Direction, DistortionBracket, LayerwiseLipschitz, PowerIterationConfig,
-    distortion_brackets, lipschitz_report, purity_comparison, top_activating, write_image_grid,
+    Certifier, CrownConfig, CrownModel, Direction, DistortionBracket, LayerwiseLipschitz,
+    PowerIterationConfig, distortion_brackets, distortion_brackets_with, lipschitz_report,
+    purity_comparison, top_activating, write_image_grid,
 };
 use intriguing::attack::AttackConfig;
 use intriguing::data::{Mnist, subset};
 use intriguing::models::cnn::{Cnn, CnnTrainConfig, train_cnn};
-use intriguing::models::{Preset, train};
+use intriguing::models::{Activation, Mlp, Preset, train};
 use ndarray::{Array2, ArrayView2, s};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -42,7 +44,7 @@ fn median(v: &mut [f64]) -> f64 {
 
 /// Certified lower bounds and attack distortions on the first `n` correctly classified test
 /// images.
-fn gap_statistics<M: LayerwiseLipschitz>(
+fn gap_statistics<M: LayerwiseLipschitz + CrownModel>(
     name: &str,
     model: &M,
     data: &Mnist,
@@ -100,6 +102,101 @@ fn gap_statistics<M: LayerwiseLipschitz>(
     Ok(())
 }
 
+/// On-CPU time of the calling thread in seconds (Linux `/proc/thread-self/schedstat`; wall
+/// time elsewhere).
+fn thread_cpu_seconds() -> f64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .map_or_else(
+            || {
+                static T0: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+                T0.get_or_init(Instant::now).elapsed().as_secs_f64()
+            },
+            |ns| ns as f64 * 1e-9,
+        )
+}
+
+/// Both certified lower bounds (Lipschitz margin, CROWN over ball ∩ box) against the
+/// untargeted attack on the test images `idx`, with the CPU time per CROWN certificate.
+fn crown_row<M: LayerwiseLipschitz + CrownModel>(
+    name: &str,
+    model: &M,
+    data: &Mnist,
+    idx: &[usize],
+) -> intriguing::Result<()> {
+    let cert = Certifier::new(model, &PowerIterationConfig::default())?;
+    let crown = model.crown()?;
+    let cfg = CrownConfig::default();
+    let (x, y) = subset(data.test_images.view(), &data.test_labels, idx)?;
+    let c0 = thread_cpu_seconds();
+    let certs = crown.certify_batch(x.view(), &y, &cfg)?;
+    let cpu = (thread_cpu_seconds() - c0) / idx.len().max(1) as f64;
+    let evals = certs.iter().map(|c| c.evaluations as f64).sum::<f64>() / certs.len().max(1) as f64;
+    let brackets = distortion_brackets_with(
+        model,
+        &cert,
+        &crown,
+        &cfg,
+        x.view(),
+        &y,
+        &AttackConfig::default(),
+    )?;
+    let ok: Vec<_> = brackets
+        .iter()
+        .filter(|b| b.upper.is_some_and(|u| u > 0.0))
+        .collect();
+    let violations = ok
+        .iter()
+        .filter(|b| {
+            b.crown.untargeted > b.upper.unwrap() || b.certified.untargeted > b.upper.unwrap()
+        })
+        .count();
+    let col = |f: &dyn Fn(&DistortionBracket) -> f64| ok.iter().map(|b| f(b)).collect::<Vec<f64>>();
+    let mut lip = col(&|b| b.certified.untargeted);
+    let mut cr = col(&|b| b.crown.untargeted);
+    let mut up = col(&|b| b.upper.unwrap());
+    let mut lip_ratio = col(&|b| b.ratio().unwrap());
+    let cr_ratio = col(&|b| b.crown_ratio().unwrap());
+    let mut gain = col(&|b| b.crown.untargeted / b.certified.untargeted);
+    println!(
+        "| {name} | {} | {:.3e} | {:.3e} | {:.3} | {:.4} | **{:.3}** | {:.3} … {:.3} | {:.1} | {:.2} | {:.1} | {} |",
+        ok.len(),
+        median(&mut lip),
+        median(&mut cr),
+        median(&mut up),
+        median(&mut lip_ratio),
+        median(&mut cr_ratio.clone()),
+        cr_ratio.iter().copied().fold(f64::INFINITY, f64::min),
+        cr_ratio.iter().copied().fold(0.0, f64::max),
+        median(&mut gain),
+        1e3 * cpu,
+        evals,
+        violations
+    );
+    Ok(())
+}
+
+fn crown_header() {
+    println!(
+        "| model | n | median Lipschitz lower | median CROWN lower | median attack ‖r‖ | median Lipschitz/attack | median CROWN/attack | CROWN/attack min … max | median CROWN/Lipschitz | CPU ms / CROWN certificate | bound evaluations / certificate | violations |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|");
+}
+
+fn correctly_classified<M: Classifier>(
+    model: &M,
+    data: &Mnist,
+    within: usize,
+    n: usize,
+) -> intriguing::Result<Vec<usize>> {
+    let pred = model.predict_batch(data.test_images.slice(s![..within, ..]))?;
+    Ok((0..pred.len())
+        .filter(|&i| pred[i] == data.test_labels[i])
+        .take(n)
+        .collect())
+}
+
 fn purity_row(name: &str, phi: ArrayView2<'_, f64>, labels: &[usize]) -> intriguing::Result<()> {
     for k in [10, 50] {
         let c = purity_comparison(phi, labels, k, 100, 100, 7)?;
@@ -148,6 +245,7 @@ fn grids(
 fn main() -> intriguing::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let quick = args.iter().any(|a| a == "--quick");
+    let crown_only = args.iter().any(|a| a == "--crown-only");
     let out = args
         .iter()
         .position(|a| a == "--out")
@@ -220,6 +318,69 @@ fn main() -> intriguing::Result<()> {
         100.0 * lenet_err,
         rep.seconds
     );
+
+    // FC500-150-10 with ReLU hidden layers (the preset's recipe at η = 0.1).
+    let mut fc500 = Mlp::random(&Preset::Fc500_150_10.sizes(), Activation::Relu, 4)?;
+    let cfg500 = Preset::Fc500_150_10
+        .train_config(4)?
+        .with_epochs(mlp_epochs)?
+        .with_learning_rate(0.1)?;
+    let t = Instant::now();
+    train(
+        &mut fc500,
+        data.train_images.slice(s![..n_mlp, ..]),
+        &data.train_labels[..n_mlp],
+        &cfg500,
+        |_, _| {},
+    )?;
+    let fc500_err = fc500.error_rate(data.test_images.view(), &data.test_labels)?;
+    println!(
+        "FC500-150-10 (ReLU): test error {:.2}% ({:.1?}, {mlp_epochs} epochs on {n_mlp})",
+        100.0 * fc500_err,
+        t.elapsed()
+    );
+
+    // --- CROWN vs Lipschitz certified lower bounds ------------------------------------------
+    let n_wide = if quick { 100 } else { 500 };
+    println!(
+        "\n### Certified lower bounds: Lipschitz margin vs CROWN (ball ∩ box), untargeted, first {n_gap} correctly classified test images\n"
+    );
+    crown_header();
+    crown_row(
+        "FC10(1e-2)",
+        &fc10,
+        &data,
+        &correctly_classified(&fc10, &data, 10_000, n_gap)?,
+    )?;
+    crown_row(
+        "FC100-100-10",
+        &fc100,
+        &data,
+        &correctly_classified(&fc100, &data, 10_000, n_gap)?,
+    )?;
+    crown_row(
+        "LeNet",
+        &lenet,
+        &data,
+        &correctly_classified(&lenet, &data, 10_000, n_gap)?,
+    )?;
+    println!("\n### The same on the correctly classified among the first {n_wide} test images\n");
+    crown_header();
+    crown_row(
+        "FC100-100-10",
+        &fc100,
+        &data,
+        &correctly_classified(&fc100, &data, n_wide, n_wide)?,
+    )?;
+    crown_row(
+        "FC500-150-10 (ReLU)",
+        &fc500,
+        &data,
+        &correctly_classified(&fc500, &data, n_wide, n_wide)?,
+    )?;
+    if crown_only {
+        return Ok(());
+    }
 
     // --- Table 5 style reports ----------------------------------------------------------
     let pcfg = PowerIterationConfig::default();

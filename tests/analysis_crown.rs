@@ -276,9 +276,13 @@ fn fixture() -> &'static Fixture {
         sgd(&mut tanh, x, y, 3, 0.1, 3);
         let mut relu = Mlp::random(&[784, 40, 30, 10], Activation::Relu, 4).unwrap();
         sgd(&mut relu, x, y, 3, 0.1, 4);
-        let mut lenet = Cnn::lenet(2, 4, 16, 5).unwrap();
+        let mut lenet = Cnn::lenet(3, 6, 24, 5).unwrap();
         let cfg = intriguing::models::cnn::CnnTrainConfig::new()
-            .with_epochs(1)
+            .with_epochs(2)
+            .unwrap()
+            .with_batch_size(32)
+            .unwrap()
+            .with_learning_rate(0.02)
             .unwrap()
             .with_seed(5);
         intriguing::models::cnn::train_cnn(&mut lenet, x, y, &cfg, |_, _| {}).unwrap();

@@ -436,3 +436,33 @@ mod lanczos_tests {
         assert!(r.iterations <= 6 && r.value <= 1.0 + 1e-12);
     }
 }
+
+/// Issue 13: huge and tiny matrices are scaled by a power of two before the Gram products,
+/// so 1e±200 and 1e±300 entries neither overflow (an error) nor underflow (a false 0).
+#[test]
+fn extreme_magnitudes_give_the_scaled_norm() {
+    let cfg = PowerIterationConfig::default();
+    // [[3, 0], [4, 0]] has σ₁ = 5; [[2, 1], [1, 2]] has σ₁ = 3.
+    for (base, sigma) in [
+        (ndarray::array![[3.0, 0.0], [4.0, 0.0]], 5.0),
+        (ndarray::array![[2.0, 1.0], [1.0, 2.0]], 3.0),
+    ] {
+        for s in [1e200, 1e-200, 1e300, 1e-300, 1e-310, 1e307] {
+            let w = &base * s;
+            let r = spectral_norm(w.view(), &cfg).unwrap();
+            let want = sigma * s;
+            assert!(r.converged, "{s}");
+            assert!(
+                (r.value - want).abs() <= 1e-12 * want,
+                "scale {s}: {} vs {want}",
+                r.value
+            );
+        }
+    }
+    // Scaling by a power of two is exact: the result is bit-identical up to the factor.
+    let w = ndarray::array![[0.3, -1.7, 0.2], [0.9, 0.4, -0.6]];
+    let a = spectral_norm(w.view(), &cfg).unwrap();
+    let b = spectral_norm((&w * 2f64.powi(600)).view(), &cfg).unwrap();
+    assert_eq!(a.value * 2f64.powi(600), b.value);
+    assert_eq!(a.iterations, b.iterations);
+}

@@ -1,5 +1,6 @@
 //! Certified lower bounds on the L2 perturbation that changes a model's decision.
 
+use super::crown::{Crown, CrownCertificate, CrownConfig, CrownModel};
 use super::lipschitz::{LayerwiseLipschitz, lipschitz_report};
 use super::spectral::PowerIterationConfig;
 use crate::classifier::argmax;
@@ -172,8 +173,11 @@ impl Certifier {
 pub struct DistortionBracket {
     /// The label attacked (the input's true label).
     pub label: usize,
-    /// The certified bounds of the clean input.
+    /// The Lipschitz-margin certified bounds of the clean input (the box ignored).
     pub certified: CertifiedBound,
+    /// The linear-relaxation (CROWN) certificate of the clean input, over the ball
+    /// intersected with the box `[0, 1]ⁿ` by default.
+    pub crown: CrownCertificate,
     /// `‖r‖₂` of the attack's adversarial example (`None` when the attack failed; `Some(0)`
     /// when the input was already misclassified).
     pub upper: Option<f64>,
@@ -184,20 +188,35 @@ pub struct DistortionBracket {
 }
 
 impl DistortionBracket {
-    /// `lower / upper` (in `[0, 1]` whenever the bound is valid), when the attack succeeded
-    /// with a non-zero distortion.
+    /// Lipschitz `lower / upper` (in `[0, 1]` whenever the bound is valid), when the attack
+    /// succeeded with a non-zero distortion.
     pub fn ratio(&self) -> Option<f64> {
         self.upper
             .filter(|&u| u > 0.0)
             .map(|u| self.certified.untargeted / u)
     }
+
+    /// CROWN `lower / upper` (in `[0, 1]` whenever the bound is valid), when the attack
+    /// succeeded with a non-zero distortion.
+    pub fn crown_ratio(&self) -> Option<f64> {
+        self.upper
+            .filter(|&u| u > 0.0)
+            .map(|u| self.crown.untargeted / u)
+    }
+
+    /// The tighter of the two certified lower bounds.
+    pub fn lower(&self) -> f64 {
+        self.crown.untargeted.max(self.certified.untargeted)
+    }
 }
 
-/// For each row of `inputs`: its certified untargeted lower bound beside the distortion
-/// found by [`find_minimal_perturbation`](crate::attack::find_minimal_perturbation) with
+/// For each row of `inputs`: its two certified untargeted lower bounds (Lipschitz margin and
+/// CROWN with [`CrownConfig::default`]) beside the distortion found by
+/// [`find_minimal_perturbation`](crate::attack::find_minimal_perturbation) with
 /// [`Target::Untargeted`](crate::attack::Target::Untargeted) and `attack` — the bracket
-/// `[lower, upper]` around the true minimal L2 perturbation (the lower bound ignores the box,
-/// so it also bounds the box-constrained problem).
+/// `[lower, upper]` around the true minimal L2 perturbation inside the box `[0, 1]ⁿ` (the
+/// Lipschitz bound ignores the box, so it also bounds the unboxed problem; the CROWN one uses
+/// it). See [`distortion_brackets_with`] for other CROWN settings.
 ///
 /// # Examples
 ///
@@ -213,21 +232,53 @@ impl DistortionBracket {
 /// let b = distortion_brackets(&mlp, &cert, x.view(), &y, &AttackConfig::default())?;
 /// if let Some(upper) = b[0].upper {
 ///     assert!(b[0].certified.untargeted <= upper);
+///     assert!(b[0].crown.untargeted <= upper);
 /// }
 /// # Ok::<(), intriguing::Error>(())
 /// ```
-pub fn distortion_brackets<M: LayerwiseLipschitz + ?Sized>(
+pub fn distortion_brackets<M: LayerwiseLipschitz + CrownModel + ?Sized>(
     model: &M,
     certifier: &Certifier,
     inputs: ArrayView2<'_, f64>,
     labels: &[usize],
     attack: &crate::attack::AttackConfig,
 ) -> Result<Vec<DistortionBracket>> {
+    let crown = model.crown()?;
+    distortion_brackets_with(
+        model,
+        certifier,
+        &crown,
+        &CrownConfig::default(),
+        inputs,
+        labels,
+        attack,
+    )
+}
+
+/// [`distortion_brackets`] with a prepared [`Crown`] certifier (built from `model`) and its
+/// settings.
+pub fn distortion_brackets_with<M: LayerwiseLipschitz + ?Sized>(
+    model: &M,
+    certifier: &Certifier,
+    crown: &Crown,
+    crown_cfg: &CrownConfig,
+    inputs: ArrayView2<'_, f64>,
+    labels: &[usize],
+    attack: &crate::attack::AttackConfig,
+) -> Result<Vec<DistortionBracket>> {
     use crate::attack::{Target, find_minimal_perturbation};
+    if crown.input_dim() != model.input_dim() || crown.num_classes() != model.num_classes() {
+        return Err(Error::shape(
+            "CROWN certifier (input dim, classes)",
+            format!("({}, {})", model.input_dim(), model.num_classes()),
+            format!("({}, {})", crown.input_dim(), crown.num_classes()),
+        ));
+    }
     let bounds = certifier.lower_bounds(model, inputs, labels)?;
     let mut out = Vec::with_capacity(bounds.len());
     for (certified, x) in bounds.into_iter().zip(inputs.rows()) {
         let label = certified.label;
+        let crown_cert = crown.certify(x, label, crown_cfg)?;
         let r =
             find_minimal_perturbation(model, x, Target::Untargeted { true_label: label }, attack)?;
         let xn = x.dot(&x).sqrt();
@@ -238,6 +289,7 @@ pub fn distortion_brackets<M: LayerwiseLipschitz + ?Sized>(
         out.push(DistortionBracket {
             label,
             certified,
+            crown: crown_cert,
             upper,
             reached,
             relative: upper.map(|u| if xn > 0.0 { u / xn } else { f64::INFINITY }),

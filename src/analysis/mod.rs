@@ -14,6 +14,9 @@
 //! - [`Certifier`]: for an input of class `y`, `margin_j / (‖w_y − w_j‖ · L_pen)` is a
 //!   certified lower bound on the L2 perturbation reaching class `j`;
 //!   [`distortion_brackets`] puts it beside the attack's distortion, per example.
+//! - [`Crown`]: certified radii by linear relaxation (CROWN / Fast-Lin) over the L2 ball
+//!   intersected with the box `[0, 1]ⁿ`, per class and untargeted, for MLPs and LeNet-style
+//!   CNNs.
 //! - [`top_activating`], [`purity_comparison`], [`write_image_grid`]: the §3 experiment and
 //!   its label-purity number.
 //!
@@ -41,7 +44,9 @@ mod grid;
 mod lipschitz;
 pub(crate) mod spectral;
 
-pub use certify::{CertifiedBound, Certifier, DistortionBracket, distortion_brackets};
+pub use certify::{
+    CertifiedBound, Certifier, DistortionBracket, distortion_brackets, distortion_brackets_with,
+};
 pub use crown::{Crown, CrownCertificate, CrownConfig, CrownModel};
 pub use directions::{
     Direction, PurityComparison, PurityStats, label_purity, purity_comparison, top_activating,

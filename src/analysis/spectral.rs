@@ -177,9 +177,12 @@ where
         lambda = v.dot(&w);
         let wn2 = w.dot(&w);
         if !(lambda.is_finite() && wn2.is_finite()) {
+            // Flat index of the first non-finite output entry (0 when only the products
+            // overflowed); the iteration goes into the context.
+            let index = w.iter().position(|x| !x.is_finite()).unwrap_or(0);
             return Err(Error::NonFinite {
-                context: "power iteration (operator output)".into(),
-                index: k,
+                context: format!("power iteration operator output (iteration {k})"),
+                index,
             });
         }
         if wn2 == 0.0 {
@@ -250,10 +253,36 @@ pub fn spectral_norm(w: ArrayView2<'_, f64>, cfg: &PowerIterationConfig) -> Resu
             format!("{:?}", w.shape()),
         ));
     }
+    // Scale by the power of two nearest below the largest magnitude, so that the Gram
+    // products neither overflow (1e200² = ∞) nor underflow (1e-200² = 0): σ₁(W) = s·σ₁(W/s).
+    // Scaling by a power of two is exact and commutes with every operation of the iteration
+    // (products, sums, relative tests, the square root of λ/s²), so ordinary matrices get
+    // bit-identical results and no copy (s = 1 for max-abs in [1, 2)).
+    let max_abs = w.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    if max_abs == 0.0 {
+        return Ok(SpectralNorm {
+            value: 0.0,
+            iterations: 0,
+            residual: 0.0,
+            converged: true,
+            vector: Array1::zeros(w.nrows().min(w.ncols())),
+        });
+    }
+    let mut factor = 2f64.powi(max_abs.log2().floor() as i32);
+    if !(factor > 0.0 && factor.is_finite()) {
+        factor = 1.0;
+    }
+    let scaled;
+    let w = if factor == 1.0 {
+        w
+    } else {
+        scaled = w.mapv(|v| v / factor);
+        scaled.view()
+    };
     // Work on the smaller Gram matrix side; σ₁ is the same.
     let a = if w.ncols() <= w.nrows() { w } else { w.t() };
     let mut tmp = Array1::<f64>::zeros(a.nrows());
-    power_iteration(
+    let mut r = power_iteration(
         a.ncols(),
         |v, mut out| {
             ndarray::linalg::general_mat_vec_mul(1.0, &a, &v, 0.0, &mut tmp);
@@ -261,7 +290,9 @@ pub fn spectral_norm(w: ArrayView2<'_, f64>, cfg: &PowerIterationConfig) -> Resu
             Ok(())
         },
         cfg,
-    )
+    )?;
+    r.value *= factor;
+    Ok(r)
 }
 
 /// Largest singular value of `w` by LAPACK's SVD (feature `linalg`).
