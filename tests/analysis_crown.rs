@@ -74,7 +74,7 @@ fn small_networks_against_exhaustive_grids() {
                     let c = crown.certify(x0.view(), y, &cfg).unwrap();
                     // Exhaustive: the closest grid point with another label (and per class).
                     let mut nearest = f64::INFINITY;
-                    let mut nearest_class = vec![f64::INFINITY; 3];
+                    let mut nearest_class = [f64::INFINITY; 3];
                     for (i, p) in pts.iter().enumerate() {
                         if preds[i] != y {
                             let r = dist(p, x0.view());

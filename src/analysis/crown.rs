@@ -907,15 +907,14 @@ impl Crown {
                 .filter(|&(j, _)| j != label)
                 .map(|(_, &m)| m)
                 .fold(f64::INFINITY, f64::min);
-            let r = search((0.0, f0), None, guess, eps_max, cfg, &mut |eps| {
+            search((0.0, f0), None, guess, eps_max, cfg, &mut |eps| {
                 let f = eval(eps, &mut lo, &mut hi, &mut evaluations);
                 let (v, j) = min_f(&f);
                 if v <= 0.0 {
                     nearest_class = j;
                 }
                 v
-            });
-            r
+            })
         };
         let per_class = if cfg.per_class {
             let mut out = vec![f64::INFINITY; k];
