@@ -268,15 +268,14 @@ pub fn spectral_norm(w: ArrayView2<'_, f64>, cfg: &PowerIterationConfig) -> Resu
             vector: Array1::zeros(w.nrows().min(w.ncols())),
         });
     }
-    let mut factor = 2f64.powi(max_abs.log2().floor() as i32);
-    if !(factor > 0.0 && factor.is_finite()) {
-        factor = 1.0;
-    }
+    // s = 2^e as two normal factors (2^e alone underflows to 0 for subnormal entries).
+    let e = max_abs.log2().floor() as i32;
+    let (f1, f2) = (2f64.powi(e / 2), 2f64.powi(e - e / 2));
     let scaled;
-    let w = if factor == 1.0 {
+    let w = if e == 0 {
         w
     } else {
-        scaled = w.mapv(|v| v / factor);
+        scaled = w.mapv(|v| v / f1 / f2);
         scaled.view()
     };
     // Work on the smaller Gram matrix side; σ₁ is the same.
@@ -291,7 +290,7 @@ pub fn spectral_norm(w: ArrayView2<'_, f64>, cfg: &PowerIterationConfig) -> Resu
         },
         cfg,
     )?;
-    r.value *= factor;
+    r.value = r.value * f1 * f2;
     Ok(r)
 }
 
