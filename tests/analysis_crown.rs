@@ -268,7 +268,10 @@ fn sgd(mlp: &mut Mlp, x: ArrayView2<'_, f64>, y: &[usize], epochs: usize, lr: f6
 fn fixture() -> &'static Fixture {
     static F: OnceLock<Fixture> = OnceLock::new();
     F.get_or_init(|| {
-        let data = Mnist::bundled().unwrap().take(3000, 1000).unwrap();
+        let data = Mnist::load(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/data/mnist"))
+            .unwrap()
+            .take(3000, 1000)
+            .unwrap();
         let (x, y) = (data.train_images.view(), &data.train_labels[..]);
         let mut sigmoid = Mlp::random(&[784, 40, 20, 10], Activation::Sigmoid, 2).unwrap();
         sgd(&mut sigmoid, x, y, 4, 0.5, 2);
