@@ -56,14 +56,23 @@
 
 mod batch;
 mod config;
+mod deepfool;
+mod gradient;
 mod objective;
 mod result;
+mod robust;
+mod rows;
 mod search;
 
 pub use batch::attack_batch;
 pub use config::{AttackConfig, BoxDomain, InitialC, Penalty};
 pub use objective::{AttackObjective, Goal};
 pub use result::{Adversarial, AttackResult, CBracket, FailureReason, Target};
+
+pub use deepfool::{DeepFoolConfig, deepfool};
+pub use gradient::{FgsmConfig, PgdConfig, StepSize, fgsm, pgd};
+pub use robust::{BoundedAttack, MinimalDistortions, bounded_accuracy_curve};
+pub use rows::{Norm, RowResult};
 
 use crate::classifier::{Classifier, argmax};
 use crate::error::{Error, Result, check_finite};
