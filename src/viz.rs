@@ -217,3 +217,5 @@ pub fn write_grid_png(
     writer.finish()?;
     Ok(())
 }
+
+pub mod plot;

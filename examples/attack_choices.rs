@@ -1,0 +1,152 @@
+//! Measurements behind two choices of the paper's attack (`find_minimal_perturbation`), on
+//! FC100-100-10 trained on the bundled MNIST, the first `--images` correctly classified test
+//! images, untargeted:
+//!
+//! - `warm-start`: DeepFool as an initial-c estimate. The default first c is estimated from
+//!   one gradient at `x` (`InitialC::Auto`, linearised distance `d₀ = loss/‖∇loss‖`,
+//!   `c₀ = ‖∇loss‖² / (2·loss)`); the DeepFool variant replaces `d₀` by DeepFool's distance
+//!   `d_DF` (`c₀ = ‖∇loss‖ / (2·d_DF)`) and counts DeepFool's gradient rows as cost.
+//!
+//! ```text
+//! cargo run --release --example attack_choices -- [--images N] [--epochs E] [--docs]
+//! ```
+//!
+//! `--docs` writes the tables into `docs/attacks.md` between the `warm-start` markers.
+
+use intriguing::Classifier;
+use intriguing::attack::{
+    AttackConfig, AttackObjective, DeepFoolConfig, Goal, Target, deepfool,
+    find_minimal_perturbation,
+};
+use intriguing::data::Mnist;
+use intriguing::models::{Preset, train};
+use intriguing::optim::Objective;
+use ndarray::Array2;
+use std::fmt::Write as _;
+use std::path::Path;
+
+fn replace_between_markers(doc: &str, key: &str, body: &str) -> Result<String, String> {
+    let (b, e) = (
+        format!("<!-- {key}:begin -->"),
+        format!("<!-- {key}:end -->"),
+    );
+    let i = doc.find(&b).ok_or(format!("marker {b} missing"))? + b.len();
+    let j = doc[i..].find(&e).ok_or(format!("marker {e} missing"))? + i;
+    Ok(format!("{}\n{}\n{}", &doc[..i], body.trim_end(), &doc[j..]))
+}
+
+#[derive(Default)]
+struct Sum {
+    rows: usize,
+    fooled: usize,
+    l2: f64,
+    grads: f64,
+    runs: f64,
+}
+
+impl Sum {
+    fn add(&mut self, l2: Option<f64>, grads: usize, runs: usize) {
+        self.rows += 1;
+        if let Some(d) = l2 {
+            self.fooled += 1;
+            self.l2 += d;
+        }
+        self.grads += grads as f64;
+        self.runs += runs as f64;
+    }
+    fn row(&self, name: &str) -> String {
+        format!(
+            "| {name} | {}/{} | {:.4} | {:.1} | {:.2} |",
+            self.fooled,
+            self.rows,
+            self.l2 / self.fooled.max(1) as f64,
+            self.grads / self.rows as f64,
+            self.runs / self.rows as f64
+        )
+    }
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let (mut n, mut epochs, mut docs) = (100usize, 3usize, false);
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let mut val = || args.next().ok_or(format!("{a} needs a value"));
+        match a.as_str() {
+            "--images" => n = val()?.parse()?,
+            "--epochs" => epochs = val()?.parse()?,
+            "--docs" => docs = true,
+            other => return Err(format!("unknown argument {other:?}").into()),
+        }
+    }
+    let mnist = Mnist::bundled()?;
+    let (mut mlp, cfg) = Preset::Fc100_100_10.build(0)?;
+    train(
+        &mut mlp,
+        mnist.train_images.view(),
+        &mnist.train_labels,
+        &cfg.with_epochs(epochs)?,
+        |_, _| {},
+    )?;
+    let pred = mlp.predict_batch(mnist.test_images.view())?;
+    let idx: Vec<usize> = (0..pred.len())
+        .filter(|&i| pred[i] == mnist.test_labels[i])
+        .take(n)
+        .collect();
+    let mut x = Array2::zeros((idx.len(), 784));
+    for (mut r, &i) in x.rows_mut().into_iter().zip(&idx) {
+        r.assign(&mnist.test_images.row(i));
+    }
+    let y: Vec<usize> = idx.iter().map(|&i| mnist.test_labels[i]).collect();
+
+    // Warm start: DeepFool's distance as the initial-c estimate.
+    let base = AttackConfig::default();
+    let df = deepfool(&mlp, x.view(), &y, &DeepFoolConfig::default(), 1)?;
+    let (mut auto, mut warm) = (Sum::default(), Sum::default());
+    for (i, &label) in y.iter().enumerate() {
+        let target = Target::Untargeted { true_label: label };
+        let r = find_minimal_perturbation(&mlp, x.row(i), target, &base)?;
+        auto.add(r.l2(), r.gradient_evaluations, r.runs);
+
+        let d = df[i].as_ref().map_err(|e| e.to_string())?;
+        let mut obj = AttackObjective::new(&mlp, x.row(i), Goal::AnyBut(label), 0.0, &base)?;
+        let mut g = vec![0.0; 784];
+        let xs = x.row(i).to_vec();
+        let loss = obj.value_gradient(&xs, &mut g);
+        let gn = g.iter().map(|v| v * v).sum::<f64>().sqrt();
+        let c0 = match d.adversarial.as_ref() {
+            Some(a) if a.l2 > 0.0 => gn / (2.0 * a.l2),
+            _ => gn * gn / (2.0 * loss),
+        };
+        let cfg = base.clone().with_initial_c(c0)?;
+        let r = find_minimal_perturbation(&mlp, x.row(i), target, &cfg)?;
+        warm.add(
+            r.l2(),
+            r.gradient_evaluations + 1 + d.gradient_evaluations,
+            r.runs,
+        );
+    }
+    let mut t = String::new();
+    writeln!(
+        t,
+        "Command: `cargo run --release --example attack_choices -- --images {n} --epochs {epochs} --docs` \
+         (FC100-100-10, preset recipe cut to {epochs} epochs; untargeted; default `AttackConfig`).\n"
+    )?;
+    writeln!(
+        t,
+        "| initial c | fooled | mean ‖r‖₂ | gradient evaluations / image | L-BFGS-B runs / image |"
+    )?;
+    writeln!(t, "|---|---:|---:|---:|---:|")?;
+    writeln!(t, "{}", auto.row("`InitialC::Auto` (default)"))?;
+    writeln!(
+        t,
+        "{}",
+        warm.row("from DeepFool's ‖r‖ (DeepFool's gradient rows included)")
+    )?;
+    print!("{t}");
+    if docs {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/attacks.md");
+        let doc = std::fs::read_to_string(&path)?;
+        std::fs::write(&path, replace_between_markers(&doc, "warm-start", &t)?)?;
+    }
+    Ok(())
+}
