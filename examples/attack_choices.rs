@@ -13,12 +13,13 @@
 //!
 //! `--docs` writes the tables into `docs/attacks.md` between the `warm-start` markers.
 
+mod common;
+
 use intriguing::Classifier;
 use intriguing::attack::{
     AttackConfig, AttackObjective, DeepFoolConfig, Goal, Target, deepfool,
     find_minimal_perturbation,
 };
-use intriguing::data::Mnist;
 use intriguing::models::{Preset, train};
 use intriguing::optim::Objective;
 use ndarray::Array2;
@@ -78,7 +79,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             other => return Err(format!("unknown argument {other:?}").into()),
         }
     }
-    let mnist = Mnist::bundled()?;
+    let mnist = common::mnist()?;
     let (mut mlp, cfg) = Preset::Fc100_100_10.build(0)?;
     train(
         &mut mlp,

@@ -18,12 +18,13 @@
 //! after the other on one thread. `--docs` writes the table into `docs/attacks.md` between the
 //! `deepfool-table1` markers.
 
+mod common;
+
 use intriguing::Classifier;
 use intriguing::attack::{
     AttackConfig, DeepFoolConfig, FgsmConfig, RowResult, Target, deepfool, fgsm,
     find_minimal_perturbation,
 };
-use intriguing::data::Mnist;
 use intriguing::models::cnn::{Cnn, CnnTrainConfig, train_cnn};
 use intriguing::models::{Preset, train};
 use ndarray::{Array2, ArrayView2};
@@ -119,7 +120,7 @@ fn rho(x: ArrayView2<'_, f64>, rows: &[RowResult]) -> (f64, usize) {
 
 fn measure<C: Classifier>(
     model: &C,
-    mnist: &Mnist,
+    mnist: &intriguing::data::Mnist,
     n: usize,
 ) -> Result<Measured, Box<dyn std::error::Error>> {
     let test_error = model.error_rate(mnist.test_images.view(), &mnist.test_labels)?;
@@ -222,7 +223,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             other => return Err(format!("unknown argument {other:?}").into()),
         }
     }
-    let mnist = Mnist::bundled()?;
+    let mnist = common::mnist()?;
 
     let t = Instant::now();
     let mut lenet = Cnn::lenet(6, 16, 120, 3)?;

@@ -9,15 +9,16 @@
 //! ```
 //!
 //! Defaults: 200 images, the FC100-100-10 preset recipe cut to 3 epochs, 2 threads, output in
-//! `target/robust_curves/`; `--docs` also writes the plots to `docs/figures/` and the table
+//! `$CARGO_TARGET_DIR/robust_curves/` (else `target/robust_curves/`); `--docs` also writes the plots to `docs/figures/` and the table
 //! into `docs/attacks.md` between the `robust-curves` markers.
+
+mod common;
 
 use intriguing::Classifier;
 use intriguing::attack::{
     AttackConfig, BoundedAttack, DeepFoolConfig, FgsmConfig, MinimalDistortions, Norm, PgdConfig,
     Target, attack_batch, bounded_accuracy_curve, deepfool,
 };
-use intriguing::data::Mnist;
 use intriguing::models::{Preset, train};
 use intriguing::viz::plot::{LegendPosition, LinePlot};
 use ndarray::s;
@@ -36,7 +37,7 @@ fn replace_between_markers(doc: &str, key: &str, body: &str) -> Result<String, S
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (mut n, mut epochs, mut threads, mut docs) = (200usize, 3usize, 2usize, false);
-    let mut out = PathBuf::from("target/robust_curves");
+    let mut out = common::output_dir("robust_curves");
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut val = || args.next().ok_or(format!("{a} needs a value"));
@@ -50,7 +51,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     std::fs::create_dir_all(&out)?;
-    let mnist = Mnist::bundled()?;
+    let mnist = common::mnist()?;
     let (mut mlp, cfg) = Preset::Fc100_100_10.build(0)?;
     let cfg = cfg.with_epochs(epochs)?;
     train(
