@@ -439,3 +439,55 @@ fn a_model_returning_nan_or_panicking_fails_only_its_rows() {
         assert!(res[2].is_ok());
     }
 }
+
+#[test]
+fn carlini_wagner_margin_loss_closed_forms_and_a_linear_attack() {
+    use intriguing::attack::{AttackConfig, AttackLoss, Goal, Target, find_minimal_perturbation};
+    let z = array![0.3, 1.2, -0.5];
+    let margin = AttackLoss::Margin { kappa: 0.5 };
+    let mut g = Array1::zeros(3);
+    // Targeted t = 0: max_{j≠0} z_j − z_0 = 0.9, gradient e₁ − e₀.
+    let v = Goal::Label(0).loss_with(margin, z.view(), g.view_mut());
+    assert!((v - 0.9).abs() < 1e-15);
+    assert_eq!(g, array![-1.0, 1.0, 0.0]);
+    // Untargeted y = 1: z_1 − max_{j≠1} z_j = 0.9, gradient e₁ − e₀.
+    let v = Goal::AnyBut(1).loss_with(margin, z.view(), g.view_mut());
+    assert!((v - 0.9).abs() < 1e-15);
+    assert_eq!(g, array![-1.0, 1.0, 0.0]);
+    // Reached by more than κ: the loss is flat at −κ.
+    let v = Goal::Label(1).loss_with(margin, z.view(), g.view_mut());
+    assert_eq!((v, g.clone()), (-0.5, array![0.0, 0.0, 0.0]));
+    // Cross-entropy is unchanged through loss_with.
+    let mut g2 = Array1::zeros(3);
+    let ce = Goal::Label(2).loss(z.view(), g2.view_mut());
+    let ce2 = Goal::Label(2).loss_with(AttackLoss::CrossEntropy, z.view(), g.view_mut());
+    assert_eq!((ce, g2), (ce2, g.clone()));
+    assert!(
+        AttackConfig::default()
+            .with_loss(AttackLoss::Margin { kappa: -1.0 })
+            .is_err()
+    );
+    assert!(
+        AttackConfig::default()
+            .with_loss(AttackLoss::Margin { kappa: f64::NAN })
+            .is_err()
+    );
+
+    // The paper's attack with the margin loss on a two-class linear model: the closed form
+    // |w·x + b| / ‖w‖ = 0.26 from above, within 1 %.
+    let m = Linear::two_class(array![0.6, -0.8, 0.0], 0.1);
+    let x = array![0.2, 0.6, 0.5];
+    for kappa in [0.0, 0.01] {
+        let cfg = AttackConfig::default()
+            .with_loss(AttackLoss::Margin { kappa })
+            .unwrap();
+        let r = find_minimal_perturbation(&m, x.view(), Target::Label(1), &cfg).unwrap();
+        let adv = r.adversarial.as_ref().expect("reachable");
+        assert_eq!(argmax(&logits(&m, adv.input.view())), 1);
+        assert!(
+            adv.l2 >= 0.26 * (1.0 - 1e-9) && adv.l2 <= 0.26 * 1.01,
+            "κ {kappa}: {}",
+            adv.l2
+        );
+    }
+}

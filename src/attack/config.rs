@@ -14,6 +14,22 @@ pub enum Penalty {
     SquaredL2,
 }
 
+/// The classification loss in the attack objective `c·pen(r) + loss(x + r)`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum AttackLoss {
+    /// Softmax cross-entropy of the target label (the paper's); untargeted, the bounded
+    /// `LSE(z) − LSE(z without y)`.
+    CrossEntropy,
+    /// The margin loss of Carlini & Wagner (2017) on the logits `z`: targeted (label `t`)
+    /// `max(max_{j≠t} z_j − z_t, −κ)`, untargeted (true label `y`)
+    /// `max(z_y − max_{j≠y} z_j, −κ)`. It stops pushing once the target leads by κ, so the
+    /// optimum does not overshoot the decision boundary by more than κ in logit units.
+    Margin {
+        /// Confidence κ ≥ 0 (finite).
+        kappa: f64,
+    },
+}
+
 /// The box `[lower, upper]` the adversarial input `x + r` must stay in.
 #[derive(Debug, Clone, PartialEq)]
 pub enum BoxDomain {
@@ -144,6 +160,7 @@ pub enum InitialC {
 pub struct AttackConfig {
     pub(crate) domain: BoxDomain,
     pub(crate) penalty: Penalty,
+    pub(crate) loss: AttackLoss,
     pub(crate) smoothing: f64,
     pub(crate) initial_c: InitialC,
     pub(crate) growth: f64,
@@ -179,6 +196,7 @@ impl Default for AttackConfig {
                 upper: 1.0,
             },
             penalty: Penalty::SquaredL2,
+            loss: AttackLoss::CrossEntropy,
             smoothing: 1e-6,
             initial_c: InitialC::Auto { factor: 1.0 },
             growth: 2.0,
@@ -219,6 +237,15 @@ impl AttackConfig {
     pub fn with_penalty(mut self, penalty: Penalty) -> Self {
         self.penalty = penalty;
         self
+    }
+    /// The classification loss (default [`AttackLoss::CrossEntropy`], chosen by measurement:
+    /// `docs/attacks.md`). The margin's κ must be finite and ≥ 0.
+    pub fn with_loss(mut self, loss: AttackLoss) -> Result<Self> {
+        if let AttackLoss::Margin { kappa } = loss {
+            crate::validate::non_negative("margin kappa", kappa)?;
+        }
+        self.loss = loss;
+        Ok(self)
     }
     /// The smoothing δ > 0 of the [`Penalty::L2`] penalty at `r = 0`.
     pub fn with_smoothing(mut self, delta: f64) -> Result<Self> {
@@ -339,6 +366,10 @@ impl AttackConfig {
     /// The penalty.
     pub fn penalty(&self) -> Penalty {
         self.penalty
+    }
+    /// The classification loss.
+    pub fn loss(&self) -> AttackLoss {
+        self.loss
     }
     /// The smoothing δ of the L2 penalty.
     pub fn smoothing(&self) -> f64 {

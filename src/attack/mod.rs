@@ -65,7 +65,7 @@ mod rows;
 mod search;
 
 pub use batch::attack_batch;
-pub use config::{AttackConfig, BoxDomain, InitialC, Penalty};
+pub use config::{AttackConfig, AttackLoss, BoxDomain, InitialC, Penalty};
 pub use objective::{AttackObjective, Goal};
 pub use result::{Adversarial, AttackResult, CBracket, FailureReason, Target};
 

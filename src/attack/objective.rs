@@ -1,7 +1,7 @@
 //! [`AttackObjective`]: `c·pen(x' − x) + loss(x', goal)` for one fixed c, value and gradient
 //! from one forward + backward pass of the model.
 
-use super::config::{AttackConfig, BoxDomain, Penalty};
+use super::config::{AttackConfig, AttackLoss, BoxDomain, Penalty};
 use crate::classifier::{Classifier, argmax, logsumexp, softmax_cross_entropy};
 use crate::error::{Error, Result};
 use crate::optim::Objective;
@@ -35,7 +35,44 @@ impl Goal {
         }
     }
 
-    /// The goal's loss at one logits row, its gradient written into `grad`.
+    /// The loss `kind` at one logits row for this goal, its gradient written into `grad`:
+    /// [`Goal::loss`] for cross-entropy, else the Carlini–Wagner margin (see
+    /// [`AttackLoss::Margin`]).
+    pub fn loss_with(
+        self,
+        kind: AttackLoss,
+        z: ArrayView1<'_, f64>,
+        mut grad: ArrayViewMut1<'_, f64>,
+    ) -> f64 {
+        let AttackLoss::Margin { kappa } = kind else {
+            return self.loss(z, grad);
+        };
+        // The best label other than `l`.
+        let l = self.label();
+        let mut other = usize::from(l == 0);
+        for (j, &v) in z.iter().enumerate() {
+            if j != l && v > z[other] {
+                other = j;
+            }
+        }
+        grad.fill(0.0);
+        let m = match self {
+            Goal::Label(t) => z[other] - z[t],
+            Goal::AnyBut(y) => z[y] - z[other],
+        };
+        if m <= -kappa {
+            return -kappa;
+        }
+        let (up, down) = match self {
+            Goal::Label(t) => (other, t),
+            Goal::AnyBut(y) => (y, other),
+        };
+        grad[up] = 1.0;
+        grad[down] = -1.0;
+        m
+    }
+
+    /// The goal's cross-entropy loss at one logits row, its gradient written into `grad`.
     pub fn loss(self, z: ArrayView1<'_, f64>, mut grad: ArrayViewMut1<'_, f64>) -> f64 {
         match self {
             Goal::Label(l) => softmax_cross_entropy(z, l, grad),
@@ -137,6 +174,7 @@ pub struct AttackObjective<'m, C: Classifier + ?Sized> {
     goal: Goal,
     c: f64,
     penalty: Penalty,
+    loss: AttackLoss,
     delta: f64,
     domain: BoxDomain,
     scratch: RefCell<Scratch>,
@@ -172,6 +210,7 @@ impl<'m, C: Classifier + ?Sized> AttackObjective<'m, C> {
             goal,
             c: 1.0,
             penalty: config.penalty,
+            loss: config.loss,
             delta: config.smoothing,
             domain: config.domain.clone(),
             scratch: RefCell::new(Scratch {
@@ -272,6 +311,7 @@ impl<'m, C: Classifier + ?Sized> AttackObjective<'m, C> {
             *d = v;
         }
         let goal = self.goal;
+        let kind = self.loss;
         let mut label = 0usize;
         let mut seed = |z: ArrayView2<'_, f64>, mut dz: ArrayViewMut2<'_, f64>| -> f64 {
             let zr = z.row(0);
@@ -280,7 +320,7 @@ impl<'m, C: Classifier + ?Sized> AttackObjective<'m, C> {
                 dz.fill(0.0);
                 return f64::NAN;
             }
-            goal.loss(zr, dz.row_mut(0))
+            goal.loss_with(kind, zr, dz.row_mut(0))
         };
         let res = self
             .model
