@@ -12,6 +12,8 @@
 //!   from).
 //! - [`optim`]: a from-scratch L-BFGS and L-BFGS-B with a Moré–Thuente line search.
 //! - [`attack`]: the box-constrained minimal-perturbation attack and its c search.
+//!   Beside it, DeepFool ([`attack::deepfool`]), FGSM and PGD ([`attack::fgsm`], [`attack::pgd`])
+//!   and robust-accuracy curves ([`attack::MinimalDistortions`]); line plots in [`viz::plot`].
 //! - [`viz`]: PNG image grids (the paper's Figure 5 and Figures 1–2 styles).
 //! - [`analysis`]: Lipschitz bounds, certified lower bounds, unit vs random directions.
 //!

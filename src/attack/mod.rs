@@ -47,6 +47,15 @@
 //!   label more than 10% behind the best after bracketing skips its bisection
 //!   ([`AttackConfig::with_nearest_pruning`]).
 //!
+//! # The minimal-perturbation family
+//!
+//! Beside the paper's attack, on the same [`Classifier`] trait and batch-first: [`deepfool`]
+//! (Moosavi-Dezfooli et al. 2016, L2/L∞, minimal perturbation), [`fgsm`] (Goodfellow et al.
+//! 2015) and [`pgd`] (Madry et al. 2018) for the ε-bounded question, with one [`RowResult`]
+//! per row (success flag, re-verified adversarial, work counters); robust accuracy against ε
+//! from minimal distortions ([`MinimalDistortions`]) or per ε ([`bounded_accuracy_curve`]).
+//! The c search's loss can be the Carlini–Wagner margin ([`AttackLoss::Margin`]).
+//!
 //! # Bad input
 //!
 //! NaN/Inf in `x`, a wrong length, `x` outside the box, a label out of range and invalid
