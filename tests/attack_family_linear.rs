@@ -356,20 +356,39 @@ fn bad_batches_and_parameters_are_typed_errors() {
         deepfool(&m, x.view(), &[0, 1], &df, 1),
         Err(Error::ShapeMismatch { .. })
     ));
-    assert!(matches!(
-        deepfool(&m, x.view(), &[0], &df, 0),
-        Err(Error::InvalidConfig(_))
-    ));
-    for eps in [-0.1, f64::NAN, f64::INFINITY] {
-        assert!(matches!(
-            fgsm(&m, x.view(), &[0], eps, &FgsmConfig::default(), 1),
-            Err(Error::InvalidConfig(_))
-        ));
-        assert!(matches!(
-            pgd(&m, x.view(), &[0], eps, &PgdConfig::default(), 1),
-            Err(Error::InvalidConfig(_))
-        ));
+    // Invalid settings: the error names the parameter (a configuration error, not a shape,
+    // data or model error).
+    fn names<T: std::fmt::Debug>(r: intriguing::Result<T>, name: &str) {
+        match r {
+            Err(
+                e @ (Error::ShapeMismatch { .. }
+                | Error::NonFinite { .. }
+                | Error::OutOfBounds { .. }
+                | Error::LabelOutOfRange { .. }
+                | Error::ModelNonFinite { .. }
+                | Error::ModelPanicked { .. }),
+            ) => panic!("{name}: not a parameter error: {e}"),
+            Err(e) => assert!(e.to_string().contains(name), "{e}"),
+            Ok(v) => panic!("{name}: accepted: {v:?}"),
+        }
     }
+    names(deepfool(&m, x.view(), &[0], &df, 0), "threads");
+    for eps in [-0.1, f64::NAN, f64::INFINITY] {
+        names(
+            fgsm(&m, x.view(), &[0], eps, &FgsmConfig::default(), 1),
+            "epsilon",
+        );
+        names(
+            pgd(&m, x.view(), &[0], eps, &PgdConfig::default(), 1),
+            "epsilon",
+        );
+    }
+    names(PgdConfig::default().with_steps(0), "steps");
+    names(DeepFoolConfig::default().with_overshoot(-0.1), "overshoot");
+    names(
+        DeepFoolConfig::default().with_max_iterations(0),
+        "max_iterations",
+    );
     assert!(PgdConfig::default().with_steps(0).is_err());
     assert!(PgdConfig::default().with_relative_step(f64::NAN).is_err());
     assert!(DeepFoolConfig::default().with_overshoot(-0.1).is_err());
