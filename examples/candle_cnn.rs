@@ -4,15 +4,18 @@
 //! grid of the results.
 //!
 //! ```text
-//! cargo run --release --features candle --example candle_cnn -- [--retrain] [--epochs N]
-//!     [--train N] [--images N] [--threads N] [--data DIR] [--out DIR]
+//! RAYON_NUM_THREADS=1 cargo run --release --features candle --example candle_cnn -- [--retrain] [--epochs N]
+//!     [--train N] [--images N] [--threads N] [--out DIR]
 //! ```
 //!
 //! Defaults: 3 epochs of AdamW on the first 12 000 training images (about a minute on two
-//! cores), weights cached in `target/candle_cnn/cnn.safetensors` (PyTorch `nn.Conv2d` /
+//! cores; MNIST from `INTRIGUING_MNIST_DIR` or the bundled copy), weights cached in
+//! `<target>/candle_cnn/cnn.safetensors` (`<target>` = `$CARGO_TARGET_DIR` or `./target`) (PyTorch `nn.Conv2d` /
 //! `nn.Linear` layout: `conv1.weight` `[8, 1, 5, 5]`, ..., `fc.weight` `[10, 256]`), 4 test
 //! images attacked with `Label((y + 1) mod 10)`, `Untargeted` and `Nearest` on 2 threads, grid
-//! in `target/candle_cnn/figure5.png`.
+//! in `<target>/candle_cnn/figure5.png`.
+
+mod common;
 
 use intriguing::Classifier;
 use intriguing::attack::{AttackConfig, Target, attack_batch};
@@ -114,8 +117,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut n_train = 12_000usize;
     let mut n_images = 4usize;
     let mut threads = 2usize;
-    let mut data = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/data/mnist"));
-    let mut out = PathBuf::from("target/candle_cnn");
+    let mut out = common::output_dir("candle_cnn");
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut val = || args.next().ok_or(format!("{a} needs a value"));
@@ -125,12 +127,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "--train" => n_train = val()?.parse()?,
             "--images" => n_images = val()?.parse()?,
             "--threads" => threads = val()?.parse()?,
-            "--data" => data = PathBuf::from(val()?),
             "--out" => out = PathBuf::from(val()?),
             "-h" | "--help" => {
                 println!(
                     "usage: candle_cnn [--retrain] [--epochs N] [--train N] [--images N] \
-                     [--threads N] [--data DIR] [--out DIR]"
+                     [--threads N] [--out DIR]"
                 );
                 return Ok(());
             }
@@ -139,7 +140,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let t0 = Instant::now();
     let dev = Device::Cpu;
-    let mnist = Mnist::load(&data)?;
+    let mnist = common::mnist()?;
     let weights = out.join("cnn.safetensors");
     if retrain || !weights.exists() {
         train(&mnist, n_train, epochs, &weights, &dev)?;

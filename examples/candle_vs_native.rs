@@ -3,15 +3,18 @@
 //!
 //! ```text
 //! RAYON_NUM_THREADS=1 cargo run --release --features candle --example candle_vs_native -- \
-//!     [--images N] [--epochs N] [--data DIR] [--out DIR]
+//!     [--images N] [--epochs N] [--out DIR]
 //! ```
 //!
 //! The MLP is trained natively (the FC100-100-10 preset recipe for `--epochs`, default 5, on
-//! all training images) and cached as `target/candle_vs_native/fc100.safetensors`; candle reads
+//! all training images) and cached as `<target>/candle_vs_native/fc100.safetensors`
+//! (`$CARGO_TARGET_DIR` or `./target`); candle reads
 //! that same file (`layers.{i}.weight` `[out, in]`, PyTorch's `nn.Linear` layout) through its
 //! `VarBuilder`. The first `--images` (default 30) test images are attacked one after the other
 //! on one thread with `Label((y + 1) mod 10)` and the default `AttackConfig`. CPU time is read
 //! from `/proc/self/stat` (Linux; "n/a" elsewhere).
+
+mod common;
 
 use intriguing::Classifier;
 use intriguing::attack::{AttackConfig, AttackResult, Target, find_minimal_perturbation};
@@ -104,26 +107,22 @@ fn attack_all<C: Classifier>(
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut n = 30usize;
     let mut epochs = 5usize;
-    let mut data = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/data/mnist"));
-    let mut out = PathBuf::from("target/candle_vs_native");
+    let mut out = common::output_dir("candle_vs_native");
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut val = || args.next().ok_or(format!("{a} needs a value"));
         match a.as_str() {
             "--images" => n = val()?.parse()?,
             "--epochs" => epochs = val()?.parse()?,
-            "--data" => data = PathBuf::from(val()?),
             "--out" => out = PathBuf::from(val()?),
             "-h" | "--help" => {
-                println!(
-                    "usage: candle_vs_native [--images N] [--epochs N] [--data DIR] [--out DIR]"
-                );
+                println!("usage: candle_vs_native [--images N] [--epochs N] [--out DIR]");
                 return Ok(());
             }
             other => return Err(format!("unknown argument {other:?} (try --help)").into()),
         }
     }
-    let mnist = Mnist::load(&data)?;
+    let mnist = common::mnist()?;
     let path = out.join("fc100.safetensors");
     let mlp = if path.exists() {
         println!("loading {}", path.display());

@@ -49,6 +49,10 @@
 //! a safetensors file or from `VarBuilder::from_tensors`), not over the `Var`s of a training
 //! `VarMap`, so that no parameter is a leaf of the graph.
 //!
+//! On the CPU, run attacks with `RAYON_NUM_THREADS=1`: candle otherwise spreads every small
+//! operation over its rayon pool, which made the attack of an FC100-100-10 ~10× slower in
+//! CPU time (measured in `docs/candle.md`); get parallelism from `attack_batch` instead.
+//!
 //! # Examples
 //!
 //! A one-layer softmax regression built with `candle_nn`, checked against finite differences:
