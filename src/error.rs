@@ -87,6 +87,11 @@ pub enum Error {
     /// A linear-algebra backend failure (feature `linalg`).
     #[error("linear algebra: {0}")]
     Linalg(String),
+    /// An error from candle while running a model (feature `candle`).
+    #[cfg(feature = "candle")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "candle")))]
+    #[error("candle: {0}")]
+    Candle(#[from] candle_core::Error),
 }
 
 /// `Result` with [`Error`].

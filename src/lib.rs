@@ -26,6 +26,7 @@
 //! flags and a runnable example are in the README (compiled here as a doctest); design notes and
 //! measured figures are in the repository's `docs/`.
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod analysis;
 pub mod attack;

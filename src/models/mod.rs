@@ -37,6 +37,9 @@
 
 mod activation;
 pub mod autoencoder;
+#[cfg(feature = "candle")]
+#[cfg_attr(docsrs, doc(cfg(feature = "candle")))]
+pub mod candle;
 pub mod cnn;
 pub mod conv;
 pub mod io;
