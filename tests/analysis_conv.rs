@@ -9,8 +9,8 @@ use intriguing::analysis::{
 };
 use intriguing::classifier::{check_gradient, check_gradient_fn, softmax_cross_entropy_batch};
 use intriguing::models::cnn::{Cnn, CnnLayer};
-use intriguing::models::{Activation, Dense, Optimizer, TrainConfig, train};
 use intriguing::models::conv::{Conv2d, MaxPool2d, PaddingMode};
+use intriguing::models::{Activation, Dense, Optimizer, TrainConfig, train};
 use ndarray::{Array1, Array2, Array4, Axis};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -301,13 +301,7 @@ fn layer_errors_instead_of_panics() {
     assert!(conv.backward_input(Array2::zeros((1, 3)).view()).is_err());
     // Mismatched layer chain.
     let c = random_conv(1, 2, 3, (6, 6), 1, 0, PaddingMode::Zeros, 1);
-    assert!(
-        Cnn::new(vec![
-            CnnLayer::Conv2d(c),
-            CnnLayer::Dense(linear(7, 3, 0))
-        ])
-        .is_err()
-    );
+    assert!(Cnn::new(vec![CnnLayer::Conv2d(c), CnnLayer::Dense(linear(7, 3, 0))]).is_err());
     assert!(Cnn::new(vec![CnnLayer::RELU]).is_err());
     let net = small_cnn(5);
     assert!(
@@ -520,7 +514,11 @@ fn cnn_training_is_deterministic_reduces_the_loss_and_validates() {
     assert!(TrainConfig::new().with_batch_size(0).is_err());
     assert!(TrainConfig::new().with_learning_rate(-1.0).is_err());
     assert!(TrainConfig::new().with_momentum(1.0).is_err());
-    assert!(TrainConfig::new().with_uniform_weight_decay(f64::NAN).is_err());
+    assert!(
+        TrainConfig::new()
+            .with_uniform_weight_decay(f64::NAN)
+            .is_err()
+    );
     // A diverging learning rate ends in an error, not in NaN parameters.
     let mut c = make();
     let start = c.parameters();

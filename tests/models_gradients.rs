@@ -274,7 +274,15 @@ fn any_weight_layout_works() {
     let oihw = hwio.view().permuted_axes([3, 2, 0, 1]);
     assert!(!oihw.is_standard_layout());
     let b = Array1::zeros(4);
-    let a = Conv2d::new(oihw.to_owned(), b.clone(), (2, 5, 5), 1, 0, PaddingMode::Zeros).unwrap();
+    let a = Conv2d::new(
+        oihw.to_owned(),
+        b.clone(),
+        (2, 5, 5),
+        1,
+        0,
+        PaddingMode::Zeros,
+    )
+    .unwrap();
     let std = oihw.as_standard_layout().into_owned();
     let s = Conv2d::new(std, b, (2, 5, 5), 1, 0, PaddingMode::Zeros).unwrap();
     let x = random_inputs(2, 50, 6);
@@ -284,8 +292,14 @@ fn any_weight_layout_works() {
     let wt = w.t().as_standard_layout().into_owned(); // [5, 3], row-major
     let fortran = wt.reversed_axes(); // [3, 5], column-major
     assert!(!fortran.is_standard_layout());
-    let m1 = Mlp::new(vec![Dense::new(fortran, Array1::zeros(3), Activation::Tanh).unwrap()]).unwrap();
-    let m2 = Mlp::new(vec![Dense::new(w, Array1::zeros(3), Activation::Tanh).unwrap()]).unwrap();
+    let m1 = Mlp::new(vec![
+        Dense::new(fortran, Array1::zeros(3), Activation::Tanh).unwrap(),
+    ])
+    .unwrap();
+    let m2 = Mlp::new(vec![
+        Dense::new(w, Array1::zeros(3), Activation::Tanh).unwrap(),
+    ])
+    .unwrap();
     let x = random_inputs(4, 5, 7);
     assert_eq!(m1.logits(x.view()).unwrap(), m2.logits(x.view()).unwrap());
     assert_eq!(m1.parameters(), m2.parameters());

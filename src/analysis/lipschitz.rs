@@ -177,7 +177,10 @@ impl LayerwiseLipschitz for Cnn {
                     if l.activation == Activation::Identity {
                         continue;
                     }
-                    (l.activation.name().to_string(), activation_constant(l.activation))
+                    (
+                        l.activation.name().to_string(),
+                        activation_constant(l.activation),
+                    )
                 }
                 CnnLayer::Activation(a) => (a.name().to_string(), activation_constant(*a)),
                 CnnLayer::Flatten => continue,

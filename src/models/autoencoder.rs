@@ -237,7 +237,12 @@ impl<'a> SparseObjective<'a> {
 }
 
 impl TrainLoss for SparseObjective<'_> {
-    fn loss(&mut self, rows: &[usize], out: ArrayView2<'_, f64>, mut d: ArrayViewMut2<'_, f64>) -> f64 {
+    fn loss(
+        &mut self,
+        rows: &[usize],
+        out: ArrayView2<'_, f64>,
+        mut d: ArrayViewMut2<'_, f64>,
+    ) -> f64 {
         let n = rows.len() as f64;
         let mut rec = 0.0;
         for ((o, mut dr), &i) in out.rows().into_iter().zip(d.rows_mut()).zip(rows) {
@@ -276,7 +281,9 @@ impl TrainLoss for SparseObjective<'_> {
             *r = beta * (-rho / rh + (1.0 - rho) / (1.0 - rh)) / n;
         }
         for mut row in dh.rows_mut() {
-            row.iter_mut().zip(&self.rho_hat).for_each(|(d, &s)| *d += s);
+            row.iter_mut()
+                .zip(&self.rho_hat)
+                .for_each(|(d, &s)| *d += s);
         }
         beta * kl
     }
@@ -301,8 +308,7 @@ impl SparseAutoencoder {
     /// An autoencoder from its two layers. Both must be sigmoid, the encoder `[hidden, input]`,
     /// the decoder `[input, hidden]`.
     pub fn new(encoder: Dense, decoder: Dense) -> Result<Self> {
-        if encoder.activation != Activation::Sigmoid || decoder.activation != Activation::Sigmoid
-        {
+        if encoder.activation != Activation::Sigmoid || decoder.activation != Activation::Sigmoid {
             return Err(Error::InvalidConfig(
                 "both autoencoder layers must use the sigmoid activation".into(),
             ));
@@ -389,9 +395,11 @@ impl SparseAutoencoder {
         let mut out = |z: ArrayView2<'_, f64>, dz: ArrayViewMut2<'_, f64>| {
             cell.borrow_mut().loss(&rows, z, dz)
         };
-        let (mut j, g) = self.net.gradients_with_activity(x, &mut out, &mut |l, h, dh| {
-            cell.borrow_mut().activity(l, &rows, h, dh)
-        })?;
+        let (mut j, g) = self
+            .net
+            .gradients_with_activity(x, &mut out, &mut |l, h, dh| {
+                cell.borrow_mut().activity(l, &rows, h, dh)
+            })?;
         let mut flat = g.to_flat();
         let lam = loss.weight_decay;
         for ((s, w, _), layer) in self.net.spans().into_iter().zip(self.net.layers()) {

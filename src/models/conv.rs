@@ -110,8 +110,14 @@ impl Conv2d {
             )));
         }
         let too_big = || Error::InvalidConfig("Conv2d padded input size overflows".into());
-        let hp = padding.checked_mul(2).and_then(|p| p.checked_add(h)).ok_or_else(too_big)?;
-        let wp = padding.checked_mul(2).and_then(|p| p.checked_add(w)).ok_or_else(too_big)?;
+        let hp = padding
+            .checked_mul(2)
+            .and_then(|p| p.checked_add(h))
+            .ok_or_else(too_big)?;
+        let wp = padding
+            .checked_mul(2)
+            .and_then(|p| p.checked_add(w))
+            .ok_or_else(too_big)?;
         if hp < kh || wp < kw {
             return Err(Error::InvalidConfig(format!(
                 "Conv2d kernel {kh}x{kw} larger than the padded input {}x{}",
@@ -256,7 +262,9 @@ impl Conv2d {
         let c_out = self.weight.dim().0;
         ArrayView2::from_shape(
             (c_out, self.ckk()),
-            self.weight.as_slice().expect("standard layout by construction"),
+            self.weight
+                .as_slice()
+                .expect("standard layout by construction"),
         )
         .expect("C_out · C_in·kh·kw entries")
     }
@@ -325,7 +333,13 @@ impl Conv2d {
         let mut cols = vec![0.0; p * ckk];
         self.im2col_into(x, &mut cols);
         let mut prod = Array2::zeros((p, c_out));
-        general_mat_mul(1.0, &view(&cols, p, ckk), &self.weight_matrix().t(), 0.0, &mut prod);
+        general_mat_mul(
+            1.0,
+            &view(&cols, p, ckk),
+            &self.weight_matrix().t(),
+            0.0,
+            &mut prod,
+        );
         Ok(Array1::from_iter(prod.t().iter().copied()))
     }
 }
@@ -464,8 +478,12 @@ impl Module for Conv2d {
     }
     fn params(&self) -> (&[f64], &[f64]) {
         (
-            self.weight.as_slice().expect("standard layout by construction"),
-            self.bias.as_slice().expect("standard layout by construction"),
+            self.weight
+                .as_slice()
+                .expect("standard layout by construction"),
+            self.bias
+                .as_slice()
+                .expect("standard layout by construction"),
         )
     }
     fn weight_shape(&self) -> Vec<usize> {
@@ -473,8 +491,12 @@ impl Module for Conv2d {
     }
     fn params_mut(&mut self) -> (&mut [f64], &mut [f64]) {
         (
-            self.weight.as_slice_mut().expect("standard layout by construction"),
-            self.bias.as_slice_mut().expect("standard layout by construction"),
+            self.weight
+                .as_slice_mut()
+                .expect("standard layout by construction"),
+            self.bias
+                .as_slice_mut()
+                .expect("standard layout by construction"),
         )
     }
     /// One image at a time: its im2col matrix, the product (or the output gradient) and the
@@ -490,7 +512,13 @@ impl Module for Conv2d {
         for (xb, mut yb) in x.outer_iter().zip(y.outer_iter_mut()) {
             self.im2col_into(xb, cols);
             let mut pm = view_mut(prod, p, c_out);
-            general_mat_mul(1.0, &view(cols, p, ckk), &self.weight_matrix().t(), 0.0, &mut pm);
+            general_mat_mul(
+                1.0,
+                &view(cols, p, ckk),
+                &self.weight_matrix().t(),
+                0.0,
+                &mut pm,
+            );
             for o in 0..c_out {
                 let bo = self.bias[o];
                 for pos in 0..p {

@@ -69,7 +69,10 @@ mod tests {
         let mean = v.iter().sum::<f64>() / n;
         let var = v.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / n;
         // Standard errors: 1/√n ≈ 0.007 for the mean, √(2/n) ≈ 0.01 for the variance.
-        assert!(mean.abs() < 0.03 && (var - 1.0).abs() < 0.04, "{mean} {var}");
+        assert!(
+            mean.abs() < 0.03 && (var - 1.0).abs() < 0.04,
+            "{mean} {var}"
+        );
         let g = glorot_uniform(1000, 4, 2, &mut rng);
         assert!(g.iter().all(|w| w.abs() < 1.0) && g.iter().any(|w| w.abs() > 0.9));
         assert!(checked_len("w", &[usize::MAX, 2]).is_err());

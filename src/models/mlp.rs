@@ -108,7 +108,6 @@ impl Dense {
     }
 }
 
-
 /// `out = x Wᵀ + b` (`x` `[n, in]`, `W` `[out, in]`, `out` `[n, out]`).
 fn affine(x: ArrayView2<'_, f64>, layer: &Dense, mut out: ArrayViewMut2<'_, f64>) {
     if x.nrows() == 1 {
@@ -175,8 +174,12 @@ impl Module for Dense {
     }
     fn params_mut(&mut self) -> (&mut [f64], &mut [f64]) {
         (
-            self.weight.as_slice_mut().expect("standard layout (prepared)"),
-            self.bias.as_slice_mut().expect("standard layout (prepared)"),
+            self.weight
+                .as_slice_mut()
+                .expect("standard layout (prepared)"),
+            self.bias
+                .as_slice_mut()
+                .expect("standard layout (prepared)"),
         )
     }
     fn forward(&self, x: ArrayView2<'_, f64>, mut y: ArrayViewMut2<'_, f64>, _: &mut [f64]) {

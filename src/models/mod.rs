@@ -62,6 +62,6 @@ pub use mlp::{Dense, Mlp};
 pub use presets::Preset;
 pub use sequential::{Gradients, Sequential};
 pub use train::{
-    BatchLoss, EpochInfo, Optimizer, TrainConfig, TrainLoss, TrainReport, WeightDecay, fit,
-    train, train_with_loss,
+    BatchLoss, EpochInfo, Optimizer, TrainConfig, TrainLoss, TrainReport, WeightDecay, fit, train,
+    train_with_loss,
 };

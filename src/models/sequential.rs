@@ -100,8 +100,11 @@ impl Gradients {
         let (s, w, b) = self.spans[l];
         let rows = if b == 0 { 0 } else { b };
         let cols = if rows == 0 { 0 } else { w / rows };
-        ArrayView2::from_shape((rows, cols), &self.flat.as_slice().expect("owned")[s..s + w])
-            .expect("weight length is out · fan_in")
+        ArrayView2::from_shape(
+            (rows, cols),
+            &self.flat.as_slice().expect("owned")[s..s + w],
+        )
+        .expect("weight length is out · fan_in")
     }
 
     /// The bias gradient of layer `l` (empty for a layer without parameters).
@@ -120,7 +123,9 @@ impl<L: Module> Sequential<L> {
     /// must fix the input width (a dense, convolution or pooling layer).
     pub fn new(mut layers: Vec<L>) -> Result<Self> {
         let Some(first) = layers.first() else {
-            return Err(Error::InvalidConfig("a network needs at least one layer".into()));
+            return Err(Error::InvalidConfig(
+                "a network needs at least one layer".into(),
+            ));
         };
         let Some(input) = first.in_dim() else {
             return Err(Error::InvalidConfig(format!(
@@ -214,14 +219,20 @@ impl<L: Module> Sequential<L> {
         let mut it = flat.iter();
         for l in &mut self.layers {
             let (w, b) = l.params_mut();
-            w.iter_mut().chain(b.iter_mut()).zip(&mut it).for_each(|(p, &v)| *p = v);
+            w.iter_mut()
+                .chain(b.iter_mut())
+                .zip(&mut it)
+                .for_each(|(p, &v)| *p = v);
         }
         Ok(())
     }
 
     /// Visits every layer's `(weight, bias)` parameter slices with their start in the flat
     /// layout (for the optimizer).
-    pub(crate) fn for_each_param_mut(&mut self, mut f: impl FnMut(usize, usize, &mut [f64], &mut [f64])) {
+    pub(crate) fn for_each_param_mut(
+        &mut self,
+        mut f: impl FnMut(usize, usize, &mut [f64], &mut [f64]),
+    ) {
         for (l, layer) in self.layers.iter_mut().enumerate() {
             let (w, b) = layer.params_mut();
             if !w.is_empty() || !b.is_empty() {

@@ -327,7 +327,12 @@ pub trait TrainLoss {
 struct CrossEntropy<'a>(&'a [usize]);
 
 impl TrainLoss for CrossEntropy<'_> {
-    fn loss(&mut self, rows: &[usize], z: ArrayView2<'_, f64>, mut dz: ArrayViewMut2<'_, f64>) -> f64 {
+    fn loss(
+        &mut self,
+        rows: &[usize],
+        z: ArrayView2<'_, f64>,
+        mut dz: ArrayViewMut2<'_, f64>,
+    ) -> f64 {
         let n = rows.len() as f64;
         let mut total = 0.0;
         for ((zr, mut gr), &i) in z.rows().into_iter().zip(dz.rows_mut()).zip(rows) {
@@ -421,13 +426,7 @@ pub fn train_with_loss<L: Module>(
     loss: BatchLoss<'_>,
     callback: impl FnMut(&EpochInfo, &Sequential<L>),
 ) -> Result<TrainReport> {
-    fit(
-        model,
-        inputs,
-        config,
-        &mut OutputLoss(loss),
-        callback,
-    )
+    fit(model, inputs, config, &mut OutputLoss(loss), callback)
 }
 
 /// The training loop behind [`train`], [`train_with_loss`], the CNN's and the sparse
@@ -471,7 +470,11 @@ pub fn fit<L: Module>(
     let mut state = OptState::new(model.num_parameters(), config.optimizer);
     let mut lr = config.learning_rate;
     let mut step = 0usize;
-    let batches_per_epoch = if config.drop_last { n / bs } else { n.div_ceil(bs) };
+    let batches_per_epoch = if config.drop_last {
+        n / bs
+    } else {
+        n.div_ceil(bs)
+    };
     let warmup = (config.warmup_epochs * batches_per_epoch as f64).ceil() as usize;
     let mut history = Vec::with_capacity(config.epochs);
 
@@ -524,7 +527,11 @@ pub fn fit<L: Module>(
         }
         if !model.parameters_finite() {
             *model = snapshot;
-            return Err(diverged(epoch, batches_per_epoch.saturating_sub(1), "parameters"));
+            return Err(diverged(
+                epoch,
+                batches_per_epoch.saturating_sub(1),
+                "parameters",
+            ));
         }
         let mean = total / seen.max(1) as f64;
         let info = EpochInfo {
@@ -590,7 +597,13 @@ impl OptState {
     }
 
     /// Adds the weight decay to `g` and updates every parameter of `model`.
-    fn step<L: Module>(&mut self, model: &mut Sequential<L>, g: &mut [f64], lambdas: &[f64], lr: f64) {
+    fn step<L: Module>(
+        &mut self,
+        model: &mut Sequential<L>,
+        g: &mut [f64],
+        lambdas: &[f64],
+        lr: f64,
+    ) {
         self.t = self.t.saturating_add(1);
         let t = self.t;
         let kind = self.kind;
@@ -599,7 +612,9 @@ impl OptState {
             let (gw, rest) = g[start..].split_at_mut(w.len());
             let gb = &mut rest[..b.len()];
             if lambdas[l] != 0.0 {
-                gw.iter_mut().zip(w.iter()).for_each(|(g, &w)| *g += lambdas[l] * w);
+                gw.iter_mut()
+                    .zip(w.iter())
+                    .for_each(|(g, &w)| *g += lambdas[l] * w);
             }
             let bstart = start + w.len();
             for (p, g, s) in [(w, &*gw, start), (b, &*gb, bstart)] {
@@ -610,7 +625,15 @@ impl OptState {
                         beta1,
                         beta2,
                         epsilon,
-                    } => adam(p, &mut m[range.clone()], &mut v[range], g, [beta1, beta2, epsilon], lr, t),
+                    } => adam(
+                        p,
+                        &mut m[range.clone()],
+                        &mut v[range],
+                        g,
+                        [beta1, beta2, epsilon],
+                        lr,
+                        t,
+                    ),
                 }
             }
         });
@@ -628,7 +651,15 @@ fn sgd(p: &mut [f64], v: &mut [f64], g: &[f64], momentum: f64, lr: f64) {
 /// Adam (Kingma & Ba 2015) step `t` (1-based) with bias correction:
 /// `m ← β₁m + (1−β₁)g`, `v ← β₂v + (1−β₂)g²`, `θ ← θ − η m̂ / (√v̂ + ε)` with
 /// `m̂ = m / (1 − β₁ᵗ)`, `√v̂ = √v / √(1 − β₂ᵗ)`.
-fn adam(p: &mut [f64], m: &mut [f64], v: &mut [f64], g: &[f64], [b1, b2, eps]: [f64; 3], lr: f64, t: i32) {
+fn adam(
+    p: &mut [f64],
+    m: &mut [f64],
+    v: &mut [f64],
+    g: &[f64],
+    [b1, b2, eps]: [f64; 3],
+    lr: f64,
+    t: i32,
+) {
     let step = lr / (1.0 - b1.powi(t));
     let c2_sqrt = (1.0 - b2.powi(t)).sqrt();
     for (((p, m), v), &g) in p.iter_mut().zip(m).zip(v).zip(g) {
