@@ -51,6 +51,38 @@ use crate::error::{Error, Result, check_finite};
 use crate::validate::{at_least_one, in_open_unit_interval, non_negative};
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut2};
 
+/// `with_epochs`, `with_batch_size`, `with_learning_rate`, `with_seed` of a config that holds
+/// a `training: TrainConfig`: shorthands for the trainer's own setters.
+macro_rules! training_shorthands {
+    ($t:ty) => {
+        impl $t {
+            /// Shorthand for the trainer's [`TrainConfig::with_epochs`].
+            pub fn with_epochs(mut self, n: usize) -> Result<Self> {
+                self.training = self.training.with_epochs(n)?;
+                Ok(self)
+            }
+            /// Shorthand for the trainer's [`TrainConfig::with_batch_size`].
+            pub fn with_batch_size(mut self, n: usize) -> Result<Self> {
+                self.training = self.training.with_batch_size(n)?;
+                Ok(self)
+            }
+            /// Shorthand for the trainer's [`TrainConfig::with_learning_rate`].
+            pub fn with_learning_rate(mut self, lr: f64) -> Result<Self> {
+                self.training = self.training.with_learning_rate(lr)?;
+                Ok(self)
+            }
+            /// Shorthand for the trainer's [`TrainConfig::with_seed`].
+            pub fn with_seed(mut self, seed: u64) -> Self {
+                self.training = self.training.with_seed(seed);
+                self
+            }
+        }
+    };
+}
+
+training_shorthands!(SparseAeConfig);
+training_shorthands!(SoftmaxConfig);
+
 /// Settings of [`SparseAutoencoder::train`]: the code width, the terms of `J`
 /// ([`SparseLoss`]) and the trainer's settings ([`TrainConfig`]). Build with [`Default`] and
 /// the validating `with_*` setters.
@@ -108,26 +140,6 @@ impl SparseAeConfig {
     /// decay is ignored: λ comes from [`with_weight_decay`](Self::with_weight_decay).
     pub fn with_training(mut self, training: TrainConfig) -> Self {
         self.training = training;
-        self
-    }
-    /// Shorthand for the trainer's [`TrainConfig::with_epochs`].
-    pub fn with_epochs(mut self, n: usize) -> Result<Self> {
-        self.training = self.training.with_epochs(n)?;
-        Ok(self)
-    }
-    /// Shorthand for the trainer's [`TrainConfig::with_batch_size`].
-    pub fn with_batch_size(mut self, n: usize) -> Result<Self> {
-        self.training = self.training.with_batch_size(n)?;
-        Ok(self)
-    }
-    /// Shorthand for the trainer's [`TrainConfig::with_learning_rate`].
-    pub fn with_learning_rate(mut self, lr: f64) -> Result<Self> {
-        self.training = self.training.with_learning_rate(lr)?;
-        Ok(self)
-    }
-    /// Shorthand for the trainer's [`TrainConfig::with_seed`].
-    pub fn with_seed(mut self, seed: u64) -> Self {
-        self.training = self.training.with_seed(seed);
         self
     }
     /// Number of code units.
@@ -192,26 +204,6 @@ impl SoftmaxConfig {
     /// [`with_weight_decay`](Self::with_weight_decay).
     pub fn with_training(mut self, training: TrainConfig) -> Self {
         self.training = training;
-        self
-    }
-    /// Shorthand for the trainer's [`TrainConfig::with_epochs`].
-    pub fn with_epochs(mut self, n: usize) -> Result<Self> {
-        self.training = self.training.with_epochs(n)?;
-        Ok(self)
-    }
-    /// Shorthand for the trainer's [`TrainConfig::with_batch_size`].
-    pub fn with_batch_size(mut self, n: usize) -> Result<Self> {
-        self.training = self.training.with_batch_size(n)?;
-        Ok(self)
-    }
-    /// Shorthand for the trainer's [`TrainConfig::with_learning_rate`].
-    pub fn with_learning_rate(mut self, lr: f64) -> Result<Self> {
-        self.training = self.training.with_learning_rate(lr)?;
-        Ok(self)
-    }
-    /// Shorthand for the trainer's [`TrainConfig::with_seed`].
-    pub fn with_seed(mut self, seed: u64) -> Self {
-        self.training = self.training.with_seed(seed);
         self
     }
 }

@@ -98,8 +98,7 @@ impl Gradients {
     /// If `l` is not a layer index.
     pub fn weight(&self, l: usize) -> ArrayView2<'_, f64> {
         let (s, w, b) = self.spans[l];
-        let rows = if b == 0 { 0 } else { b };
-        let cols = if rows == 0 { 0 } else { w / rows };
+        let (rows, cols) = (b, w.checked_div(b).unwrap_or(0));
         ArrayView2::from_shape(
             (rows, cols),
             &self.flat.as_slice().expect("owned")[s..s + w],
@@ -285,7 +284,9 @@ impl<L: Module> Sequential<L> {
         labels: &[usize],
     ) -> Result<(f64, Gradients)> {
         self.check_labels(inputs.nrows(), labels)?;
-        let mut seed = cross_entropy_seed(labels);
+        let mut seed = |z: ArrayView2<'_, f64>, dz: ArrayViewMut2<'_, f64>| {
+            mean_cross_entropy(z, dz, |k| labels[k])
+        };
         self.gradients_with(inputs, &mut seed)
     }
 
@@ -462,19 +463,20 @@ fn in_layer(i: usize, e: Error) -> Error {
     }
 }
 
-/// The seed of the mean softmax cross-entropy against `labels` (one per row).
-pub(crate) fn cross_entropy_seed(
-    labels: &[usize],
-) -> impl FnMut(ArrayView2<'_, f64>, ArrayViewMut2<'_, f64>) -> f64 + '_ {
-    move |z, mut dz| {
-        let n = z.nrows() as f64;
-        let mut total = 0.0;
-        for ((zr, mut gr), &l) in z.rows().into_iter().zip(dz.rows_mut()).zip(labels) {
-            total += softmax_cross_entropy(zr, l, gr.view_mut());
-            gr.mapv_inplace(|v| v / n);
-        }
-        total / n
+/// The mean softmax cross-entropy of the logits `z` (`[n, classes]`) against `label(k)` for
+/// row `k`; writes its gradient into `dz`.
+pub(crate) fn mean_cross_entropy(
+    z: ArrayView2<'_, f64>,
+    mut dz: ArrayViewMut2<'_, f64>,
+    label: impl Fn(usize) -> usize,
+) -> f64 {
+    let n = z.nrows() as f64;
+    let mut total = 0.0;
+    for (k, (zr, mut gr)) in z.rows().into_iter().zip(dz.rows_mut()).enumerate() {
+        total += softmax_cross_entropy(zr, label(k), gr.view_mut());
+        gr.mapv_inplace(|v| v / n);
     }
+    total / n
 }
 
 impl<L: Module> Classifier for Sequential<L> {

@@ -4,7 +4,8 @@
 
 use super::Sequential;
 use super::layer::Module;
-use crate::classifier::{Classifier, softmax_cross_entropy};
+use super::sequential::mean_cross_entropy;
+use crate::classifier::Classifier;
 use crate::error::{Error, Result};
 use crate::validate;
 use ndarray::{Array2, ArrayView2, ArrayViewMut2};
@@ -327,19 +328,8 @@ pub trait TrainLoss {
 struct CrossEntropy<'a>(&'a [usize]);
 
 impl TrainLoss for CrossEntropy<'_> {
-    fn loss(
-        &mut self,
-        rows: &[usize],
-        z: ArrayView2<'_, f64>,
-        mut dz: ArrayViewMut2<'_, f64>,
-    ) -> f64 {
-        let n = rows.len() as f64;
-        let mut total = 0.0;
-        for ((zr, mut gr), &i) in z.rows().into_iter().zip(dz.rows_mut()).zip(rows) {
-            total += softmax_cross_entropy(zr, self.0[i], gr.view_mut());
-            gr.mapv_inplace(|v| v / n);
-        }
-        total / n
+    fn loss(&mut self, rows: &[usize], z: ArrayView2<'_, f64>, dz: ArrayViewMut2<'_, f64>) -> f64 {
+        mean_cross_entropy(z, dz, |k| self.0[rows[k]])
     }
 }
 
