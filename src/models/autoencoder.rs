@@ -1,6 +1,6 @@
 //! The paper's AE400-10: a single-layer sparse autoencoder with a softmax classifier on its
 //! code, stacked into one [`Mlp`] so that the whole model is a
-//! [`Classifier`](crate::Classifier) attacked end to end.
+//! [`Classifier`] attacked end to end.
 //!
 //! # Model
 //!
@@ -16,10 +16,10 @@
 //!
 //! The autoencoder is the [`Mlp`] `[input → hidden sigmoid → input sigmoid]` and `J` is a
 //! [`TrainLoss`] ([`SparseObjective`]: reconstruction on the outputs, the KL penalty on the
-//! hidden layer's output) plugged into the crate's one trainer ([`fit`](super::fit)) with
+//! hidden layer's output) plugged into the crate's one trainer ([`fit`]) with
 //! minibatch Adam and per-layer weight decay λ on both weights; unsupervised. A softmax layer
 //! (weight decay λ = 1e-6 in the paper) is then trained on the codes `h` of the training set
-//! by the same trainer ([`train`](super::train), Adam, mean cross-entropy + λ/2 ‖W‖²).
+//! by the same trainer ([`train`], Adam, mean cross-entropy + λ/2 ‖W‖²).
 //! [`SparseAutoencoder::stack`] turns encoder + softmax into the [`Mlp`]
 //! `[input → hidden sigmoid → classes identity]`.
 //!
@@ -416,7 +416,7 @@ impl SparseAutoencoder {
     }
 
     /// Trains the autoencoder on the rows of `x` (unsupervised) with the crate's trainer
-    /// ([`fit`](super::fit)) on [`SparseObjective`], calling `on_epoch` after every epoch
+    /// ([`fit`]) on [`SparseObjective`], calling `on_epoch` after every epoch
     /// (1-based [`EpochInfo`]: `loss` is the mean of reconstruction + sparsity, `objective` adds
     /// the weight decay). Errors if the number of code units of `cfg` differs from the
     /// model's, or on non-finite data or a diverging loss (the model is then restored to its
@@ -469,7 +469,7 @@ impl SparseAutoencoder {
 }
 
 /// Trains a softmax-regression layer (zero initialisation) on fixed features with the crate's
-/// trainer ([`train`](super::train)): mean cross-entropy + λ/2 ‖W‖² (the bias not decayed).
+/// trainer ([`train`]): mean cross-entropy + λ/2 ‖W‖² (the bias not decayed).
 pub fn train_softmax_layer(
     features: ArrayView2<'_, f64>,
     labels: &[usize],

@@ -37,7 +37,7 @@ impl Sequential<Layer> {
     /// The PyTorch equivalent is `nn.Sequential(nn.Conv2d(1, c1, 5), nn.ReLU(),
     /// nn.MaxPool2d(2), nn.Conv2d(c1, c2, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
     /// nn.Linear(16 * c2, hidden), nn.ReLU(), nn.Linear(hidden, 10))`, whose weights
-    /// [`load_safetensors_weights`](Sequential::load_safetensors_weights) reads.
+    /// [`load_safetensors_weights`](Sequential::load_weights_safetensors) reads.
     pub fn lenet(c1: usize, c2: usize, hidden: usize, seed: u64) -> Result<Self> {
         if c1 == 0 || c2 == 0 || hidden == 0 {
             return Err(Error::InvalidConfig("LeNet widths must be >= 1".into()));
