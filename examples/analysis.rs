@@ -23,8 +23,8 @@ use intriguing::analysis::{
 };
 use intriguing::attack::AttackConfig;
 use intriguing::data::{Mnist, subset};
-use intriguing::models::cnn::{Cnn, CnnTrainConfig, train_cnn};
-use intriguing::models::{Activation, Mlp, Preset, train};
+use intriguing::models::cnn::Cnn;
+use intriguing::models::{Activation, Mlp, Preset, TrainConfig, train};
 use ndarray::{Array2, ArrayView2, s};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -298,25 +298,25 @@ fn main() -> intriguing::Result<()> {
     );
 
     let mut lenet = Cnn::lenet(6, 16, 120, 3)?;
-    let cnn_cfg = CnnTrainConfig::new()
+    let cnn_cfg = TrainConfig::new()
         .with_epochs(cnn_epochs)?
         .with_batch_size(32)?
         .with_learning_rate(0.02)?
         .with_momentum(0.9)?
         .with_seed(3);
-    let rep = train_cnn(
+    let rep = train(
         &mut lenet,
         data.train_images.slice(s![..n_cnn, ..]),
         &data.train_labels[..n_cnn],
         &cnn_cfg,
-        |e, l| println!("  LeNet epoch {}: mean loss {l:.4}", e + 1),
+        |e, _| println!("  LeNet epoch {}: mean loss {:.4}", e.epoch, e.loss),
     )?;
     let lenet_err = lenet.error_rate(data.test_images.view(), &data.test_labels)?;
     println!(
         "LeNet-5 style (conv6-pool-conv16-pool-120-10, {} parameters): test error {:.2}% (trained {:.1} s, {cnn_epochs} epochs on {n_cnn})",
         lenet.num_parameters(),
         100.0 * lenet_err,
-        rep.seconds
+        rep.elapsed.as_secs_f64()
     );
 
     // FC500-150-10 with ReLU hidden layers (the preset's recipe at η = 0.1).

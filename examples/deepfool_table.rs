@@ -25,8 +25,8 @@ use intriguing::attack::{
     AttackConfig, DeepFoolConfig, FgsmConfig, RowResult, Target, deepfool, fgsm,
     find_minimal_perturbation,
 };
-use intriguing::models::cnn::{Cnn, CnnTrainConfig, train_cnn};
-use intriguing::models::{Preset, train};
+use intriguing::models::cnn::Cnn;
+use intriguing::models::{Preset, TrainConfig, train};
 use ndarray::{Array2, ArrayView2};
 use std::fmt::Write as _;
 use std::path::Path;
@@ -227,13 +227,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let t = Instant::now();
     let mut lenet = Cnn::lenet(6, 16, 120, 3)?;
-    let cnn_cfg = CnnTrainConfig::new()
+    let cnn_cfg = TrainConfig::new()
         .with_epochs(lenet_epochs)?
         .with_batch_size(32)?
         .with_learning_rate(0.02)?
         .with_momentum(0.9)?
         .with_seed(3);
-    train_cnn(
+    train(
         &mut lenet,
         mnist.train_images.view(),
         &mnist.train_labels,

@@ -6,8 +6,8 @@ use intriguing::Classifier;
 use intriguing::analysis::{Certifier, LayerwiseLipschitz, PowerIterationConfig};
 use intriguing::attack::{AttackConfig, Target, find_minimal_perturbation};
 use intriguing::data::Mnist;
-use intriguing::models::cnn::{Cnn, CnnTrainConfig, train_cnn};
-use intriguing::models::{Activation, Mlp};
+use intriguing::models::cnn::Cnn;
+use intriguing::models::{Activation, Mlp, Optimizer, TrainConfig, train};
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut2, s};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
@@ -54,7 +54,9 @@ fn fixture() -> &'static Fixture {
         let mut relu = Mlp::random(&[784, 40, 30, 10], Activation::Relu, 3).unwrap();
         sgd(&mut relu, x, y, 3, 0.1, 3);
         let mut lenet = Cnn::lenet(6, 16, 64, 4).unwrap();
-        let cfg = CnnTrainConfig::new()
+        let cfg = TrainConfig::new()
+            .with_optimizer(Optimizer::Sgd { momentum: 0.9 })
+            .unwrap()
             .with_epochs(2)
             .unwrap()
             .with_batch_size(32)
@@ -62,7 +64,7 @@ fn fixture() -> &'static Fixture {
             .with_learning_rate(0.02)
             .unwrap()
             .with_seed(4);
-        train_cnn(&mut lenet, x, y, &cfg, |_, _| {}).unwrap();
+        train(&mut lenet, x, y, &cfg, |_, _| {}).unwrap();
         let lenet_test_error = lenet
             .error_rate(data.test_images.view(), &data.test_labels)
             .unwrap();

@@ -8,8 +8,9 @@ use intriguing::analysis::{
     lipschitz_report, spectral_norm,
 };
 use intriguing::classifier::{check_gradient, check_gradient_fn, softmax_cross_entropy_batch};
-use intriguing::models::cnn::{Cnn, CnnLayer, Linear};
+use intriguing::models::cnn::{Cnn, CnnLayer};
 use intriguing::models::conv::{Conv2d, MaxPool2d, PaddingMode};
+use intriguing::models::{Activation, Dense, Optimizer, TrainConfig, train};
 use ndarray::{Array1, Array2, Array4, Axis};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -181,11 +182,11 @@ fn small_cnn(seed: u64) -> Cnn {
     let flat = conv2.output_dim();
     Cnn::new(vec![
         CnnLayer::Conv2d(conv1),
-        CnnLayer::Relu,
+        CnnLayer::RELU,
         CnnLayer::MaxPool2d(pool),
         CnnLayer::Conv2d(conv2),
-        CnnLayer::Relu,
-        CnnLayer::Linear(Linear::random(flat, 5, seed + 2)),
+        CnnLayer::RELU,
+        CnnLayer::Dense(linear(flat, 5, seed + 2)),
     ])
     .unwrap()
 }
@@ -218,7 +219,8 @@ fn cnn_parameter_gradient_matches_finite_differences() {
     let n = 4;
     let x = Array2::from_shape_vec((n, 64), uniform(n * 64, 0.0, 1.0, 401)).unwrap();
     let labels = [0, 3, 4, 1];
-    let (loss, g) = net.loss_parameter_gradient(x.view(), &labels).unwrap();
+    let (loss, g) = net.gradients(x.view(), &labels).unwrap();
+    let g = g.to_flat();
     let p0 = net.parameters();
     assert_eq!(g.len(), p0.len());
     let mut probe = net.clone();
@@ -299,14 +301,8 @@ fn layer_errors_instead_of_panics() {
     assert!(conv.backward_input(Array2::zeros((1, 3)).view()).is_err());
     // Mismatched layer chain.
     let c = random_conv(1, 2, 3, (6, 6), 1, 0, PaddingMode::Zeros, 1);
-    assert!(
-        Cnn::new(vec![
-            CnnLayer::Conv2d(c),
-            CnnLayer::Linear(Linear::random(7, 3, 0))
-        ])
-        .is_err()
-    );
-    assert!(Cnn::new(vec![CnnLayer::Relu]).is_err());
+    assert!(Cnn::new(vec![CnnLayer::Conv2d(c), CnnLayer::Dense(linear(7, 3, 0))]).is_err());
+    assert!(Cnn::new(vec![CnnLayer::RELU]).is_err());
     let net = small_cnn(5);
     assert!(
         net.logits(Array2::from_elem((1, 64), f64::NAN).view())
@@ -314,7 +310,7 @@ fn layer_errors_instead_of_panics() {
     );
     assert!(net.logits(Array2::zeros((1, 63)).view()).is_err());
     assert!(
-        net.loss_parameter_gradient(Array2::zeros((2, 64)).view(), &[0, 9])
+        net.gradients(Array2::zeros((2, 64)).view(), &[0, 9])
             .is_err()
     );
     assert!(
@@ -461,7 +457,6 @@ fn lenet_report_is_consistent() {
 
 #[test]
 fn cnn_training_is_deterministic_reduces_the_loss_and_validates() {
-    use intriguing::models::cnn::{CnnTrainConfig, train_cnn};
     // 4 classes of 8×8 images told apart by which quadrant is bright.
     let n = 64;
     let mut x = Array2::from_shape_vec((n, 64), uniform(n * 64, 0.0, 0.3, 900)).unwrap();
@@ -480,13 +475,15 @@ fn cnn_training_is_deterministic_reduces_the_loss_and_validates() {
         let flat = pool.output_dim();
         Cnn::new(vec![
             CnnLayer::Conv2d(conv),
-            CnnLayer::Relu,
+            CnnLayer::RELU,
             CnnLayer::MaxPool2d(pool),
-            CnnLayer::Linear(Linear::random(flat, 4, 902)),
+            CnnLayer::Dense(linear(flat, 4, 902)),
         ])
         .unwrap()
     };
-    let cfg = CnnTrainConfig::new()
+    let cfg = TrainConfig::new()
+        .with_optimizer(Optimizer::Sgd { momentum: 0.9 })
+        .unwrap()
         .with_epochs(15)
         .unwrap()
         .with_batch_size(8)
@@ -495,38 +492,53 @@ fn cnn_training_is_deterministic_reduces_the_loss_and_validates() {
         .unwrap()
         .with_seed(3);
     let (mut a, mut b) = (make(), make());
-    let ra = train_cnn(&mut a, x.view(), &labels, &cfg, |_, _| {}).unwrap();
-    let rb = train_cnn(&mut b, x.view(), &labels, &cfg, |_, _| {}).unwrap();
+    let ra = train(&mut a, x.view(), &labels, &cfg, |_, _| {}).unwrap();
+    let rb = train(&mut b, x.view(), &labels, &cfg, |_, _| {}).unwrap();
     assert_eq!(a.parameters(), b.parameters());
-    assert_eq!(ra.epoch_losses, rb.epoch_losses);
-    assert!(
-        ra.epoch_losses[14] < 0.3 * ra.epoch_losses[0],
-        "{:?}",
-        ra.epoch_losses
+    let (la, lb): (Vec<f64>, Vec<f64>) = (
+        ra.epochs.iter().map(|e| e.loss).collect(),
+        rb.epochs.iter().map(|e| e.loss).collect(),
     );
+    assert_eq!(la, lb);
+    assert!(la[14] < 0.3 * la[0], "{la:?}");
     assert_eq!(a.error_rate(x.view(), &labels).unwrap(), 0.0);
     // Validation: nothing trained on bad input.
     let before = a.parameters();
-    assert!(train_cnn(&mut a, x.view(), &labels[..10], &cfg, |_, _| {}).is_err());
-    assert!(train_cnn(&mut a, x.view(), &vec![4; n], &cfg, |_, _| {}).is_err());
+    assert!(train(&mut a, x.view(), &labels[..10], &cfg, |_, _| {}).is_err());
+    assert!(train(&mut a, x.view(), &vec![4; n], &cfg, |_, _| {}).is_err());
     let mut bad = x.clone();
     bad[[3, 3]] = f64::NAN;
-    assert!(train_cnn(&mut a, bad.view(), &labels, &cfg, |_, _| {}).is_err());
+    assert!(train(&mut a, bad.view(), &labels, &cfg, |_, _| {}).is_err());
     assert_eq!(a.parameters(), before);
-    assert!(CnnTrainConfig::new().with_epochs(0).is_err());
-    assert!(CnnTrainConfig::new().with_batch_size(0).is_err());
-    assert!(CnnTrainConfig::new().with_learning_rate(-1.0).is_err());
-    assert!(CnnTrainConfig::new().with_momentum(1.0).is_err());
-    assert!(CnnTrainConfig::new().with_weight_decay(f64::NAN).is_err());
+    assert!(TrainConfig::new().with_epochs(0).is_err());
+    assert!(TrainConfig::new().with_batch_size(0).is_err());
+    assert!(TrainConfig::new().with_learning_rate(-1.0).is_err());
+    assert!(TrainConfig::new().with_momentum(1.0).is_err());
+    assert!(
+        TrainConfig::new()
+            .with_uniform_weight_decay(f64::NAN)
+            .is_err()
+    );
     // A diverging learning rate ends in an error, not in NaN parameters.
     let mut c = make();
     let start = c.parameters();
     let wild = cfg.clone().with_learning_rate(1e300).unwrap();
-    let r = train_cnn(&mut c, x.view(), &labels, &wild, |_, _| {});
+    let r = train(&mut c, x.view(), &labels, &wild, |_, _| {});
     assert!(
         matches!(r, Err(intriguing::Error::ModelNonFinite { .. })),
         "{r:?}"
     );
     // Restored to the start of the failing epoch (the first one here).
     assert_eq!(c.parameters(), start);
+}
+
+/// A dense layer without activation, He-normal from `seed`.
+fn linear(inputs: usize, outputs: usize, seed: u64) -> Dense {
+    Dense::he_normal(
+        inputs,
+        outputs,
+        Activation::Identity,
+        &mut ChaCha8Rng::seed_from_u64(seed),
+    )
+    .unwrap()
 }

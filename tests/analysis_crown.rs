@@ -280,7 +280,9 @@ fn fixture() -> &'static Fixture {
         let mut relu = Mlp::random(&[784, 40, 30, 10], Activation::Relu, 4).unwrap();
         sgd(&mut relu, x, y, 3, 0.1, 4);
         let mut lenet = Cnn::lenet(3, 6, 24, 5).unwrap();
-        let cfg = intriguing::models::cnn::CnnTrainConfig::new()
+        let cfg = intriguing::models::TrainConfig::new()
+            .with_momentum(0.9)
+            .unwrap()
             .with_epochs(2)
             .unwrap()
             .with_batch_size(32)
@@ -288,7 +290,7 @@ fn fixture() -> &'static Fixture {
             .with_learning_rate(0.02)
             .unwrap()
             .with_seed(5);
-        intriguing::models::cnn::train_cnn(&mut lenet, x, y, &cfg, |_, _| {}).unwrap();
+        intriguing::models::train(&mut lenet, x, y, &cfg, |_, _| {}).unwrap();
         Fixture {
             data,
             sigmoid,

@@ -153,9 +153,9 @@ fn closed_form_single_layer() {
         .gradients(x.view().insert_axis(ndarray::Axis(0)), &[1])
         .unwrap();
     for o in 0..2 {
-        assert!((grads.biases[0][o] - r[o]).abs() < 1e-14);
+        assert!((grads.bias(0)[o] - r[o]).abs() < 1e-14);
         for j in 0..3 {
-            assert!((grads.weights[0][[o, j]] - r[o] * x[j]).abs() < 1e-14);
+            assert!((grads.weight(0)[[o, j]] - r[o] * x[j]).abs() < 1e-14);
         }
     }
 }
@@ -175,4 +175,153 @@ fn re_entrant_seed_does_not_panic() {
     let seed: LossSeed<'_> = &mut seed;
     let (loss, g) = mlp.loss_gradient(x.view(), seed).unwrap();
     assert!(loss.is_finite() && g.iter().all(|v| v.is_finite()));
+}
+
+/// A network with every layer kind: convolutions (zero and circular padding, stride 2),
+/// activations as layers (sigmoid, tanh, ReLU), max-pooling, flatten, and dense layers with
+/// and without their own activation.
+fn every_layer_kind(seed: u64) -> intriguing::models::cnn::Cnn {
+    use intriguing::models::Layer;
+    use intriguing::models::conv::{Conv2d, MaxPool2d, PaddingMode};
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut w4 = |shape: (usize, usize, usize, usize)| {
+        ndarray::Array4::from_shape_simple_fn(shape, || rng.random_range(-0.6..0.6))
+    };
+    let conv1 = Conv2d::new(
+        w4((3, 2, 3, 3)),
+        array![0.1, -0.2, 0.05],
+        (2, 7, 7),
+        1,
+        1,
+        PaddingMode::Zeros,
+    )
+    .unwrap();
+    let conv2 = Conv2d::new(
+        w4((2, 3, 3, 3)),
+        array![0.02, -0.03],
+        (3, 7, 7),
+        2,
+        1,
+        PaddingMode::Circular,
+    )
+    .unwrap();
+    let pool = MaxPool2d::new(conv2.output_shape(), 2, 1).unwrap();
+    let flat = pool.output_dim();
+    let mut rng = ChaCha8Rng::seed_from_u64(seed + 1);
+    let dense = |i: usize, o: usize, a: Activation, rng: &mut ChaCha8Rng| {
+        let w = Array2::from_shape_simple_fn((o, i), || rng.random_range(-0.5..0.5));
+        let b = Array1::from_shape_simple_fn(o, || rng.random_range(-0.3..0.3));
+        Dense::new(w, b, a).unwrap()
+    };
+    intriguing::models::cnn::Cnn::new(vec![
+        Layer::Conv2d(conv1),
+        Layer::Activation(Activation::Tanh),
+        Layer::Conv2d(conv2),
+        Layer::Activation(Activation::Sigmoid),
+        Layer::MaxPool2d(pool),
+        Layer::Flatten,
+        Layer::Dense(dense(flat, 6, Activation::Identity, &mut rng)),
+        Layer::RELU,
+        Layer::Dense(dense(6, 4, Activation::Tanh, &mut rng)),
+        Layer::Dense(dense(4, 3, Activation::Identity, &mut rng)),
+    ])
+    .unwrap()
+}
+
+#[test]
+fn every_layer_kind_has_input_and_parameter_gradients_matching_finite_differences() {
+    let net = every_layer_kind(31);
+    assert_eq!((net.input_dim(), net.num_classes()), (98, 3));
+    let x = random_inputs(3, 98, 32);
+    let labels = [2, 0, 1];
+    // Input gradient (the attack's path), one row at a time.
+    for (i, &label) in labels.iter().enumerate() {
+        let r = check_gradient(&net, x.row(i), label, 1e-5).unwrap();
+        assert!(r.max_rel_error < 1e-6, "input gradient, row {i}: {r:?}");
+    }
+    // Parameter gradient (the trainer's path) of the batch.
+    let (loss, g) = net.gradients(x.view(), &labels).unwrap();
+    let mut probe = net.clone();
+    let f = |p: ndarray::ArrayView1<'_, f64>| {
+        probe.set_parameters(p).unwrap();
+        let z = probe.logits(x.view()).unwrap();
+        let mut dz = Array2::zeros(z.raw_dim());
+        softmax_cross_entropy_batch(z.view(), &labels, dz.view_mut())
+    };
+    // Gradients here are 1e-5..1e-2: with h = 1e-5 the round-off (~1e-16 · loss / h ≈ 1e-11)
+    // and the truncation (~h² ≈ 1e-10) stay far below both bounds.
+    let r = check_gradient_fn(f, net.parameters().view(), g.as_flat(), 1e-5).unwrap();
+    assert!(
+        r.max_rel_error < 1e-5 && r.max_abs_error < 1e-9,
+        "parameter gradient: {:?}",
+        (r.max_rel_error, r.max_abs_error, r.worst_index)
+    );
+    assert!(loss.is_finite());
+    // Every parameterised layer gets a non-zero gradient, and the views agree with the flat one.
+    for l in [0, 2, 6, 8, 9] {
+        assert!(g.weight(l).iter().any(|&v| v != 0.0), "layer {l}");
+        assert!(g.bias(l).iter().any(|&v| v != 0.0), "layer {l}");
+    }
+    assert!(g.weight(1).is_empty() && g.bias(4).is_empty());
+}
+
+#[test]
+fn any_weight_layout_works() {
+    use intriguing::models::conv::{Conv2d, PaddingMode};
+    // A convolution from a permuted (non-standard layout) array equals the standard one.
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    let hwio = ndarray::Array4::from_shape_simple_fn((3, 3, 2, 4), || rng.random_range(-1.0..1.0));
+    let oihw = hwio.view().permuted_axes([3, 2, 0, 1]);
+    assert!(!oihw.is_standard_layout());
+    let b = Array1::zeros(4);
+    let a = Conv2d::new(
+        oihw.to_owned(),
+        b.clone(),
+        (2, 5, 5),
+        1,
+        0,
+        PaddingMode::Zeros,
+    )
+    .unwrap();
+    let std = oihw.as_standard_layout().into_owned();
+    let s = Conv2d::new(std, b, (2, 5, 5), 1, 0, PaddingMode::Zeros).unwrap();
+    let x = random_inputs(2, 50, 6);
+    assert_eq!(a.forward(x.view()).unwrap(), s.forward(x.view()).unwrap());
+    // A dense layer from a transposed view, inside an MLP.
+    let w = Array2::from_shape_fn((3, 5), |(i, j)| (i * 5 + j) as f64 / 10.0);
+    let wt = w.t().as_standard_layout().into_owned(); // [5, 3], row-major
+    let fortran = wt.reversed_axes(); // [3, 5], column-major
+    assert!(!fortran.is_standard_layout());
+    let m1 = Mlp::new(vec![
+        Dense::new(fortran, Array1::zeros(3), Activation::Tanh).unwrap(),
+    ])
+    .unwrap();
+    let m2 = Mlp::new(vec![
+        Dense::new(w, Array1::zeros(3), Activation::Tanh).unwrap(),
+    ])
+    .unwrap();
+    let x = random_inputs(4, 5, 7);
+    assert_eq!(m1.logits(x.view()).unwrap(), m2.logits(x.view()).unwrap());
+    assert_eq!(m1.parameters(), m2.parameters());
+}
+
+#[test]
+fn absurd_sizes_are_typed_errors() {
+    use intriguing::Error;
+    use intriguing::models::conv::{Conv2d, MaxPool2d};
+    assert!(matches!(
+        Mlp::random(&[usize::MAX, 2], Activation::Relu, 0),
+        Err(Error::InvalidConfig(_))
+    ));
+    assert!(matches!(
+        Mlp::random(&[1 << 20, 1 << 20, 2], Activation::Relu, 0),
+        Err(Error::InvalidConfig(_))
+    ));
+    assert!(Conv2d::random((usize::MAX, 2, 2), 2, 1, 1, 0, 0).is_err());
+    assert!(Conv2d::random((1, 1 << 40, 1 << 40), 1, 1, 1, 0, 0).is_err());
+    assert!(Conv2d::random((1, 8, 8), usize::MAX, 3, 1, 0, 0).is_err());
+    assert!(Conv2d::random((1, 8, 8), 1, 3, 1, usize::MAX, 0).is_err());
+    assert!(MaxPool2d::new((usize::MAX, 4, 4), 2, 2).is_err());
+    assert!(intriguing::models::cnn::Cnn::lenet(usize::MAX, 2, 2, 0).is_err());
+    assert!(intriguing::models::cnn::Cnn::lenet(2, 2, usize::MAX, 0).is_err());
 }

@@ -293,3 +293,20 @@ proptest! {
         let _ = Mlp::from_safetensors_bytes_with(&good, &[Activation::Relu; 4]);
     }
 }
+
+#[test]
+fn a_file_without_tensors_says_so() {
+    // An 8-byte header length, then the JSON header `{}`: a valid safetensors file with nothing in it.
+    let mut bytes = 2u64.to_le_bytes().to_vec();
+    bytes.extend_from_slice(b"{}");
+    assert_format_error(Mlp::from_safetensors_bytes(&bytes), "no tensors");
+    assert_format_error(
+        Mlp::from_safetensors_bytes_with(&bytes, &[Activation::Identity]),
+        "no tensors",
+    );
+    let mut net = intriguing::models::cnn::Cnn::lenet(2, 3, 8, 0).unwrap();
+    assert!(matches!(
+        net.load_weights_from_bytes(&bytes),
+        Err(Error::DataFormat(m)) if m.contains("no tensors")
+    ));
+}

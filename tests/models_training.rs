@@ -107,8 +107,8 @@ fn one_sgd_step_is_w_minus_lr_times_gradient_plus_lambda_w() {
     .unwrap();
     for l in 0..2 {
         let w0 = &mlp0.layers()[l].weight;
-        let expect_w = w0 - &((&g.weights[l] + &(w0 * lam[l])) * lr);
-        let expect_b = &mlp0.layers()[l].bias - &(&g.biases[l] * lr);
+        let expect_w = w0 - &((&g.weight(l) + &(w0 * lam[l])) * lr);
+        let expect_b = &mlp0.layers()[l].bias - &(&g.bias(l) * lr);
         assert!(
             (&mlp.layers()[l].weight - &expect_w)
                 .iter()
@@ -190,7 +190,7 @@ fn momentum_and_adam_steps_match_their_closed_forms() {
     )
     .unwrap();
     let step = &m.layers()[0].weight - &mlp0.layers()[0].weight;
-    for (s, g) in step.iter().zip(g.weights[0].iter()) {
+    for (s, g) in step.iter().zip(g.weight(0).iter()) {
         assert!((s + 0.1 * g / (g.abs() + 1e-8)).abs() < 1e-12, "{s} vs {g}");
     }
     // Two heavy-ball steps: v1 = −η g0, θ1 = θ0 + v1; v2 = μ v1 − η g1, θ2 = θ1 + v2.

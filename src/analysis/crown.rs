@@ -395,7 +395,8 @@ impl Crown {
                         b,
                     });
                 }
-                CnnLayer::Relu => ops.push(Op::Act(Activation::Relu)),
+                CnnLayer::Activation(a) => ops.push(Op::Act(*a)),
+                CnnLayer::Flatten => {}
                 CnnLayer::MaxPool2d(p) => {
                     let (c, h, w) = p.input_shape();
                     let (_, ho, wo) = p.output_shape();
@@ -419,10 +420,15 @@ impl Crown {
                         in_dim: p.input_dim(),
                     });
                 }
-                CnnLayer::Linear(l) => ops.push(Op::Linear {
-                    w: Matrix::Dense(l.weight.clone()),
-                    b: l.bias.clone(),
-                }),
+                CnnLayer::Dense(l) => {
+                    ops.push(Op::Linear {
+                        w: Matrix::Dense(l.weight.clone()),
+                        b: l.bias.clone(),
+                    });
+                    if l.activation != Activation::Identity {
+                        ops.push(Op::Act(l.activation));
+                    }
+                }
             }
         }
         Self::build(ops, cnn.dims()[0])

@@ -170,13 +170,20 @@ impl LayerwiseLipschitz for Cnn {
                     });
                     continue;
                 }
-                CnnLayer::Linear(l) => {
+                CnnLayer::Dense(l) => {
                     n_fc += 1;
                     let norm = spectral_norm(l.weight.view(), cfg)?;
                     rows.push(dense_row(format!("fc{n_fc}"), l.weight.view(), &norm));
-                    continue;
+                    if l.activation == Activation::Identity {
+                        continue;
+                    }
+                    (
+                        l.activation.name().to_string(),
+                        activation_constant(l.activation),
+                    )
                 }
-                CnnLayer::Relu => ("relu".to_string(), 1.0),
+                CnnLayer::Activation(a) => (a.name().to_string(), activation_constant(*a)),
+                CnnLayer::Flatten => continue,
                 CnnLayer::MaxPool2d(p) => (
                     format!("maxpool {}/{}", p.kernel(), p.stride()),
                     p.lipschitz_constant(),
@@ -210,7 +217,9 @@ impl LayerwiseLipschitz for Cnn {
 
     fn logit_layer(&self) -> Option<(ArrayView2<'_, f64>, ArrayView1<'_, f64>)> {
         match self.layers().last() {
-            Some(CnnLayer::Linear(l)) => Some((l.weight.view(), l.bias.view())),
+            Some(CnnLayer::Dense(l)) if l.activation == Activation::Identity => {
+                Some((l.weight.view(), l.bias.view()))
+            }
             _ => None,
         }
     }

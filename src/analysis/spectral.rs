@@ -4,7 +4,7 @@
 use crate::error::{Error, Result};
 use crate::validate;
 use ndarray::{Array1, ArrayView1, ArrayView2, ArrayViewMut1};
-use rand::{RngExt, SeedableRng};
+use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 /// Settings of [`power_iteration`] and [`spectral_norm`].
@@ -108,21 +108,7 @@ pub struct SpectralNorm {
     pub vector: Array1<f64>,
 }
 
-/// Fills `v` with i.i.d. standard Gaussian samples (Box–Muller) from `rng`.
-pub(crate) fn fill_gaussian(v: &mut [f64], rng: &mut ChaCha8Rng) {
-    let mut i = 0;
-    while i < v.len() {
-        let u1: f64 = 1.0 - rng.random::<f64>(); // (0, 1]
-        let u2: f64 = rng.random::<f64>();
-        let r = (-2.0 * u1.ln()).sqrt();
-        let t = std::f64::consts::TAU * u2;
-        v[i] = r * t.cos();
-        if i + 1 < v.len() {
-            v[i + 1] = r * t.sin();
-        }
-        i += 2;
-    }
-}
+pub(crate) use crate::models::init::fill_gaussian;
 
 /// Fills `v` with a seeded standard Gaussian sample and normalises it.
 pub(crate) fn random_unit_vector(v: &mut [f64], rng: &mut ChaCha8Rng) {

@@ -420,7 +420,7 @@ fn pretrain_autoencoder(
     ae.train(x, &ae_cfg, |e| {
         progress(&Event::Epoch {
             model: format!("{} autoencoder", spec.name),
-            epoch: e.epoch + 1,
+            epoch: e.epoch,
             epochs,
             loss: e.loss,
             elapsed: last.elapsed(),

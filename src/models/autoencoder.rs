@@ -1,6 +1,6 @@
 //! The paper's AE400-10: a single-layer sparse autoencoder with a softmax classifier on its
 //! code, stacked into one [`Mlp`] so that the whole model is a
-//! [`Classifier`](crate::Classifier) attacked end to end.
+//! [`Classifier`] attacked end to end.
 //!
 //! # Model
 //!
@@ -14,11 +14,14 @@
 //!
 //!   `KL(ρ‖ρ̂) = ρ log(ρ/ρ̂) + (1 − ρ) log((1 − ρ)/(1 − ρ̂))`.
 //!
-//! Training is minibatch Adam on `J` (batched matrix products, one forward and one backward
-//! pass per minibatch), unsupervised. A softmax layer (weight decay λ = 1e-6 in the paper) is
-//! then trained on the codes `h` of the training set by minibatch Adam on the mean
-//! cross-entropy + λ/2 ‖W‖². [`SparseAutoencoder::stack`] turns encoder + softmax into the
-//! [`Mlp`] `[input → hidden sigmoid → classes identity]`.
+//! The autoencoder is the [`Mlp`] `[input → hidden sigmoid → input sigmoid]` and `J` is a
+//! [`TrainLoss`] ([`SparseObjective`]: reconstruction on the outputs, the KL penalty on the
+//! hidden layer's output) plugged into the crate's one trainer ([`fit`]) with
+//! minibatch Adam and per-layer weight decay λ on both weights; unsupervised. A softmax layer
+//! (weight decay λ = 1e-6 in the paper) is then trained on the codes `h` of the training set
+//! by the same trainer ([`train`], Adam, mean cross-entropy + λ/2 ‖W‖²).
+//! [`SparseAutoencoder::stack`] turns encoder + softmax into the [`Mlp`]
+//! `[input → hidden sigmoid → classes identity]`.
 //!
 //! # Examples
 //!
@@ -40,43 +43,74 @@
 //! # Ok::<(), intriguing::Error>(())
 //! ```
 
-use super::{Activation, Dense, Mlp};
-use crate::classifier::softmax_cross_entropy;
+use super::layer::Module;
+use super::train::{TrainLoss, fit, train};
+use super::{Activation, Dense, EpochInfo, Gradients, Mlp, Optimizer, TrainConfig, TrainReport};
+use crate::classifier::Classifier;
 use crate::error::{Error, Result, check_finite};
-use crate::validate::{at_least_one, in_open_unit_interval, non_negative, positive};
-use ndarray::linalg::general_mat_mul;
-use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis, s};
-use rand::SeedableRng;
-use rand::seq::SliceRandom;
-use rand_chacha::ChaCha8Rng;
+use crate::validate::{at_least_one, in_open_unit_interval, non_negative};
+use ndarray::{Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut2};
 
-/// Settings of [`SparseAutoencoder::train`]. Build with [`Default`] and the validating
-/// `with_*` setters.
+/// `with_epochs`, `with_batch_size`, `with_learning_rate`, `with_seed` of a config that holds
+/// a `training: TrainConfig`: shorthands for the trainer's own setters.
+macro_rules! training_shorthands {
+    ($t:ty) => {
+        impl $t {
+            /// Shorthand for the trainer's [`TrainConfig::with_epochs`].
+            pub fn with_epochs(mut self, n: usize) -> Result<Self> {
+                self.training = self.training.with_epochs(n)?;
+                Ok(self)
+            }
+            /// Shorthand for the trainer's [`TrainConfig::with_batch_size`].
+            pub fn with_batch_size(mut self, n: usize) -> Result<Self> {
+                self.training = self.training.with_batch_size(n)?;
+                Ok(self)
+            }
+            /// Shorthand for the trainer's [`TrainConfig::with_learning_rate`].
+            pub fn with_learning_rate(mut self, lr: f64) -> Result<Self> {
+                self.training = self.training.with_learning_rate(lr)?;
+                Ok(self)
+            }
+            /// Shorthand for the trainer's [`TrainConfig::with_seed`].
+            pub fn with_seed(mut self, seed: u64) -> Self {
+                self.training = self.training.with_seed(seed);
+                self
+            }
+        }
+    };
+}
+
+training_shorthands!(SparseAeConfig);
+training_shorthands!(SoftmaxConfig);
+
+/// Settings of [`SparseAutoencoder::train`]: the code width, the terms of `J`
+/// ([`SparseLoss`]) and the trainer's settings ([`TrainConfig`]). Build with [`Default`] and
+/// the validating `with_*` setters.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SparseAeConfig {
     hidden: usize,
-    rho: f64,
-    beta: f64,
-    weight_decay: f64,
-    epochs: usize,
-    batch_size: usize,
-    learning_rate: f64,
-    seed: u64,
+    loss: SparseLoss,
+    training: TrainConfig,
 }
 
 impl Default for SparseAeConfig {
     /// 400 hidden units, ρ = 0.05, β = 3, λ = 3e-3 (UFLDL's MNIST values), 10 epochs of
-    /// minibatches of 100, Adam learning rate 3e-3, seed 0.
+    /// minibatches of 100 (a ragged last one skipped), Adam learning rate 3e-3, seed 0.
     fn default() -> Self {
         SparseAeConfig {
             hidden: 400,
-            rho: 0.05,
-            beta: 3.0,
-            weight_decay: 3e-3,
-            epochs: 10,
-            batch_size: 100,
-            learning_rate: 3e-3,
-            seed: 0,
+            loss: SparseLoss {
+                rho: 0.05,
+                beta: 3.0,
+                weight_decay: 3e-3,
+            },
+            training: TrainConfig::new()
+                .with_epochs(10)
+                .and_then(|c| c.with_batch_size(100))
+                .and_then(|c| c.with_learning_rate(3e-3))
+                .and_then(|c| c.with_optimizer(Optimizer::ADAM))
+                .expect("valid defaults")
+                .with_drop_last(true),
         }
     }
 }
@@ -84,48 +118,28 @@ impl Default for SparseAeConfig {
 impl SparseAeConfig {
     /// Number of code units (≥ 1).
     pub fn with_hidden(mut self, n: usize) -> Result<Self> {
-        at_least_one("hidden units", n)?;
-        self.hidden = n;
+        self.hidden = at_least_one("hidden units", n)?;
         Ok(self)
     }
     /// Target mean activation ρ in (0, 1).
     pub fn with_rho(mut self, rho: f64) -> Result<Self> {
-        self.rho = in_open_unit_interval("rho", rho)?;
+        self.loss.rho = in_open_unit_interval("rho", rho)?;
         Ok(self)
     }
     /// Weight β ≥ 0 of the KL sparsity penalty.
     pub fn with_beta(mut self, beta: f64) -> Result<Self> {
-        non_negative("beta", beta)?;
-        self.beta = beta;
+        self.loss.beta = non_negative("beta", beta)?;
         Ok(self)
     }
     /// Weight decay λ ≥ 0 on both weight matrices (not on biases).
     pub fn with_weight_decay(mut self, lambda: f64) -> Result<Self> {
-        non_negative("weight decay", lambda)?;
-        self.weight_decay = lambda;
+        self.loss.weight_decay = non_negative("weight decay", lambda)?;
         Ok(self)
     }
-    /// Number of passes over the data (≥ 1).
-    pub fn with_epochs(mut self, n: usize) -> Result<Self> {
-        at_least_one("epochs", n)?;
-        self.epochs = n;
-        Ok(self)
-    }
-    /// Minibatch size (≥ 1).
-    pub fn with_batch_size(mut self, n: usize) -> Result<Self> {
-        at_least_one("batch size", n)?;
-        self.batch_size = n;
-        Ok(self)
-    }
-    /// Adam step size (> 0).
-    pub fn with_learning_rate(mut self, lr: f64) -> Result<Self> {
-        positive("learning rate", lr)?;
-        self.learning_rate = lr;
-        Ok(self)
-    }
-    /// Seed of the shuffling.
-    pub fn with_seed(mut self, seed: u64) -> Self {
-        self.seed = seed;
+    /// The trainer's settings (epochs, batches, optimizer, learning rate, seed). Its weight
+    /// decay is ignored: λ comes from [`with_weight_decay`](Self::with_weight_decay).
+    pub fn with_training(mut self, training: TrainConfig) -> Self {
+        self.training = training;
         self
     }
     /// Number of code units.
@@ -134,15 +148,15 @@ impl SparseAeConfig {
     }
     /// Number of epochs.
     pub fn epochs(&self) -> usize {
-        self.epochs
+        self.training.epochs()
+    }
+    /// The trainer's settings.
+    pub fn training(&self) -> &TrainConfig {
+        &self.training
     }
     /// The [`SparseLoss`] these settings define.
     pub fn loss(&self) -> SparseLoss {
-        SparseLoss {
-            rho: self.rho,
-            beta: self.beta,
-            weight_decay: self.weight_decay,
-        }
+        self.loss
     }
 }
 
@@ -157,14 +171,12 @@ pub struct SparseLoss {
     pub weight_decay: f64,
 }
 
-/// Settings of [`SparseAutoencoder::train_softmax`].
+/// Settings of [`SparseAutoencoder::train_softmax`]: the weight decay λ and the trainer's
+/// settings.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SoftmaxConfig {
     weight_decay: f64,
-    epochs: usize,
-    batch_size: usize,
-    learning_rate: f64,
-    seed: u64,
+    training: TrainConfig,
 }
 
 impl Default for SoftmaxConfig {
@@ -172,10 +184,12 @@ impl Default for SoftmaxConfig {
     fn default() -> Self {
         SoftmaxConfig {
             weight_decay: 1e-6,
-            epochs: 30,
-            batch_size: 100,
-            learning_rate: 1e-2,
-            seed: 0,
+            training: TrainConfig::new()
+                .with_epochs(30)
+                .and_then(|c| c.with_batch_size(100))
+                .and_then(|c| c.with_learning_rate(1e-2))
+                .and_then(|c| c.with_optimizer(Optimizer::ADAM))
+                .expect("valid defaults"),
         }
     }
 }
@@ -183,346 +197,217 @@ impl Default for SoftmaxConfig {
 impl SoftmaxConfig {
     /// Weight decay λ ≥ 0 (the loss is mean cross-entropy + λ/2 ‖W‖²).
     pub fn with_weight_decay(mut self, lambda: f64) -> Result<Self> {
-        non_negative("weight decay", lambda)?;
-        self.weight_decay = lambda;
+        self.weight_decay = non_negative("weight decay", lambda)?;
         Ok(self)
     }
-    /// Number of passes over the data (≥ 1).
-    pub fn with_epochs(mut self, n: usize) -> Result<Self> {
-        at_least_one("epochs", n)?;
-        self.epochs = n;
-        Ok(self)
-    }
-    /// Minibatch size (≥ 1).
-    pub fn with_batch_size(mut self, n: usize) -> Result<Self> {
-        at_least_one("batch size", n)?;
-        self.batch_size = n;
-        Ok(self)
-    }
-    /// Adam step size (> 0).
-    pub fn with_learning_rate(mut self, lr: f64) -> Result<Self> {
-        positive("learning rate", lr)?;
-        self.learning_rate = lr;
-        Ok(self)
-    }
-    /// Seed of the shuffling.
-    pub fn with_seed(mut self, seed: u64) -> Self {
-        self.seed = seed;
+    /// The trainer's settings. Its weight decay is ignored: λ comes from
+    /// [`with_weight_decay`](Self::with_weight_decay).
+    pub fn with_training(mut self, training: TrainConfig) -> Self {
+        self.training = training;
         self
     }
 }
 
-/// Progress of one epoch of [`SparseAutoencoder::train`].
-#[derive(Clone, Debug, PartialEq)]
-pub struct AeEpoch {
-    /// 0-based epoch index.
-    pub epoch: usize,
-    /// Mean over the epoch's minibatches of the full objective `J`.
-    pub loss: f64,
-    /// Mean over the epoch's minibatches of the reconstruction term `1/(2n) Σ ‖x̂ − x‖²`.
-    pub reconstruction: f64,
-    /// Mean code activation over the epoch (to compare with ρ).
-    pub mean_activation: f64,
+/// The sparse-autoencoder objective on the training rows `x` as a [`TrainLoss`]: the
+/// reconstruction term `1/(2n) Σ ‖x̂ − x‖²` on the outputs and `β Σ_j KL(ρ ‖ ρ̂_j)` on the code
+/// (layer 0). The weight decay is the trainer's.
+pub struct SparseObjective<'a> {
+    x: ArrayView2<'a, f64>,
+    loss: SparseLoss,
+    rho_hat: Vec<f64>,
 }
 
-/// Gradients of the sparse-autoencoder objective.
-#[derive(Clone, Debug, PartialEq)]
-pub struct AeGradients {
-    /// `dJ/dW₁` `[hidden, input]`.
-    pub encoder_weight: Array2<f64>,
-    /// `dJ/db₁` `[hidden]`.
-    pub encoder_bias: Array1<f64>,
-    /// `dJ/dW₂` `[input, hidden]`.
-    pub decoder_weight: Array2<f64>,
-    /// `dJ/db₂` `[input]`.
-    pub decoder_bias: Array1<f64>,
-}
-
-impl AeGradients {
-    /// All entries in the order of [`SparseAutoencoder::parameters`].
-    pub fn to_flat(&self) -> Array1<f64> {
-        self.encoder_weight
-            .iter()
-            .chain(&self.encoder_bias)
-            .chain(&self.decoder_weight)
-            .chain(&self.decoder_bias)
-            .copied()
-            .collect()
-    }
-}
-
-/// A one-hidden-layer sparse autoencoder with sigmoid encoder and sigmoid decoder (untied
-/// weights). See the [module docs](self).
-#[derive(Clone, Debug, PartialEq)]
-pub struct SparseAutoencoder {
-    encoder: Dense,
-    decoder: Dense,
-}
-
-fn sigmoid(x: f64) -> f64 {
-    Activation::Sigmoid.apply(x)
-}
-
-/// `out = x Wᵀ + b`, then sigmoid.
-fn affine_sigmoid(x: ArrayView2<'_, f64>, layer: &Dense, out: &mut Array2<f64>) {
-    out.assign(&layer.bias);
-    general_mat_mul(1.0, &x, &layer.weight.t(), 1.0, out);
-    out.mapv_inplace(sigmoid);
-}
-
-/// Work buffers for one minibatch.
-struct AeBuffers {
-    h: Array2<f64>,
-    xhat: Array2<f64>,
-    d3: Array2<f64>,
-    d2: Array2<f64>,
-    rho_hat: Array1<f64>,
-    dkl: Array1<f64>,
-}
-
-impl AeBuffers {
-    fn new(n: usize, input: usize, hidden: usize) -> Self {
-        AeBuffers {
-            h: Array2::zeros((n, hidden)),
-            xhat: Array2::zeros((n, input)),
-            d3: Array2::zeros((n, input)),
-            d2: Array2::zeros((n, hidden)),
-            rho_hat: Array1::zeros(hidden),
-            dkl: Array1::zeros(hidden),
+impl<'a> SparseObjective<'a> {
+    /// The objective for the training inputs `x` (the targets are the inputs).
+    pub fn new(x: ArrayView2<'a, f64>, loss: SparseLoss) -> Self {
+        SparseObjective {
+            x,
+            loss,
+            rho_hat: Vec::new(),
         }
     }
 }
 
-/// Terms of one evaluation.
-struct AeTerms {
-    loss: f64,
-    reconstruction: f64,
-    mean_activation: f64,
+impl TrainLoss for SparseObjective<'_> {
+    fn loss(
+        &mut self,
+        rows: &[usize],
+        out: ArrayView2<'_, f64>,
+        mut d: ArrayViewMut2<'_, f64>,
+    ) -> f64 {
+        let n = rows.len() as f64;
+        let mut rec = 0.0;
+        for ((o, mut dr), &i) in out.rows().into_iter().zip(d.rows_mut()).zip(rows) {
+            for ((&xh, dv), &xi) in o.iter().zip(dr.iter_mut()).zip(self.x.row(i)) {
+                let e = xh - xi;
+                rec += e * e;
+                *dv = e / n;
+            }
+        }
+        rec / (2.0 * n)
+    }
+
+    fn activity(
+        &mut self,
+        layer: usize,
+        rows: &[usize],
+        h: ArrayView2<'_, f64>,
+        mut dh: ArrayViewMut2<'_, f64>,
+    ) -> f64 {
+        if layer != 0 || self.loss.beta == 0.0 {
+            return 0.0;
+        }
+        let n = rows.len() as f64;
+        let (rho, beta) = (self.loss.rho, self.loss.beta);
+        self.rho_hat.clear();
+        self.rho_hat.resize(h.ncols(), 0.0);
+        for row in h.rows() {
+            self.rho_hat.iter_mut().zip(row).for_each(|(r, &v)| *r += v);
+        }
+        let eps = 1e-12;
+        let mut kl = 0.0;
+        for r in &mut self.rho_hat {
+            let rh = (*r / n).clamp(eps, 1.0 - eps);
+            kl += rho * (rho / rh).ln() + (1.0 - rho) * ((1.0 - rho) / (1.0 - rh)).ln();
+            // dJ/dh_ij = β (−ρ/ρ̂_j + (1 − ρ)/(1 − ρ̂_j)) / n, the same for every row.
+            *r = beta * (-rho / rh + (1.0 - rho) / (1.0 - rh)) / n;
+        }
+        for mut row in dh.rows_mut() {
+            row.iter_mut()
+                .zip(&self.rho_hat)
+                .for_each(|(d, &s)| *d += s);
+        }
+        beta * kl
+    }
+}
+
+/// A one-hidden-layer sparse autoencoder with sigmoid encoder and sigmoid decoder (untied
+/// weights): the [`Mlp`] `[input → hidden → input]`. See the [module docs](self).
+#[derive(Clone, Debug, PartialEq)]
+pub struct SparseAutoencoder {
+    net: Mlp,
 }
 
 impl SparseAutoencoder {
     /// An autoencoder `input → hidden → input` with Glorot-uniform weights and zero biases,
-    /// drawn from `ChaCha8Rng::seed_from_u64(seed)`.
+    /// drawn from `ChaCha8Rng::seed_from_u64(seed)` (encoder first).
     pub fn random(input: usize, hidden: usize, seed: u64) -> Result<Self> {
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
         Ok(SparseAutoencoder {
-            encoder: Dense::glorot(input, hidden, Activation::Sigmoid, &mut rng)?,
-            decoder: Dense::glorot(hidden, input, Activation::Sigmoid, &mut rng)?,
+            net: Mlp::random_with(&[input, hidden, input], |_| Activation::Sigmoid, seed)?,
         })
     }
 
     /// An autoencoder from its two layers. Both must be sigmoid, the encoder `[hidden, input]`,
     /// the decoder `[input, hidden]`.
     pub fn new(encoder: Dense, decoder: Dense) -> Result<Self> {
-        let enc = Dense::new(encoder.weight, encoder.bias, encoder.activation)?;
-        let dec = Dense::new(decoder.weight, decoder.bias, decoder.activation)?;
-        if enc.activation != Activation::Sigmoid || dec.activation != Activation::Sigmoid {
+        if encoder.activation != Activation::Sigmoid || decoder.activation != Activation::Sigmoid {
             return Err(Error::InvalidConfig(
                 "both autoencoder layers must use the sigmoid activation".into(),
             ));
         }
-        if dec.in_dim() != enc.out_dim() || dec.out_dim() != enc.in_dim() {
+        if decoder.out_dim() != encoder.in_dim() {
             return Err(Error::shape(
                 "decoder weight",
-                format!("[{}, {}]", enc.in_dim(), enc.out_dim()),
-                format!("{:?}", dec.weight.shape()),
+                format!("[{}, {}]", encoder.in_dim(), encoder.out_dim()),
+                format!("{:?}", decoder.weight.shape()),
             ));
         }
         Ok(SparseAutoencoder {
-            encoder: enc,
-            decoder: dec,
+            net: Mlp::new(vec![encoder, decoder])?,
         })
     }
 
     /// The encoder layer (`[hidden, input]`, sigmoid).
     pub fn encoder(&self) -> &Dense {
-        &self.encoder
+        &self.net.layers()[0]
     }
 
     /// The decoder layer (`[input, hidden]`, sigmoid).
     pub fn decoder(&self) -> &Dense {
-        &self.decoder
+        &self.net.layers()[1]
+    }
+
+    /// The autoencoder as an [`Mlp`] (its outputs are the reconstructions).
+    pub fn as_mlp(&self) -> &Mlp {
+        &self.net
     }
 
     /// Input dimension.
     pub fn input_dim(&self) -> usize {
-        self.encoder.in_dim()
+        self.net.input_dim()
     }
 
     /// Number of code units.
     pub fn hidden_dim(&self) -> usize {
-        self.encoder.out_dim()
+        self.encoder().out_dim()
     }
 
     fn check(&self, x: ArrayView2<'_, f64>) -> Result<()> {
-        if x.ncols() != self.input_dim() {
-            return Err(Error::shape(
-                "autoencoder inputs",
-                format!("[n, {}]", self.input_dim()),
-                format!("{:?}", x.shape()),
-            ));
-        }
+        self.net.check_inputs(x)?;
         if x.nrows() == 0 {
             return Err(Error::InvalidConfig("autoencoder on an empty batch".into()));
         }
-        check_finite(x.iter(), "autoencoder inputs")
+        Ok(())
     }
 
     /// The codes `σ(x W₁ᵀ + b₁)` of a batch, `[n, hidden]`.
     pub fn encode(&self, x: ArrayView2<'_, f64>) -> Result<Array2<f64>> {
         self.check(x)?;
-        let mut h = Array2::zeros((x.nrows(), self.hidden_dim()));
-        for (xc, mut hc) in x
-            .axis_chunks_iter(Axis(0), 1024)
-            .zip(h.axis_chunks_iter_mut(Axis(0), 1024))
-        {
-            let mut tmp = Array2::zeros((xc.nrows(), self.hidden_dim()));
-            affine_sigmoid(xc, &self.encoder, &mut tmp);
-            hc.assign(&tmp);
-        }
-        Ok(h)
+        self.net.hidden_representation(x, 0)
     }
 
     /// The reconstructions `x̂` of a batch, `[n, input]`.
     pub fn reconstruct(&self, x: ArrayView2<'_, f64>) -> Result<Array2<f64>> {
-        let h = self.encode(x)?;
-        let mut xhat = Array2::zeros((x.nrows(), self.input_dim()));
-        affine_sigmoid(h.view(), &self.decoder, &mut xhat);
-        Ok(xhat)
+        self.check(x)?;
+        self.net.logits(x)
     }
 
     /// All parameters as one vector: `W₁` (row-major), `b₁`, `W₂`, `b₂`.
     pub fn parameters(&self) -> Array1<f64> {
-        self.encoder
-            .weight
-            .iter()
-            .chain(&self.encoder.bias)
-            .chain(&self.decoder.weight)
-            .chain(&self.decoder.bias)
-            .copied()
-            .collect()
+        self.net.parameters()
     }
 
     /// Sets all parameters from a vector laid out as [`SparseAutoencoder::parameters`]. Errors
     /// (model unchanged) on a wrong length or non-finite values.
     pub fn set_parameters(&mut self, flat: ArrayView1<'_, f64>) -> Result<()> {
-        let total = self.parameters().len();
-        if flat.len() != total {
-            return Err(Error::shape("autoencoder parameters", total, flat.len()));
-        }
-        check_finite(flat.iter(), "autoencoder parameters")?;
-        let mut it = flat.iter();
-        for v in self
-            .encoder
-            .weight
-            .iter_mut()
-            .chain(self.encoder.bias.iter_mut())
-            .chain(self.decoder.weight.iter_mut())
-            .chain(self.decoder.bias.iter_mut())
-        {
-            *v = *it.next().expect("length checked");
-        }
-        Ok(())
+        self.net.set_parameters(flat)
     }
 
-    /// Forward + backward on one batch into `buf` and `grads` (gradients overwritten).
-    fn forward_backward(
-        &self,
-        x: ArrayView2<'_, f64>,
-        loss: &SparseLoss,
-        buf: &mut AeBuffers,
-        grads: &mut AeGradients,
-    ) -> AeTerms {
-        let n = x.nrows() as f64;
-        affine_sigmoid(x, &self.encoder, &mut buf.h);
-        affine_sigmoid(buf.h.view(), &self.decoder, &mut buf.xhat);
-        // Reconstruction term and δ₃ = (x̂ − x) ⊙ x̂(1 − x̂) / n.
-        let mut rec = 0.0;
-        ndarray::Zip::from(&mut buf.d3)
-            .and(&buf.xhat)
-            .and(x)
-            .for_each(|d, &xh, &xi| {
-                let e = xh - xi;
-                rec += e * e;
-                *d = e * xh * (1.0 - xh) / n;
-            });
-        rec /= 2.0 * n;
-        // Sparsity.
-        let rho = loss.rho;
-        column_sums(&buf.h, &mut buf.rho_hat);
-        buf.rho_hat.mapv_inplace(|v| v / n);
-        let eps = 1e-12;
-        let mut kl = 0.0;
-        for (d, &r) in buf.dkl.iter_mut().zip(&buf.rho_hat) {
-            let r = r.clamp(eps, 1.0 - eps);
-            kl += rho * (rho / r).ln() + (1.0 - rho) * ((1.0 - rho) / (1.0 - r)).ln();
-            *d = loss.beta * (-rho / r + (1.0 - rho) / (1.0 - r)) / n;
-        }
-        let wd = 0.5
-            * loss.weight_decay
-            * (self.encoder.weight.iter().map(|w| w * w).sum::<f64>()
-                + self.decoder.weight.iter().map(|w| w * w).sum::<f64>());
-        // Decoder gradients.
-        grads.decoder_weight.assign(&self.decoder.weight);
-        general_mat_mul(
-            1.0,
-            &buf.d3.t(),
-            &buf.h,
-            loss.weight_decay,
-            &mut grads.decoder_weight,
-        );
-        column_sums(&buf.d3, &mut grads.decoder_bias);
-        // δ₂ = (δ₃ W₂ + dKL) ⊙ h(1 − h).
-        general_mat_mul(1.0, &buf.d3, &self.decoder.weight, 0.0, &mut buf.d2);
-        ndarray::Zip::from(buf.d2.rows_mut())
-            .and(buf.h.rows())
-            .for_each(|mut d, h| {
-                ndarray::Zip::from(&mut d)
-                    .and(&h)
-                    .and(&buf.dkl)
-                    .for_each(|d, &h, &s| *d = (*d + s) * h * (1.0 - h));
-            });
-        grads.encoder_weight.assign(&self.encoder.weight);
-        general_mat_mul(
-            1.0,
-            &buf.d2.t(),
-            &x,
-            loss.weight_decay,
-            &mut grads.encoder_weight,
-        );
-        column_sums(&buf.d2, &mut grads.encoder_bias);
-        AeTerms {
-            loss: rec + loss.beta * kl + wd,
-            reconstruction: rec,
-            mean_activation: buf.rho_hat.mean().unwrap_or(0.0),
-        }
-    }
-
-    fn zero_gradients(&self) -> AeGradients {
-        AeGradients {
-            encoder_weight: Array2::zeros(self.encoder.weight.raw_dim()),
-            encoder_bias: Array1::zeros(self.encoder.bias.len()),
-            decoder_weight: Array2::zeros(self.decoder.weight.raw_dim()),
-            decoder_bias: Array1::zeros(self.decoder.bias.len()),
-        }
-    }
-
-    /// The objective `J` on the batch `x` and its gradients with respect to every parameter.
+    /// The objective `J` (weight decay included) on the batch `x` and its gradient with respect
+    /// to every parameter (layout of [`parameters`](Self::parameters)).
     pub fn loss_gradients(
         &self,
         x: ArrayView2<'_, f64>,
         loss: &SparseLoss,
-    ) -> Result<(f64, AeGradients)> {
+    ) -> Result<(f64, Gradients)> {
         self.check(x)?;
-        let mut buf = AeBuffers::new(x.nrows(), self.input_dim(), self.hidden_dim());
-        let mut g = self.zero_gradients();
-        let t = self.forward_backward(x, loss, &mut buf, &mut g);
-        if !t.loss.is_finite() {
+        let rows: Vec<usize> = (0..x.nrows()).collect();
+        let mut obj = SparseObjective::new(x, *loss);
+        let cell = std::cell::RefCell::new(&mut obj);
+        let mut out = |z: ArrayView2<'_, f64>, dz: ArrayViewMut2<'_, f64>| {
+            cell.borrow_mut().loss(&rows, z, dz)
+        };
+        let (mut j, g) = self
+            .net
+            .gradients_with_activity(x, &mut out, &mut |l, h, dh| {
+                cell.borrow_mut().activity(l, &rows, h, dh)
+            })?;
+        let mut flat = g.to_flat();
+        let lam = loss.weight_decay;
+        for ((s, w, _), layer) in self.net.spans().into_iter().zip(self.net.layers()) {
+            let ws = layer.params().0;
+            j += 0.5 * lam * ws.iter().map(|v| v * v).sum::<f64>();
+            flat.slice_mut(ndarray::s![s..s + w])
+                .iter_mut()
+                .zip(ws.iter())
+                .for_each(|(g, &v)| *g += lam * v);
+        }
+        if !j.is_finite() {
             return Err(Error::ModelNonFinite {
                 what: "autoencoder loss".into(),
             });
         }
-        Ok((t.loss, g))
+        Ok((j, Gradients::from_flat(flat, self.net.spans())))
     }
 
     /// The objective `J` on the batch `x`.
@@ -530,16 +415,18 @@ impl SparseAutoencoder {
         Ok(self.loss_gradients(x, loss)?.0)
     }
 
-    /// Trains the autoencoder on the rows of `x` (unsupervised) by minibatch Adam, calling
-    /// `on_epoch` after every epoch. Returns the per-epoch progress. Errors if the number of
-    /// code units of `cfg` differs from the model's, or on non-finite data or a diverging
-    /// loss (the model is then left at its last finite state).
+    /// Trains the autoencoder on the rows of `x` (unsupervised) with the crate's trainer
+    /// ([`fit`]) on [`SparseObjective`], calling `on_epoch` after every epoch
+    /// (1-based [`EpochInfo`]: `loss` is the mean of reconstruction + sparsity, `objective` adds
+    /// the weight decay). Errors if the number of code units of `cfg` differs from the
+    /// model's, or on non-finite data or a diverging loss (the model is then restored to its
+    /// last finite epoch).
     pub fn train(
         &mut self,
         x: ArrayView2<'_, f64>,
         cfg: &SparseAeConfig,
-        mut on_epoch: impl FnMut(&AeEpoch),
-    ) -> Result<Vec<AeEpoch>> {
+        mut on_epoch: impl FnMut(&EpochInfo),
+    ) -> Result<TrainReport> {
         self.check(x)?;
         if cfg.hidden != self.hidden_dim() {
             return Err(Error::InvalidConfig(format!(
@@ -548,75 +435,14 @@ impl SparseAutoencoder {
                 self.hidden_dim()
             )));
         }
-        let loss = cfg.loss();
-        let n = x.nrows();
-        let bs = cfg.batch_size.min(n);
-        let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
-        let mut order: Vec<usize> = (0..n).collect();
-        let mut batch = Array2::zeros((bs, self.input_dim()));
-        let mut buf = AeBuffers::new(bs, self.input_dim(), self.hidden_dim());
-        let mut g = self.zero_gradients();
-        let np = self.parameters().len();
-        let mut adam = Adam::new(np, cfg.learning_rate);
-        let mut flat_g = vec![0.0; np];
-        let mut history = Vec::with_capacity(cfg.epochs);
-        for epoch in 0..cfg.epochs {
-            order.shuffle(&mut rng);
-            let (mut sum_loss, mut sum_rec, mut sum_act, mut batches) = (0.0, 0.0, 0.0, 0usize);
-            for chunk in order.chunks(bs) {
-                let xb = if chunk.len() == bs {
-                    for (mut row, &i) in batch.rows_mut().into_iter().zip(chunk) {
-                        row.assign(&x.row(i));
-                    }
-                    batch.view()
-                } else {
-                    // Drop the ragged last minibatch: its sparsity estimate is noisier.
-                    continue;
-                };
-                let t = self.forward_backward(xb, &loss, &mut buf, &mut g);
-                if !t.loss.is_finite() {
-                    return Err(Error::ModelNonFinite {
-                        what: format!("autoencoder loss in epoch {epoch}"),
-                    });
-                }
-                for (d, s) in flat_g.iter_mut().zip(
-                    g.encoder_weight
-                        .iter()
-                        .chain(&g.encoder_bias)
-                        .chain(&g.decoder_weight)
-                        .chain(&g.decoder_bias),
-                ) {
-                    *d = *s;
-                }
-                let params = self
-                    .encoder
-                    .weight
-                    .iter_mut()
-                    .chain(self.encoder.bias.iter_mut())
-                    .chain(self.decoder.weight.iter_mut())
-                    .chain(self.decoder.bias.iter_mut());
-                adam.step(params, &flat_g);
-                sum_loss += t.loss;
-                sum_rec += t.reconstruction;
-                sum_act += t.mean_activation;
-                batches += 1;
-            }
-            let b = batches.max(1) as f64;
-            let e = AeEpoch {
-                epoch,
-                loss: sum_loss / b,
-                reconstruction: sum_rec / b,
-                mean_activation: sum_act / b,
-            };
-            on_epoch(&e);
-            history.push(e);
-        }
-        Ok(history)
+        let lam = cfg.loss.weight_decay;
+        let training = cfg.training.clone().with_uniform_weight_decay(lam)?;
+        let mut obj = SparseObjective::new(x, cfg.loss);
+        fit(&mut self.net, x, &training, &mut obj, |e, _| on_epoch(e))
     }
 
     /// Trains a softmax layer `[classes, hidden]` (identity activation: it outputs logits) on
-    /// the codes of `x` by minibatch Adam on mean cross-entropy + λ/2 ‖W‖² (λ from `cfg`; the
-    /// bias is not decayed).
+    /// the codes of `x` (see [`train_softmax_layer`]).
     pub fn train_softmax(
         &self,
         x: ArrayView2<'_, f64>,
@@ -638,125 +464,38 @@ impl SparseAutoencoder {
                 format!("{:?}", softmax.weight.shape()),
             ));
         }
-        Mlp::new(vec![self.encoder.clone(), softmax])
+        Mlp::new(vec![self.encoder().clone(), softmax])
     }
 }
 
-/// Trains a softmax-regression layer on fixed features (see
-/// [`SparseAutoencoder::train_softmax`]).
+/// Trains a softmax-regression layer (zero initialisation) on fixed features with the crate's
+/// trainer ([`train`]): mean cross-entropy + λ/2 ‖W‖² (the bias not decayed).
 pub fn train_softmax_layer(
     features: ArrayView2<'_, f64>,
     labels: &[usize],
     classes: usize,
     cfg: &SoftmaxConfig,
 ) -> Result<Dense> {
-    if labels.len() != features.nrows() {
-        return Err(Error::shape("labels", features.nrows(), labels.len()));
-    }
-    if features.nrows() == 0 || classes == 0 {
+    if features.nrows() == 0 || classes == 0 || features.ncols() == 0 {
         return Err(Error::InvalidConfig(
             "softmax training needs data and at least one class".into(),
         ));
     }
-    if let Some(&l) = labels.iter().find(|&&l| l >= classes) {
-        return Err(Error::LabelOutOfRange {
-            label: l,
-            num_classes: classes,
-        });
-    }
     check_finite(features.iter(), "softmax features")?;
-    let (n, d) = features.dim();
-    let mut w = Array2::<f64>::zeros((classes, d));
-    let mut b = Array1::<f64>::zeros(classes);
-    let bs = cfg.batch_size.min(n);
-    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
-    let mut order: Vec<usize> = (0..n).collect();
-    let mut adam = Adam::new(classes * d + classes, cfg.learning_rate);
-    let mut xb = Array2::zeros((bs, d));
-    let mut z = Array2::zeros((bs, classes));
-    let mut dz = Array2::zeros((bs, classes));
-    let mut gw = Array2::zeros((classes, d));
-    let mut gb = Array1::zeros(classes);
-    let mut flat = vec![0.0; classes * d + classes];
-    for epoch in 0..cfg.epochs {
-        order.shuffle(&mut rng);
-        for chunk in order.chunks(bs) {
-            let m = chunk.len();
-            for (mut row, &i) in xb.rows_mut().into_iter().zip(chunk) {
-                row.assign(&features.row(i));
-            }
-            let xv = xb.slice(s![..m, ..]);
-            let mut zv = z.slice_mut(s![..m, ..]);
-            zv.assign(&b);
-            general_mat_mul(1.0, &xv, &w.t(), 1.0, &mut zv);
-            let mut loss = 0.0;
-            for ((zr, mut gr), &i) in zv.rows().into_iter().zip(dz.rows_mut()).zip(chunk) {
-                loss += softmax_cross_entropy(zr, labels[i], gr.view_mut());
-                gr.mapv_inplace(|v| v / m as f64);
-            }
-            if !loss.is_finite() {
-                return Err(Error::ModelNonFinite {
-                    what: format!("softmax loss in epoch {epoch}"),
-                });
-            }
-            let dzv = dz.slice(s![..m, ..]);
-            gw.assign(&w);
-            general_mat_mul(1.0, &dzv.t(), &xv, cfg.weight_decay, &mut gw);
-            column_sums(&dzv, &mut gb);
-            for (f, v) in flat.iter_mut().zip(gw.iter().chain(&gb)) {
-                *f = *v;
-            }
-            adam.step(w.iter_mut().chain(b.iter_mut()), &flat);
-        }
-    }
-    Dense::new(w, b, Activation::Identity)
-}
-
-/// `out[j] = Σᵢ a[i, j]` without allocating.
-fn column_sums<S: ndarray::Data<Elem = f64>>(
-    a: &ndarray::ArrayBase<S, ndarray::Ix2>,
-    out: &mut Array1<f64>,
-) {
-    out.fill(0.0);
-    for row in a.rows() {
-        *out += &row;
-    }
-}
-
-/// A plain Adam optimizer (β₁ = 0.9, β₂ = 0.999, ε = 1e-8) over a flat parameter list.
-struct Adam {
-    m: Vec<f64>,
-    v: Vec<f64>,
-    t: i32,
-    lr: f64,
-}
-
-impl Adam {
-    fn new(n: usize, lr: f64) -> Self {
-        Adam {
-            m: vec![0.0; n],
-            v: vec![0.0; n],
-            t: 0,
-            lr,
-        }
-    }
-
-    fn step<'a>(&mut self, params: impl Iterator<Item = &'a mut f64>, grad: &[f64]) {
-        const B1: f64 = 0.9;
-        const B2: f64 = 0.999;
-        self.t += 1;
-        let c1 = 1.0 - B1.powi(self.t);
-        let c2 = 1.0 - B2.powi(self.t);
-        for (((p, &g), m), v) in params
-            .zip(grad)
-            .zip(self.m.iter_mut())
-            .zip(self.v.iter_mut())
-        {
-            *m = B1 * *m + (1.0 - B1) * g;
-            *v = B2 * *v + (1.0 - B2) * g * g;
-            *p -= self.lr * (*m / c1) / ((*v / c2).sqrt() + 1e-8);
-        }
-    }
+    let d = features.ncols();
+    super::init::checked_len("softmax weight", &[classes, d])?;
+    let layer = Dense::new(
+        Array2::zeros((classes, d)),
+        Array1::zeros(classes),
+        Activation::Identity,
+    )?;
+    let mut model = Mlp::new(vec![layer])?;
+    let training = cfg
+        .training
+        .clone()
+        .with_uniform_weight_decay(cfg.weight_decay)?;
+    train(&mut model, features, labels, &training, |_, _| {})?;
+    Ok(model.into_layers().pop().expect("one layer"))
 }
 
 #[cfg(test)]
@@ -786,7 +525,7 @@ mod tests {
                 probe.loss(x.view(), &loss).unwrap()
             },
             p0.view(),
-            g.to_flat().view(),
+            g.as_flat(),
             1e-6,
         )
         .unwrap();

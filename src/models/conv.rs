@@ -8,9 +8,15 @@
 //! product; its backward pass is the transposed product followed by col2im. [`MaxPool2d`]
 //! routes gradients to the arg-max of each window.
 
+use super::init::{checked_len, he_normal};
+use super::layer::{Module, width_error};
+use super::sequential::{view, view_mut};
 use crate::error::{Error, Result, check_finite};
 use crate::validate;
-use ndarray::{Array1, Array2, Array4, ArrayView1, ArrayView2, ArrayView4, ArrayViewMut4, Axis};
+use ndarray::linalg::general_mat_mul;
+use ndarray::{
+    Array1, Array2, Array4, ArrayView1, ArrayView2, ArrayView4, ArrayViewMut2, ArrayViewMut4, Axis,
+};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -57,8 +63,10 @@ pub struct Conv2d {
 }
 
 impl Conv2d {
-    /// A convolution with `weight` `[C_out, C_in, kh, kw]`, `bias` `[C_out]`, acting on inputs
-    /// of shape `input_shape = (C_in, H, W)`.
+    /// A convolution with `weight` `[C_out, C_in, kh, kw]` (PyTorch `nn.Conv2d.weight`, any
+    /// memory layout: it is stored row-major), `bias` `[C_out]`, acting on inputs of shape
+    /// `input_shape = (C_in, H, W)`. Sizes whose products overflow or exceed
+    /// [`MAX_TENSOR_LEN`](super::init::MAX_TENSOR_LEN) are an [`Error::InvalidConfig`].
     pub fn new(
         weight: Array4<f64>,
         bias: Array1<f64>,
@@ -85,7 +93,32 @@ impl Conv2d {
         validate::at_least_one("Conv2d stride", stride)?;
         check_finite(weight.iter(), "Conv2d weight")?;
         check_finite(bias.iter(), "Conv2d bias")?;
-        if h + 2 * padding < kh || w + 2 * padding < kw {
+        let weight = if weight.is_standard_layout() {
+            weight
+        } else {
+            weight.as_standard_layout().into_owned()
+        };
+        let bias = if bias.is_standard_layout() {
+            bias
+        } else {
+            bias.as_standard_layout().into_owned()
+        };
+        let in_len = checked_len("Conv2d input", &[ci, h, w])?;
+        if in_len >= NONE as usize {
+            return Err(Error::InvalidConfig(format!(
+                "Conv2d input {ci}x{h}x{w} has more than 2^32 - 1 entries"
+            )));
+        }
+        let too_big = || Error::InvalidConfig("Conv2d padded input size overflows".into());
+        let hp = padding
+            .checked_mul(2)
+            .and_then(|p| p.checked_add(h))
+            .ok_or_else(too_big)?;
+        let wp = padding
+            .checked_mul(2)
+            .and_then(|p| p.checked_add(w))
+            .ok_or_else(too_big)?;
+        if hp < kh || wp < kw {
             return Err(Error::InvalidConfig(format!(
                 "Conv2d kernel {kh}x{kw} larger than the padded input {}x{}",
                 h + 2 * padding,
@@ -98,10 +131,11 @@ impl Conv2d {
                  {kh}x{kw} kernel"
             )));
         }
-        let ho = (h + 2 * padding - kh) / stride + 1;
-        let wo = (w + 2 * padding - kw) / stride + 1;
+        let ho = (hp - kh) / stride + 1;
+        let wo = (wp - kw) / stride + 1;
         let ckk = c_in * kh * kw;
-        let mut index = vec![NONE; ho * wo * ckk];
+        checked_len("Conv2d output", &[c_out, ho, wo])?;
+        let mut index = vec![NONE; checked_len("Conv2d im2col index", &[ho, wo, ckk])?];
         for oh in 0..ho {
             for ow in 0..wo {
                 let pos = oh * wo + ow;
@@ -153,10 +187,8 @@ impl Conv2d {
     ) -> Result<Self> {
         let c_in = input_shape.0;
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let mut w = vec![0.0; out_channels * c_in * kernel * kernel];
-        crate::analysis::spectral::fill_gaussian(&mut w, &mut rng);
-        let std = (2.0 / (c_in * kernel * kernel).max(1) as f64).sqrt();
-        w.iter_mut().for_each(|v| *v *= std);
+        let len = checked_len("Conv2d weight", &[out_channels, c_in, kernel, kernel])?;
+        let w = he_normal(len, c_in * kernel * kernel, &mut rng);
         let weight = Array4::from_shape_vec((out_channels, c_in, kernel, kernel), w)
             .map_err(|e| Error::shape("Conv2d::random", "weights", e))?;
         Self::new(
@@ -228,10 +260,13 @@ impl Conv2d {
     /// The filters as a `[C_out, C_in·kh·kw]` matrix view.
     fn weight_matrix(&self) -> ArrayView2<'_, f64> {
         let c_out = self.weight.dim().0;
-        self.weight
-            .view()
-            .into_shape_with_order((c_out, self.ckk()))
-            .expect("contiguous weights")
+        ArrayView2::from_shape(
+            (c_out, self.ckk()),
+            self.weight
+                .as_slice()
+                .expect("standard layout by construction"),
+        )
+        .expect("C_out · C_in·kh·kw entries")
     }
 
     fn check_batch(&self, x: ArrayView2<'_, f64>, ctx: &str) -> Result<()> {
@@ -245,77 +280,20 @@ impl Conv2d {
         Ok(())
     }
 
-    /// The im2col matrix `[n·P, C_in·kh·kw]` of a batch (`P = H_out·W_out`).
-    pub(crate) fn im2col(&self, x: ArrayView2<'_, f64>) -> Array2<f64> {
-        let (p, ckk) = (self.positions(), self.ckk());
-        let mut cols = Array2::zeros((x.nrows() * p, ckk));
-        for (b, xb) in x.outer_iter().enumerate() {
-            for pos in 0..p {
-                let mut row = cols.row_mut(b * p + pos);
-                let idx = &self.index[pos * ckk..(pos + 1) * ckk];
-                for (r, &i) in row.iter_mut().zip(idx) {
-                    if i != NONE {
-                        *r = xb[i as usize];
-                    }
-                }
-            }
+    /// The im2col matrix `[P, C_in·kh·kw]` of one image into `cols` (`P = H_out·W_out`).
+    fn im2col_into(&self, x: ArrayView1<'_, f64>, cols: &mut [f64]) {
+        for (c, &i) in cols.iter_mut().zip(&self.index) {
+            *c = if i == NONE { 0.0 } else { x[i as usize] };
         }
-        cols
     }
 
     /// Forward pass of a batch `[n, C_in·H·W]` → `[n, C_out·H_out·W_out]` (validated).
     pub fn forward(&self, x: ArrayView2<'_, f64>) -> Result<Array2<f64>> {
         self.check_batch(x, "Conv2d input")?;
-        Ok(self.forward_with_cols(x).0)
-    }
-
-    /// Forward pass returning the im2col matrix too (for the weight gradient).
-    pub(crate) fn forward_with_cols(&self, x: ArrayView2<'_, f64>) -> (Array2<f64>, Array2<f64>) {
-        let cols = self.im2col(x);
-        let prod = cols.dot(&self.weight_matrix().t()); // [n·P, C_out]
-        let (p, c_out) = (self.positions(), self.weight.dim().0);
-        let mut out = Array2::zeros((x.nrows(), c_out * p));
-        for (b, mut ob) in out.outer_iter_mut().enumerate() {
-            let block = prod.slice(ndarray::s![b * p..(b + 1) * p, ..]);
-            for o in 0..c_out {
-                let bo = self.bias[o];
-                for pos in 0..p {
-                    ob[o * p + pos] = block[[pos, o]] + bo;
-                }
-            }
-        }
-        (out, cols)
-    }
-
-    /// `[n, C_out·P]` (channel-major) → `[n·P, C_out]`.
-    fn dout_matrix(&self, dout: ArrayView2<'_, f64>) -> Array2<f64> {
-        let (p, c_out) = (self.positions(), self.weight.dim().0);
-        let mut m = Array2::zeros((dout.nrows() * p, c_out));
-        for (b, db) in dout.outer_iter().enumerate() {
-            for o in 0..c_out {
-                for pos in 0..p {
-                    m[[b * p + pos, o]] = db[o * p + pos];
-                }
-            }
-        }
-        m
-    }
-
-    fn col2im(&self, dcols: &Array2<f64>, n: usize) -> Array2<f64> {
-        let (p, ckk) = (self.positions(), self.ckk());
-        let mut dx = Array2::zeros((n, self.input_dim()));
-        for (b, mut dxb) in dx.outer_iter_mut().enumerate() {
-            for pos in 0..p {
-                let row = dcols.row(b * p + pos);
-                let idx = &self.index[pos * ckk..(pos + 1) * ckk];
-                for (&r, &i) in row.iter().zip(idx) {
-                    if i != NONE {
-                        dxb[i as usize] += r;
-                    }
-                }
-            }
-        }
-        dx
+        let mut y = Array2::zeros((x.nrows(), self.output_dim()));
+        let mut work = vec![0.0; Module::work_len(self, 1)];
+        Module::forward(self, x, y.view_mut(), &mut work);
+        Ok(y)
     }
 
     /// The transposed (adjoint) linear map: `dout` `[n, C_out·H_out·W_out]` →
@@ -328,31 +306,22 @@ impl Conv2d {
                 format!("{:?}", dout.shape()),
             ));
         }
-        Ok(self.backward_input_unchecked(dout))
-    }
-
-    pub(crate) fn backward_input_unchecked(&self, dout: ArrayView2<'_, f64>) -> Array2<f64> {
-        let m = self.dout_matrix(dout);
-        let dcols = m.dot(&self.weight_matrix());
-        self.col2im(&dcols, dout.nrows())
-    }
-
-    /// Input, weight and bias gradients from the output gradient and the im2col matrix of the
-    /// forward pass. The weight gradient is `[C_out, C_in·kh·kw]`.
-    pub(crate) fn backward_full(
-        &self,
-        dout: ArrayView2<'_, f64>,
-        cols: &Array2<f64>,
-        want_input: bool,
-    ) -> (Option<Array2<f64>>, Array2<f64>, Array1<f64>) {
-        let m = self.dout_matrix(dout);
-        let dw = m.t().dot(cols);
-        let db = m.sum_axis(Axis(0));
-        let dx = want_input.then(|| {
-            let dcols = m.dot(&self.weight_matrix());
-            self.col2im(&dcols, dout.nrows())
-        });
-        (dx, dw, db)
+        let n = dout.nrows();
+        let mut dx = Array2::zeros((n, self.input_dim()));
+        let mut work = vec![0.0; Module::work_len(self, 1)];
+        let x = Array2::zeros((n, self.input_dim()));
+        let y = Array2::zeros(dout.raw_dim());
+        let mut dy = dout.to_owned();
+        Module::backward(
+            self,
+            x.view(),
+            y.view(),
+            dy.view_mut(),
+            Some(dx.view_mut()),
+            None,
+            &mut work,
+        );
+        Ok(dx)
     }
 
     /// Applies the linear part (no bias) to one flattened input: the layer as an explicit
@@ -360,16 +329,18 @@ impl Conv2d {
     pub fn apply_linear(&self, x: ArrayView1<'_, f64>) -> Result<Array1<f64>> {
         let x2 = x.insert_axis(Axis(0));
         self.check_batch(x2, "Conv2d input")?;
-        let cols = self.im2col(x2);
-        let prod = cols.dot(&self.weight_matrix().t());
-        let (p, c_out) = (self.positions(), self.weight.dim().0);
-        let mut out = Array1::zeros(c_out * p);
-        for o in 0..c_out {
-            for pos in 0..p {
-                out[o * p + pos] = prod[[pos, o]];
-            }
-        }
-        Ok(out)
+        let (p, ckk, c_out) = (self.positions(), self.ckk(), self.weight.dim().0);
+        let mut cols = vec![0.0; p * ckk];
+        self.im2col_into(x, &mut cols);
+        let mut prod = Array2::zeros((p, c_out));
+        general_mat_mul(
+            1.0,
+            &view(&cols, p, ckk),
+            &self.weight_matrix().t(),
+            0.0,
+            &mut prod,
+        );
+        Ok(Array1::from_iter(prod.t().iter().copied()))
     }
 }
 
@@ -407,6 +378,7 @@ impl MaxPool2d {
                 "MaxPool2d kernel {kernel} does not fit the input {c}x{h}x{w}"
             )));
         }
+        checked_len("MaxPool2d input", &[c, h, w])?;
         Ok(Self {
             input_shape,
             kernel,
@@ -458,52 +430,196 @@ impl MaxPool2d {
                 format!("{:?}", x.shape()),
             ));
         }
-        Ok(self.forward_with_argmax(x).0)
+        let mut y = Array2::zeros((x.nrows(), self.output_dim()));
+        Module::forward(self, x, y.view_mut(), &mut []);
+        Ok(y)
     }
 
-    /// Forward pass and the flat input index of each output's maximum (first one on ties).
-    pub(crate) fn forward_with_argmax(&self, x: ArrayView2<'_, f64>) -> (Array2<f64>, Vec<u32>) {
-        let (c, h, w) = self.input_shape;
+    /// The flat input index of the maximum of output `o`'s window in image `xb` (the first
+    /// one on ties).
+    fn argmax(&self, xb: ArrayView1<'_, f64>, o: usize) -> usize {
+        let (_, h, w) = self.input_shape;
         let (ho, wo) = self.output_hw;
-        let n = x.nrows();
-        let od = c * ho * wo;
-        let mut out = Array2::zeros((n, od));
-        let mut arg = vec![0u32; n * od];
-        for (b, xb) in x.outer_iter().enumerate() {
-            let mut ob = out.row_mut(b);
-            for ch in 0..c {
-                for oh in 0..ho {
-                    for ow in 0..wo {
-                        let mut best = f64::NEG_INFINITY;
-                        let mut bi = (ch * h + oh * self.stride) * w + ow * self.stride;
-                        for p in 0..self.kernel {
-                            for q in 0..self.kernel {
-                                let i = (ch * h + oh * self.stride + p) * w + ow * self.stride + q;
-                                if xb[i] > best {
-                                    best = xb[i];
-                                    bi = i;
-                                }
-                            }
-                        }
-                        let o = (ch * ho + oh) * wo + ow;
-                        ob[o] = best;
-                        arg[b * od + o] = bi as u32;
+        let (ch, rest) = (o / (ho * wo), o % (ho * wo));
+        let (oh, ow) = (rest / wo, rest % wo);
+        let mut best = f64::NEG_INFINITY;
+        let mut bi = (ch * h + oh * self.stride) * w + ow * self.stride;
+        for p in 0..self.kernel {
+            for q in 0..self.kernel {
+                let i = (ch * h + oh * self.stride + p) * w + ow * self.stride + q;
+                if xb[i] > best {
+                    best = xb[i];
+                    bi = i;
+                }
+            }
+        }
+        bi
+    }
+}
+
+impl Module for Conv2d {
+    fn kind(&self) -> &'static str {
+        "conv"
+    }
+    fn in_dim(&self) -> Option<usize> {
+        Some(self.input_dim())
+    }
+    fn out_dim(&self, in_dim: usize) -> Result<usize> {
+        if in_dim != self.input_dim() {
+            return Err(width_error("conv", self.input_dim(), in_dim));
+        }
+        Ok(self.output_dim())
+    }
+    fn prepare(&mut self) -> Result<()> {
+        // `new` checked everything and stored the weights row-major; `weight_mut` cannot
+        // change the shape or the layout, only the values.
+        check_finite(self.weight.iter(), "Conv2d weight")?;
+        check_finite(self.bias.iter(), "Conv2d bias")
+    }
+    fn params(&self) -> (&[f64], &[f64]) {
+        (
+            self.weight
+                .as_slice()
+                .expect("standard layout by construction"),
+            self.bias
+                .as_slice()
+                .expect("standard layout by construction"),
+        )
+    }
+    fn weight_shape(&self) -> Vec<usize> {
+        self.weight.shape().to_vec()
+    }
+    fn params_mut(&mut self) -> (&mut [f64], &mut [f64]) {
+        (
+            self.weight
+                .as_slice_mut()
+                .expect("standard layout by construction"),
+            self.bias
+                .as_slice_mut()
+                .expect("standard layout by construction"),
+        )
+    }
+    /// One image at a time: its im2col matrix, the product (or the output gradient) and the
+    /// column gradient.
+    fn work_len(&self, _n: usize) -> usize {
+        let (p, ckk, c_out) = (self.positions(), self.ckk(), self.weight.dim().0);
+        p * (2 * ckk + c_out)
+    }
+    fn forward(&self, x: ArrayView2<'_, f64>, mut y: ArrayViewMut2<'_, f64>, work: &mut [f64]) {
+        let (p, ckk, c_out) = (self.positions(), self.ckk(), self.weight.dim().0);
+        let (cols, rest) = work.split_at_mut(p * ckk);
+        let prod = &mut rest[..p * c_out];
+        for (xb, mut yb) in x.outer_iter().zip(y.outer_iter_mut()) {
+            self.im2col_into(xb, cols);
+            let mut pm = view_mut(prod, p, c_out);
+            general_mat_mul(
+                1.0,
+                &view(cols, p, ckk),
+                &self.weight_matrix().t(),
+                0.0,
+                &mut pm,
+            );
+            for o in 0..c_out {
+                let bo = self.bias[o];
+                for pos in 0..p {
+                    yb[o * p + pos] = pm[[pos, o]] + bo;
+                }
+            }
+        }
+    }
+    fn backward(
+        &self,
+        x: ArrayView2<'_, f64>,
+        _y: ArrayView2<'_, f64>,
+        dy: ArrayViewMut2<'_, f64>,
+        mut dx: Option<ArrayViewMut2<'_, f64>>,
+        mut grads: Option<(&mut [f64], &mut [f64])>,
+        work: &mut [f64],
+    ) {
+        let (p, ckk, c_out) = (self.positions(), self.ckk(), self.weight.dim().0);
+        let (cols, rest) = work.split_at_mut(p * ckk);
+        let (m, rest) = rest.split_at_mut(p * c_out);
+        let dcols = &mut rest[..p * ckk];
+        if let Some((gw, gb)) = grads.as_mut() {
+            gw.fill(0.0);
+            gb.fill(0.0);
+        }
+        for (b, db) in dy.outer_iter().enumerate() {
+            // The output gradient of image b as [P, C_out].
+            let mut mm = view_mut(m, p, c_out);
+            for o in 0..c_out {
+                for pos in 0..p {
+                    mm[[pos, o]] = db[o * p + pos];
+                }
+            }
+            if let Some((gw, gb)) = grads.as_mut() {
+                self.im2col_into(x.row(b), cols);
+                let mut gwm = view_mut(gw, c_out, ckk);
+                general_mat_mul(1.0, &mm.t(), &view(cols, p, ckk), 1.0, &mut gwm);
+                for row in mm.rows() {
+                    gb.iter_mut().zip(row).for_each(|(g, &d)| *g += d);
+                }
+            }
+            if let Some(dx) = dx.as_mut() {
+                let mut dc = view_mut(dcols, p, ckk);
+                general_mat_mul(1.0, &mm, &self.weight_matrix(), 0.0, &mut dc);
+                let mut dxb = dx.row_mut(b);
+                dxb.fill(0.0);
+                for (&r, &i) in dcols.iter().zip(&self.index) {
+                    if i != NONE {
+                        dxb[i as usize] += r;
                     }
                 }
             }
         }
-        (out, arg)
     }
+}
 
-    /// Routes output gradients to the arg-max inputs.
-    pub(crate) fn backward(&self, dout: ArrayView2<'_, f64>, arg: &[u32]) -> Array2<f64> {
-        let od = self.output_dim();
-        let mut dx = Array2::zeros((dout.nrows(), self.input_dim()));
-        for (b, (db, mut dxb)) in dout.outer_iter().zip(dx.outer_iter_mut()).enumerate() {
-            for o in 0..od {
-                dxb[arg[b * od + o] as usize] += db[o];
+impl Module for MaxPool2d {
+    fn kind(&self) -> &'static str {
+        "maxpool"
+    }
+    fn in_dim(&self) -> Option<usize> {
+        Some(self.input_dim())
+    }
+    fn out_dim(&self, in_dim: usize) -> Result<usize> {
+        if in_dim != self.input_dim() {
+            return Err(width_error("maxpool", self.input_dim(), in_dim));
+        }
+        Ok(self.output_dim())
+    }
+    fn prepare(&mut self) -> Result<()> {
+        Ok(())
+    }
+    fn params(&self) -> (&[f64], &[f64]) {
+        (&[], &[])
+    }
+    fn params_mut(&mut self) -> (&mut [f64], &mut [f64]) {
+        (&mut [], &mut [])
+    }
+    fn forward(&self, x: ArrayView2<'_, f64>, mut y: ArrayViewMut2<'_, f64>, _: &mut [f64]) {
+        for (xb, mut yb) in x.outer_iter().zip(y.outer_iter_mut()) {
+            for (o, v) in yb.iter_mut().enumerate() {
+                *v = xb[self.argmax(xb, o)];
             }
         }
-        dx
+    }
+    /// Routes each output gradient to the arg-max of its window (recomputed from `x`).
+    fn backward(
+        &self,
+        x: ArrayView2<'_, f64>,
+        _y: ArrayView2<'_, f64>,
+        dy: ArrayViewMut2<'_, f64>,
+        dx: Option<ArrayViewMut2<'_, f64>>,
+        _grads: Option<(&mut [f64], &mut [f64])>,
+        _: &mut [f64],
+    ) {
+        let Some(mut dx) = dx else { return };
+        for ((xb, db), mut dxb) in x.outer_iter().zip(dy.outer_iter()).zip(dx.outer_iter_mut()) {
+            dxb.fill(0.0);
+            for (o, &d) in db.iter().enumerate() {
+                dxb[self.argmax(xb, o)] += d;
+            }
+        }
     }
 }

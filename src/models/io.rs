@@ -1,5 +1,14 @@
 //! Weights I/O in the safetensors format.
 //!
+//! Any [`Sequential`] model writes its weights with `to_safetensors_bytes` /
+//! `save_safetensors` (an [`Mlp`] adds its activations to the metadata, so the file alone
+//! rebuilds it) and reads weights into a model of known architecture with
+//! [`Sequential::load_weights_safetensors`] — the way a PyTorch `state_dict` is loaded: the
+//! tensors of the parameterised layers, in increasing index order, under either naming below,
+//! with dense weights `[out, in]` (`nn.Linear`) and convolution weights `[C_out, C_in, kh, kw]`
+//! (`nn.Conv2d`). So a PyTorch LeNet `nn.Sequential` (`0.weight`, `3.weight`, `7.weight`,
+//! `9.weight`, ...) loads into [`Cnn::lenet`](super::cnn::Cnn::lenet).
+//!
 //! Layout written by [`Mlp::save_safetensors`]: for each layer `i`, `layers.{i}.weight`
 //! (`[out, in]`, the PyTorch `nn.Linear` convention) and `layers.{i}.bias` (`[out]`), stored as
 //! little-endian `F64` (lossless); the activations go in the header metadata as
@@ -11,7 +20,8 @@
 //! layers are taken in increasing index order, and the activations, which PyTorch does not
 //! save, are given by the caller ([`Mlp::load_safetensors_with`]).
 
-use super::{Activation, Dense, Mlp};
+use super::layer::{Layer, Module};
+use super::{Activation, Dense, Mlp, Sequential};
 use crate::error::{Error, Result};
 use ndarray::{Array1, Array2};
 use safetensors::{Dtype, SafeTensors, View};
@@ -46,32 +56,134 @@ fn le_bytes<'a>(values: impl Iterator<Item = &'a f64>) -> Vec<u8> {
     values.flat_map(|v| v.to_le_bytes()).collect()
 }
 
-impl Mlp {
+/// `layers.{i}.weight` / `layers.{i}.bias` (F64) for every layer `i` with parameters.
+fn weights_bytes<L: Module>(
+    model: &Sequential<L>,
+    meta: Option<HashMap<String, String>>,
+) -> Result<Vec<u8>> {
+    let mut tensors = Vec::with_capacity(2 * model.layers().len());
+    for (i, l) in model.layers().iter().enumerate() {
+        let (w, b) = l.params();
+        if w.is_empty() && b.is_empty() {
+            continue;
+        }
+        tensors.push((
+            format!("layers.{i}.weight"),
+            F64Tensor {
+                shape: l.weight_shape(),
+                bytes: le_bytes(w.iter()),
+            },
+        ));
+        tensors.push((
+            format!("layers.{i}.bias"),
+            F64Tensor {
+                shape: vec![b.len()],
+                bytes: le_bytes(b.iter()),
+            },
+        ));
+    }
+    Ok(safetensors::serialize(
+        tensors.iter().map(|(n, t)| (n.as_str(), t)),
+        meta,
+    )?)
+}
+
+impl<L: Module> Sequential<L> {
+    /// Reads the weights of a safetensors file into this model (whose architecture the file
+    /// must match), like PyTorch's `load_state_dict`: the file's layers (`layers.{i}.*` or
+    /// `nn.Sequential` `{k}.weight`/`{k}.bias`, under an optional prefix, in increasing
+    /// index order) are assigned to the model's layers with parameters, in order. Every shape
+    /// is checked (dense `[out, in]`, convolution `[C_out, C_in, kh, kw]`); on any error the
+    /// model is unchanged. F64 or F32.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use intriguing::Classifier;
+    /// use intriguing::models::cnn::Cnn;
+    /// let trained = Cnn::lenet(2, 3, 8, 1)?;
+    /// let bytes = trained.to_safetensors_bytes()?;
+    /// let mut fresh = Cnn::lenet(2, 3, 8, 99)?;
+    /// fresh.load_weights_from_bytes(&bytes)?;
+    /// assert_eq!(fresh, trained);
+    /// # Ok::<(), intriguing::Error>(())
+    /// ```
+    pub fn load_weights_safetensors(&mut self, path: impl AsRef<Path>) -> Result<()> {
+        let bytes = std::fs::read(path.as_ref()).map_err(|e| io_err(e, path.as_ref()))?;
+        self.load_weights_from_bytes(&bytes)
+    }
+
+    /// [`load_weights_safetensors`](Self::load_weights_safetensors) from bytes in memory.
+    pub fn load_weights_from_bytes(&mut self, bytes: &[u8]) -> Result<()> {
+        let st = SafeTensors::deserialize(bytes)?;
+        let names = find_layers(&st, false)?;
+        let targets: Vec<usize> = self.parameterised_layers().collect();
+        if names.len() != targets.len() {
+            return Err(Error::DataFormat(format!(
+                "the file holds {} layers ({}), the model {} layers with parameters",
+                names.len(),
+                names
+                    .iter()
+                    .map(|(w, _)| w.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                targets.len()
+            )));
+        }
+        let mut flat = Vec::with_capacity(self.num_parameters());
+        for ((wname, bname), &l) in names.iter().zip(&targets) {
+            let layer = &self.layers()[l];
+            let want = layer.weight_shape();
+            let (wshape, w) = read_tensor(&st, wname)?;
+            if wshape != want {
+                return Err(Error::DataFormat(format!(
+                    "tensor {wname} has shape {wshape:?}, but layer {l} ({}) needs {want:?}",
+                    layer.kind()
+                )));
+            }
+            let (bshape, b) = read_tensor(&st, bname)?;
+            let nb = layer.params().1.len();
+            if bshape != [nb] {
+                return Err(Error::DataFormat(format!(
+                    "tensor {bname} has shape {bshape:?}, but layer {l} ({}) needs [{nb}]",
+                    layer.kind()
+                )));
+            }
+            check_tensor_finite(wname, &w)?;
+            check_tensor_finite(bname, &b)?;
+            flat.extend(w);
+            flat.extend(b);
+        }
+        self.set_parameters(ndarray::ArrayView1::from(&flat))
+    }
+}
+
+impl Sequential<Layer> {
+    /// The weights as safetensors bytes: `layers.{i}.weight` / `layers.{i}.bias` (F64) for
+    /// every layer `i` with parameters, convolution weights `[C_out, C_in, kh, kw]`. The
+    /// architecture is not stored: read the file back into a model built the same way with
+    /// [`load_weights_safetensors`](Sequential::load_weights_safetensors).
+    pub fn to_safetensors_bytes(&self) -> Result<Vec<u8>> {
+        weights_bytes(self, None)
+    }
+
+    /// Writes [`to_safetensors_bytes`](Self::to_safetensors_bytes) to a file.
+    pub fn save_safetensors(&self, path: impl AsRef<Path>) -> Result<()> {
+        let bytes = self.to_safetensors_bytes()?;
+        std::fs::write(path.as_ref(), bytes).map_err(|e| io_err(e, path.as_ref()))
+    }
+}
+
+fn check_tensor_finite(name: &str, v: &[f64]) -> Result<()> {
+    crate::error::check_finite(v.iter(), &format!("tensor {name}"))
+}
+
+impl Sequential<Dense> {
     /// The model as safetensors bytes (see the [module layout](self)).
     pub fn to_safetensors_bytes(&self) -> Result<Vec<u8>> {
-        let mut tensors = Vec::with_capacity(2 * self.layers().len());
-        for (i, l) in self.layers().iter().enumerate() {
-            tensors.push((
-                format!("layers.{i}.weight"),
-                F64Tensor {
-                    shape: vec![l.out_dim(), l.in_dim()],
-                    bytes: le_bytes(l.weight.iter()),
-                },
-            ));
-            tensors.push((
-                format!("layers.{i}.bias"),
-                F64Tensor {
-                    shape: vec![l.out_dim()],
-                    bytes: le_bytes(l.bias.iter()),
-                },
-            ));
-        }
         let acts: Vec<&str> = self.layers().iter().map(|l| l.activation.name()).collect();
         let meta = HashMap::from([(ACTIVATIONS_KEY.to_string(), acts.join(","))]);
-        Ok(safetensors::serialize(
-            tensors.iter().map(|(n, t)| (n.as_str(), t)),
-            Some(meta),
-        )?)
+        weights_bytes(self, Some(meta))
     }
 
     /// Writes the weights to a safetensors file (`layers.{i}.weight` `[out, in]`,
@@ -114,6 +226,9 @@ impl Mlp {
     /// [`load_safetensors`](Self::load_safetensors) from bytes in memory.
     pub fn from_safetensors_bytes(bytes: &[u8]) -> Result<Mlp> {
         let (_, meta) = SafeTensors::read_metadata(bytes)?;
+        if meta.tensors().is_empty() {
+            return Err(Error::DataFormat(NO_TENSORS.into()));
+        }
         let acts = meta
             .metadata()
             .as_ref()
@@ -139,7 +254,7 @@ impl Mlp {
     /// [`load_safetensors_with`](Self::load_safetensors_with) from bytes in memory.
     pub fn from_safetensors_bytes_with(bytes: &[u8], activations: &[Activation]) -> Result<Mlp> {
         let st = SafeTensors::deserialize(bytes)?;
-        let names = find_layers(&st)?;
+        let names = find_layers(&st, true)?;
         if names.len() != activations.len() {
             return Err(Error::DataFormat(format!(
                 "the file holds {} layers ({}), but {} activations were given",
@@ -194,9 +309,15 @@ fn io_err(e: std::io::Error, path: &Path) -> Error {
     ))
 }
 
-/// The (weight, bias) tensor names of each layer, in order.
-fn find_layers(st: &SafeTensors<'_>) -> Result<Vec<(String, String)>> {
+const NO_TENSORS: &str = "the safetensors file holds no tensors";
+
+/// The (weight, bias) tensor names of each layer, in order. With `contiguous`, the
+/// `layers.{i}` indices must be `0, 1, 2, ...` (an MLP file).
+fn find_layers(st: &SafeTensors<'_>, contiguous: bool) -> Result<Vec<(String, String)>> {
     let names = st.names();
+    if names.is_empty() {
+        return Err(Error::DataFormat(NO_TENSORS.into()));
+    }
     // Group `<prefix><index>.weight` by prefix.
     let mut groups: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     for n in &names {
@@ -226,7 +347,8 @@ fn find_layers(st: &SafeTensors<'_>) -> Result<Vec<(String, String)>> {
         )));
     };
     idx.sort_unstable();
-    if prefix == "layers."
+    if contiguous
+        && prefix == "layers."
         && let Some((k, &i)) = idx.iter().enumerate().find(|(k, i)| *k != **i)
     {
         return Err(Error::DataFormat(format!(

@@ -1,6 +1,15 @@
-//! Multilayer perceptrons: dense layers, training, presets for the paper's models, and
-//! safetensors weights I/O.
+//! The crate's models: one [`Sequential`] stack of layers, one trainer, presets for the
+//! paper's models, and safetensors weights I/O.
 //!
+//! - [`Sequential`]: a chain of [`Module`]s (dense, 2-D convolution, max-pooling, flatten,
+//!   activations) with one forward pass, one backward pass (input gradient for attacks,
+//!   parameter gradient for training) and one flat parameter view; it implements
+//!   [`Classifier`](crate::Classifier). [`Mlp`] is `Sequential<Dense>`,
+//!   [`cnn::Cnn`] is `Sequential<Layer>`, and the AE400-10 classifier is an [`Mlp`].
+//! - [`fit`]: the one training loop ([`train`] and [`train_with_loss`] are its entry points
+//!   for cross-entropy and output losses; the sparse autoencoder plugs in its
+//!   [`TrainLoss`]).
+//! - [`init`]: Glorot-uniform and Gaussian initialisation.
 //! - [`Mlp`]: a chain of [`Dense`] layers (PyTorch `nn.Linear` convention, weight
 //!   `[out, in]`), implementing [`Classifier`](crate::Classifier); its input gradient does
 //!   not allocate in steady state. [`Mlp::gradients`] gives the weight gradients of the mean
@@ -42,14 +51,20 @@ pub mod autoencoder;
 pub mod candle;
 pub mod cnn;
 pub mod conv;
+pub mod init;
 pub mod io;
+mod layer;
 mod mlp;
 mod presets;
+mod sequential;
 mod train;
 
 pub use activation::Activation;
-pub use mlp::{Dense, Gradients, Mlp};
+pub use layer::{Layer, Module};
+pub use mlp::{Dense, Mlp};
 pub use presets::Preset;
+pub use sequential::{Gradients, Sequential};
 pub use train::{
-    BatchLoss, EpochInfo, Optimizer, TrainConfig, TrainReport, WeightDecay, train, train_with_loss,
+    BatchLoss, EpochInfo, Optimizer, TrainConfig, TrainLoss, TrainReport, WeightDecay, fit, train,
+    train_with_loss,
 };

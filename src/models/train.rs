@@ -1,11 +1,14 @@
-//! Minibatch training: SGD with momentum or Adam, per-layer L2 weight decay, seeded shuffling.
+//! The one trainer: minibatches, SGD with momentum or Adam, per-layer L2 weight decay,
+//! learning-rate schedules, seeded shuffling — for every [`Sequential`] model and any loss
+//! ([`TrainLoss`]).
 
-use super::Mlp;
-use super::mlp::{Gradients, weighted_sq_norm};
-use crate::classifier::{Classifier, softmax_cross_entropy};
+use super::Sequential;
+use super::layer::Module;
+use super::sequential::mean_cross_entropy;
+use crate::classifier::Classifier;
 use crate::error::{Error, Result};
 use crate::validate;
-use ndarray::{Array2, ArrayView2, ArrayViewMut2, Zip};
+use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
@@ -114,6 +117,7 @@ pub struct TrainConfig {
     optimizer: Optimizer,
     weight_decay: WeightDecay,
     seed: u64,
+    drop_last: bool,
 }
 
 impl Default for TrainConfig {
@@ -135,6 +139,7 @@ impl TrainConfig {
             optimizer: Optimizer::ADAM,
             weight_decay: WeightDecay::Uniform(0.0),
             seed: 0,
+            drop_last: false,
         }
     }
 
@@ -189,7 +194,8 @@ impl TrainConfig {
         self.with_optimizer(Optimizer::Sgd { momentum })
     }
 
-    /// Per-layer weight decay `λ_l >= 0` (one value per layer, checked against the model when
+    /// Per-layer weight decay `λ_l >= 0` (one value per layer *with parameters* — every layer
+    /// of an MLP; the convolutions and dense layers of a CNN — checked against the model when
     /// training starts). See the type's documentation for the convention.
     pub fn with_weight_decay(mut self, lambdas: Vec<f64>) -> Result<Self> {
         check_decay(&lambdas)?;
@@ -202,6 +208,14 @@ impl TrainConfig {
         check_decay(&[lambda])?;
         self.weight_decay = WeightDecay::Uniform(lambda);
         Ok(self)
+    }
+
+    /// Skip the last minibatch of an epoch when it is smaller than the batch size (PyTorch's
+    /// `DataLoader(drop_last=True)`; for losses such as a sparsity penalty whose batch
+    /// statistics get noisy on a ragged batch). Off by default.
+    pub fn with_drop_last(mut self, drop_last: bool) -> Self {
+        self.drop_last = drop_last;
+        self
     }
 
     /// Seed of the per-epoch shuffling (`ChaCha8Rng`).
@@ -242,6 +256,10 @@ impl TrainConfig {
     pub fn seed(&self) -> u64 {
         self.seed
     }
+    /// Whether a ragged last minibatch is skipped.
+    pub fn drop_last(&self) -> bool {
+        self.drop_last
+    }
 }
 
 fn check_decay(lambdas: &[f64]) -> Result<()> {
@@ -278,18 +296,62 @@ pub struct TrainReport {
     pub elapsed: Duration,
 }
 
-/// Trains `mlp` to minimise the mean softmax cross-entropy of `inputs` (`[n, input_dim]`)
-/// against `labels` plus the weight-decay penalty (see [`TrainConfig`]), by minibatch
-/// gradient descent with a fresh seeded shuffle every epoch. `callback` runs after every
-/// epoch with that epoch's statistics and the current model (e.g. to print test error).
-///
-/// Deterministic for a fixed model, data and config. The forward and backward passes are
-/// batched matrix products.
-///
-/// Errors before touching the model on bad inputs (shape, non-finite values, labels out of
-/// range, per-layer decay of the wrong length). If the loss or a parameter becomes
-/// non-finite during an epoch, the model is restored to the state at the end of the last
-/// completed epoch and [`Error::ModelNonFinite`] is returned.
+/// A training loss for [`fit`]: a loss of the model's outputs on a minibatch, and optionally
+/// penalties on the outputs of hidden layers (e.g. a sparsity penalty on an autoencoder's
+/// code). Weight decay is not part of it: the trainer adds it ([`TrainConfig`]).
+pub trait TrainLoss {
+    /// The loss of the model's `outputs` (`[batch, outputs]`) on the rows `rows` of the
+    /// training inputs (same order): writes `dloss/doutputs` into `d_outputs` (every entry)
+    /// and returns the loss (normally a mean over the batch).
+    fn loss(
+        &mut self,
+        rows: &[usize],
+        outputs: ArrayView2<'_, f64>,
+        d_outputs: ArrayViewMut2<'_, f64>,
+    ) -> f64;
+
+    /// A penalty on the output `h` of layer `layer` (called for every layer, last to first,
+    /// during the backward pass): adds its gradient into `d_h` (which already holds the
+    /// gradient of everything after the layer) and returns its value. The default is none.
+    fn activity(
+        &mut self,
+        _layer: usize,
+        _rows: &[usize],
+        _h: ArrayView2<'_, f64>,
+        _d_h: ArrayViewMut2<'_, f64>,
+    ) -> f64 {
+        0.0
+    }
+}
+
+/// The mean softmax cross-entropy against `labels` (indexed by training row).
+struct CrossEntropy<'a>(&'a [usize]);
+
+impl TrainLoss for CrossEntropy<'_> {
+    fn loss(&mut self, rows: &[usize], z: ArrayView2<'_, f64>, dz: ArrayViewMut2<'_, f64>) -> f64 {
+        mean_cross_entropy(z, dz, |k| self.0[rows[k]])
+    }
+}
+
+/// A custom minibatch loss for [`train_with_loss`]: receives the indices (rows of `inputs`) of
+/// the batch, the model's outputs on those rows (`[batch, outputs]`, in the same order), writes
+/// `dloss/doutputs` into the third argument (overwrite every entry) and returns the loss
+/// (normally a mean over the batch).
+pub type BatchLoss<'a> =
+    &'a mut dyn FnMut(&[usize], ArrayView2<'_, f64>, ArrayViewMut2<'_, f64>) -> f64;
+
+struct OutputLoss<'a>(BatchLoss<'a>);
+
+impl TrainLoss for OutputLoss<'_> {
+    fn loss(&mut self, rows: &[usize], z: ArrayView2<'_, f64>, dz: ArrayViewMut2<'_, f64>) -> f64 {
+        (self.0)(rows, z, dz)
+    }
+}
+
+/// Trains `model` to minimise the mean softmax cross-entropy of `inputs` (`[n, input_dim]`)
+/// against `labels` plus the weight-decay penalty (see [`TrainConfig`]): [`fit`] with the
+/// cross-entropy loss. `callback` runs after every epoch with that epoch's statistics and the
+/// current model (e.g. to print test error).
 ///
 /// # Examples
 ///
@@ -308,36 +370,19 @@ pub struct TrainReport {
 /// assert_eq!(mlp.error_rate(x.view(), &y)?, 0.0);
 /// # Ok::<(), intriguing::Error>(())
 /// ```
-pub fn train(
-    mlp: &mut Mlp,
+pub fn train<L: Module>(
+    model: &mut Sequential<L>,
     inputs: ArrayView2<'_, f64>,
     labels: &[usize],
     config: &TrainConfig,
-    callback: impl FnMut(&EpochInfo, &Mlp),
+    callback: impl FnMut(&EpochInfo, &Sequential<L>),
 ) -> Result<TrainReport> {
-    mlp.check_labels(inputs.nrows(), labels)?;
-    let mut loss = |rows: &[usize], z: ArrayView2<'_, f64>, mut dz: ArrayViewMut2<'_, f64>| {
-        let n = rows.len() as f64;
-        let mut total = 0.0;
-        for ((zr, mut gr), &i) in z.rows().into_iter().zip(dz.rows_mut()).zip(rows) {
-            total += softmax_cross_entropy(zr, labels[i], gr.view_mut());
-            gr.mapv_inplace(|v| v / n);
-        }
-        total / n
-    };
-    train_with_loss(mlp, inputs, config, &mut loss, callback)
+    model.check_labels(inputs.nrows(), labels)?;
+    fit(model, inputs, config, &mut CrossEntropy(labels), callback)
 }
 
-/// A custom minibatch loss for [`train_with_loss`]: receives the indices (rows of `inputs`) of
-/// the batch, the model's outputs on those rows (`[batch, outputs]`, in the same order), writes
-/// `dloss/doutputs` into the third argument (overwrite every entry) and returns the loss
-/// (normally a mean over the batch).
-pub type BatchLoss<'a> =
-    &'a mut dyn FnMut(&[usize], ArrayView2<'_, f64>, ArrayViewMut2<'_, f64>) -> f64;
-
-/// The trainer behind [`train`], for any differentiable loss of the outputs — e.g. the squared
-/// reconstruction error of an autoencoder (`outputs` vs `inputs[rows]`). Same shuffling,
-/// updates, weight decay, callbacks and error handling as [`train`].
+/// [`fit`] with a loss of the outputs only, given as a closure — e.g. the squared
+/// reconstruction error of an autoencoder (`outputs` vs `inputs[rows]`).
 ///
 /// # Examples
 ///
@@ -364,83 +409,130 @@ pub type BatchLoss<'a> =
 /// assert!(report.epochs.last().unwrap().loss < 1e-3);
 /// # Ok::<(), intriguing::Error>(())
 /// ```
-pub fn train_with_loss(
-    mlp: &mut Mlp,
+pub fn train_with_loss<L: Module>(
+    model: &mut Sequential<L>,
     inputs: ArrayView2<'_, f64>,
     config: &TrainConfig,
     loss: BatchLoss<'_>,
-    mut callback: impl FnMut(&EpochInfo, &Mlp),
+    callback: impl FnMut(&EpochInfo, &Sequential<L>),
 ) -> Result<TrainReport> {
-    mlp.check_inputs(inputs)?;
+    fit(model, inputs, config, &mut OutputLoss(loss), callback)
+}
+
+/// The training loop behind [`train`], [`train_with_loss`], the CNN's and the sparse
+/// autoencoder's training: for each epoch a fresh shuffle from
+/// `ChaCha8Rng::seed_from_u64(config.seed())`, then for each minibatch one batched forward and
+/// backward pass of `loss`, the weight-decay gradient `λ_l W_l` added to every weight (not the
+/// biases), and one optimizer step at the scheduled learning rate.
+///
+/// Deterministic for a fixed model, data and config, whatever the number of threads (nothing
+/// runs in parallel). Errors before touching the model on bad inputs (shape, non-finite
+/// values, per-layer decay of the wrong length, an empty set). If the loss or a parameter
+/// becomes non-finite during an epoch, the model is restored to the state at the end of the
+/// last completed epoch and [`Error::ModelNonFinite`] is returned.
+pub fn fit<L: Module>(
+    model: &mut Sequential<L>,
+    inputs: ArrayView2<'_, f64>,
+    config: &TrainConfig,
+    loss: &mut dyn TrainLoss,
+    mut callback: impl FnMut(&EpochInfo, &Sequential<L>),
+) -> Result<TrainReport> {
+    model.check_inputs(inputs)?;
     let n = inputs.nrows();
     if n == 0 {
         return Err(Error::InvalidConfig("training on an empty data set".into()));
     }
-    let lambdas = config.weight_decay.per_layer(mlp.layers().len())?;
+    let decayed: Vec<usize> = model.parameterised_layers().collect();
+    let per_layer = config.weight_decay.per_layer(decayed.len())?;
+    let mut lambdas = vec![0.0; model.layers().len()];
+    for (&l, &lam) in decayed.iter().zip(&per_layer) {
+        lambdas[l] = lam;
+    }
     let bs = config.batch_size.min(n);
-    let d = mlp.input_dim();
+    let d = model.input_dim();
     let start = Instant::now();
 
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
     let mut order: Vec<usize> = (0..n).collect();
     let mut batch = Array2::<f64>::zeros((bs, d));
-    let mut buf = vec![0.0; mlp.scratch_len(bs)];
-    let mut grads = Gradients::zeros_like(mlp);
-    let mut state = OptState::new(mlp, config.optimizer);
+    let mut buf = vec![0.0; model.scratch_len(bs)];
+    let mut grads = vec![0.0; model.num_parameters()];
+    let mut state = OptState::new(model.num_parameters(), config.optimizer);
     let mut lr = config.learning_rate;
     let mut step = 0usize;
-    let warmup = (config.warmup_epochs * n.div_ceil(bs) as f64).ceil() as usize;
+    let batches_per_epoch = if config.drop_last {
+        n / bs
+    } else {
+        n.div_ceil(bs)
+    };
+    let warmup = (config.warmup_epochs * batches_per_epoch as f64).ceil() as usize;
     let mut history = Vec::with_capacity(config.epochs);
 
     for epoch in 1..=config.epochs {
         let t0 = Instant::now();
-        let snapshot = mlp.clone();
+        let snapshot = model.clone();
         order.shuffle(&mut rng);
-        let mut total = 0.0;
+        let (mut total, mut seen) = (0.0, 0usize);
         for (b, rows) in order.chunks(bs).enumerate() {
             let m = rows.len();
+            if config.drop_last && m < bs {
+                continue;
+            }
             let mut xb = batch.slice_mut(ndarray::s![..m, ..]);
             for (mut dst, &i) in xb.rows_mut().into_iter().zip(rows) {
                 dst.assign(&inputs.row(i));
             }
-            let mut seed = |z: ArrayView2<'_, f64>, dz: ArrayViewMut2<'_, f64>| loss(rows, z, dz);
-            let l = mlp.forward_backward(
-                xb.view(),
-                &mut buf[..mlp.scratch_len(m)],
-                &mut seed,
-                Some(&mut grads),
-                None,
-            );
+            let l = {
+                // The backward pass asks the output loss first, then each layer's activity
+                // penalty: one `&mut` at a time.
+                let cell = std::cell::RefCell::new(&mut *loss);
+                let mut out = |z: ArrayView2<'_, f64>, dz: ArrayViewMut2<'_, f64>| {
+                    cell.borrow_mut().loss(rows, z, dz)
+                };
+                let mut act = |l: usize, h: ArrayView2<'_, f64>, dh: ArrayViewMut2<'_, f64>| {
+                    cell.borrow_mut().activity(l, rows, h, dh)
+                };
+                model.forward_backward(
+                    xb.view(),
+                    &mut buf[..model.scratch_len(m)],
+                    &mut out,
+                    Some(grads.as_mut_slice()),
+                    None,
+                    Some(&mut act),
+                )
+            };
             if !l.is_finite() {
-                *mlp = snapshot;
+                *model = snapshot;
                 return Err(diverged(epoch, b, "loss"));
             }
             total += l * m as f64;
+            seen += m;
             let step_lr = if step < warmup {
                 lr * (step + 1) as f64 / warmup as f64
             } else {
                 lr
             };
             step += 1;
-            state.step(mlp, &mut grads, &lambdas, step_lr);
+            state.step(model, &mut grads, &lambdas, step_lr);
         }
-        let finite = mlp.layers().iter().all(|l| {
-            l.weight.iter().all(|v| v.is_finite()) && l.bias.iter().all(|v| v.is_finite())
-        });
-        if !finite {
-            *mlp = snapshot;
-            return Err(diverged(epoch, order.len().div_ceil(bs) - 1, "parameters"));
+        if !model.parameters_finite() {
+            *model = snapshot;
+            return Err(diverged(
+                epoch,
+                batches_per_epoch.saturating_sub(1),
+                "parameters",
+            ));
         }
-        let mean = total / n as f64;
+        let mean = total / seen.max(1) as f64;
         let info = EpochInfo {
             epoch,
             epochs: config.epochs,
             loss: mean,
-            objective: mean + 0.5 * weighted_sq_norm(mlp, &lambdas),
+            objective: mean + 0.5 * weighted_sq_norm(model, &lambdas),
             learning_rate: lr,
             elapsed: t0.elapsed(),
         };
-        callback(&info, mlp);
+        callback(&info, model);
         history.push(info);
         lr *= config.lr_decay;
     }
@@ -448,6 +540,17 @@ pub fn train_with_loss(
         epochs: history,
         elapsed: start.elapsed(),
     })
+}
+
+/// `Σ_l λ_l ‖W_l‖²_F` over the weights (not the biases).
+fn weighted_sq_norm<L: Module>(model: &Sequential<L>, lambdas: &[f64]) -> f64 {
+    model
+        .layers()
+        .iter()
+        .zip(lambdas)
+        .filter(|(_, lam)| **lam != 0.0)
+        .map(|(l, &lam)| lam * l.params().0.iter().map(|w| w * w).sum::<f64>())
+        .sum()
 }
 
 fn diverged(epoch: usize, batch: usize, what: &str) -> Error {
@@ -459,119 +562,99 @@ fn diverged(epoch: usize, batch: usize, what: &str) -> Error {
     }
 }
 
-/// Optimizer state: one buffer pair per parameter tensor.
+/// Optimizer state over the flat parameter layout.
 struct OptState {
     kind: Optimizer,
     /// Momentum / first moment.
-    m: Gradients,
+    m: Vec<f64>,
     /// Second moment (Adam only).
-    v: Gradients,
+    v: Vec<f64>,
     t: i32,
 }
 
 impl OptState {
-    fn new(mlp: &Mlp, kind: Optimizer) -> Self {
+    fn new(n: usize, kind: Optimizer) -> Self {
+        let v = match kind {
+            Optimizer::Adam { .. } => vec![0.0; n],
+            Optimizer::Sgd { .. } => Vec::new(),
+        };
         OptState {
             kind,
-            m: Gradients::zeros_like(mlp),
-            v: Gradients::zeros_like(mlp),
+            m: vec![0.0; n],
+            v,
             t: 0,
         }
     }
 
-    fn step(&mut self, mlp: &mut Mlp, g: &mut Gradients, lambdas: &[f64], lr: f64) {
+    /// Adds the weight decay to `g` and updates every parameter of `model`.
+    fn step<L: Module>(
+        &mut self,
+        model: &mut Sequential<L>,
+        g: &mut [f64],
+        lambdas: &[f64],
+        lr: f64,
+    ) {
         self.t = self.t.saturating_add(1);
-        let layers = mlp.layers_mut();
-        for (l, layer) in layers.iter_mut().enumerate() {
+        let t = self.t;
+        let kind = self.kind;
+        let (m, v) = (&mut self.m, &mut self.v);
+        model.for_each_param_mut(|l, start, w, b| {
+            let (gw, rest) = g[start..].split_at_mut(w.len());
+            let gb = &mut rest[..b.len()];
             if lambdas[l] != 0.0 {
-                g.weights[l].scaled_add(lambdas[l], &layer.weight);
+                gw.iter_mut()
+                    .zip(w.iter())
+                    .for_each(|(g, &w)| *g += lambdas[l] * w);
             }
-            match self.kind {
-                Optimizer::Sgd { momentum } => {
-                    sgd(
-                        &mut layer.weight,
-                        &mut self.m.weights[l],
-                        &g.weights[l],
-                        momentum,
-                        lr,
-                    );
-                    sgd(
-                        &mut layer.bias,
-                        &mut self.m.biases[l],
-                        &g.biases[l],
-                        momentum,
-                        lr,
-                    );
-                }
-                Optimizer::Adam {
-                    beta1,
-                    beta2,
-                    epsilon,
-                } => {
-                    let c1 = 1.0 - beta1.powi(self.t);
-                    let c2 = 1.0 - beta2.powi(self.t);
-                    let h = AdamStep {
+            let bstart = start + w.len();
+            for (p, g, s) in [(w, &*gw, start), (b, &*gb, bstart)] {
+                let range = s..s + p.len();
+                match kind {
+                    Optimizer::Sgd { momentum } => sgd(p, &mut m[range], g, momentum, lr),
+                    Optimizer::Adam {
                         beta1,
                         beta2,
                         epsilon,
-                        step: lr / c1,
-                        c2_sqrt: c2.sqrt(),
-                    };
-                    h.apply(
-                        &mut layer.weight,
-                        &mut self.m.weights[l],
-                        &mut self.v.weights[l],
-                        &g.weights[l],
-                    );
-                    h.apply(
-                        &mut layer.bias,
-                        &mut self.m.biases[l],
-                        &mut self.v.biases[l],
-                        &g.biases[l],
-                    );
+                    } => adam(
+                        p,
+                        &mut m[range.clone()],
+                        &mut v[range],
+                        g,
+                        [beta1, beta2, epsilon],
+                        lr,
+                        t,
+                    ),
                 }
             }
-        }
+        });
     }
 }
 
-fn sgd<D: ndarray::Dimension>(
-    p: &mut ndarray::Array<f64, D>,
-    v: &mut ndarray::Array<f64, D>,
-    g: &ndarray::Array<f64, D>,
-    momentum: f64,
-    lr: f64,
-) {
-    Zip::from(p).and(v).and(g).for_each(|p, v, &g| {
+/// Heavy-ball SGD: `v ← μ v − η g`, `θ ← θ + v`.
+fn sgd(p: &mut [f64], v: &mut [f64], g: &[f64], momentum: f64, lr: f64) {
+    for ((p, v), &g) in p.iter_mut().zip(v).zip(g) {
         *v = momentum * *v - lr * g;
         *p += *v;
-    });
+    }
 }
 
-struct AdamStep {
-    beta1: f64,
-    beta2: f64,
-    epsilon: f64,
-    /// `η / (1 − β₁ᵗ)`.
-    step: f64,
-    /// `√(1 − β₂ᵗ)`.
-    c2_sqrt: f64,
-}
-
-impl AdamStep {
-    fn apply<D: ndarray::Dimension>(
-        &self,
-        p: &mut ndarray::Array<f64, D>,
-        m: &mut ndarray::Array<f64, D>,
-        v: &mut ndarray::Array<f64, D>,
-        g: &ndarray::Array<f64, D>,
-    ) {
-        let (b1, b2) = (self.beta1, self.beta2);
-        Zip::from(p).and(m).and(v).and(g).for_each(|p, m, v, &g| {
-            *m = b1 * *m + (1.0 - b1) * g;
-            *v = b2 * *v + (1.0 - b2) * g * g;
-            // m̂ / (√v̂ + ε) with m̂ = m / c1, √v̂ = √v / √c2.
-            *p -= self.step * *m / (v.sqrt() / self.c2_sqrt + self.epsilon);
-        });
+/// Adam (Kingma & Ba 2015) step `t` (1-based) with bias correction:
+/// `m ← β₁m + (1−β₁)g`, `v ← β₂v + (1−β₂)g²`, `θ ← θ − η m̂ / (√v̂ + ε)` with
+/// `m̂ = m / (1 − β₁ᵗ)`, `√v̂ = √v / √(1 − β₂ᵗ)`.
+fn adam(
+    p: &mut [f64],
+    m: &mut [f64],
+    v: &mut [f64],
+    g: &[f64],
+    [b1, b2, eps]: [f64; 3],
+    lr: f64,
+    t: i32,
+) {
+    let step = lr / (1.0 - b1.powi(t));
+    let c2_sqrt = (1.0 - b2.powi(t)).sqrt();
+    for (((p, m), v), &g) in p.iter_mut().zip(m).zip(v).zip(g) {
+        *m = b1 * *m + (1.0 - b1) * g;
+        *v = b2 * *v + (1.0 - b2) * g * g;
+        *p -= step * *m / (v.sqrt() / c2_sqrt + eps);
     }
 }

@@ -1,0 +1,193 @@
+//! The one layer abstraction ([`Module`]) and the layer enum of convolutional networks
+//! ([`Layer`]).
+//!
+//! Names follow PyTorch / candle / tch: a *module* maps a batch to a batch; a
+//! [`Sequential`](super::Sequential) chains modules. Every module works on flat rows (a
+//! `C×H×W` image is a row of `C·H·W` values, channel first as PyTorch's `NCHW`), so
+//! [`Flatten`](Layer::Flatten) only marks where a PyTorch model flattens.
+
+use super::Activation;
+use super::conv::{Conv2d, MaxPool2d};
+use super::mlp::Dense;
+use crate::error::{Error, Result};
+use ndarray::{ArrayView2, ArrayViewMut2};
+
+/// A differentiable layer on batches of flat rows: one forward, one backward (input gradient
+/// and parameter gradient), and its parameters as two flat slices.
+///
+/// The methods taking a `work` slice are the allocation-free kernels a
+/// [`Sequential`](super::Sequential) calls with scratch memory it owns; they assume the shapes
+/// the container checked when it was built.
+pub trait Module: Clone + std::fmt::Debug + PartialEq + Send + Sync {
+    /// Short kind name (`dense`, `conv`, `maxpool`, `flatten`, or the activation's name).
+    fn kind(&self) -> &'static str;
+
+    /// The input width this layer requires, if it fixes one (`None` for element-wise layers).
+    fn in_dim(&self) -> Option<usize>;
+
+    /// The output width for inputs of width `in_dim`, or an error if the layer cannot take
+    /// that width.
+    fn out_dim(&self, in_dim: usize) -> Result<usize>;
+
+    /// Checks the layer's own invariants (shapes, finite values) and puts its parameters in
+    /// standard (row-major, contiguous) layout.
+    fn prepare(&mut self) -> Result<()>;
+
+    /// The parameters as `(weight, bias)`, each row-major (empty for parameter-free layers).
+    fn params(&self) -> (&[f64], &[f64]);
+
+    /// The shape of the weight (`[out, in]` for a dense layer, PyTorch's `[C_out, C_in, kh, kw]`
+    /// for a convolution; empty for parameter-free layers).
+    fn weight_shape(&self) -> Vec<usize> {
+        Vec::new()
+    }
+
+    /// Mutable [`params`](Module::params).
+    fn params_mut(&mut self) -> (&mut [f64], &mut [f64]);
+
+    /// Scratch `f64`s [`forward`](Module::forward) and [`backward`](Module::backward) need for
+    /// a batch of `n` rows.
+    fn work_len(&self, _n: usize) -> usize {
+        0
+    }
+
+    /// `y = layer(x)` for a batch (`y` is overwritten).
+    fn forward(&self, x: ArrayView2<'_, f64>, y: ArrayViewMut2<'_, f64>, work: &mut [f64]);
+
+    /// The backward pass at input `x` with output `y`: `dy` holds `dloss/dy` on entry (the
+    /// layer may overwrite it); writes `dloss/dx` into `dx` and the parameter gradients
+    /// (layout of [`params`](Module::params)) into `grads`, each when asked for (overwritten).
+    fn backward(
+        &self,
+        x: ArrayView2<'_, f64>,
+        y: ArrayView2<'_, f64>,
+        dy: ArrayViewMut2<'_, f64>,
+        dx: Option<ArrayViewMut2<'_, f64>>,
+        grads: Option<(&mut [f64], &mut [f64])>,
+        work: &mut [f64],
+    );
+}
+
+/// An activation as a layer of its own (after a convolution, or after a dense layer whose own
+/// activation is the identity).
+impl Module for Activation {
+    fn kind(&self) -> &'static str {
+        self.name()
+    }
+    fn in_dim(&self) -> Option<usize> {
+        None
+    }
+    fn out_dim(&self, in_dim: usize) -> Result<usize> {
+        Ok(in_dim)
+    }
+    fn prepare(&mut self) -> Result<()> {
+        Ok(())
+    }
+    fn params(&self) -> (&[f64], &[f64]) {
+        (&[], &[])
+    }
+    fn params_mut(&mut self) -> (&mut [f64], &mut [f64]) {
+        (&mut [], &mut [])
+    }
+    fn forward(&self, x: ArrayView2<'_, f64>, mut y: ArrayViewMut2<'_, f64>, _: &mut [f64]) {
+        y.assign(&x);
+        self.apply_inplace(y);
+    }
+    fn backward(
+        &self,
+        _x: ArrayView2<'_, f64>,
+        y: ArrayView2<'_, f64>,
+        mut dy: ArrayViewMut2<'_, f64>,
+        dx: Option<ArrayViewMut2<'_, f64>>,
+        _grads: Option<(&mut [f64], &mut [f64])>,
+        _: &mut [f64],
+    ) {
+        if let Some(mut dx) = dx {
+            self.backprop_inplace(dy.view_mut(), y);
+            dx.assign(&dy);
+        }
+    }
+}
+
+/// One layer of a convolutional [`Cnn`](super::cnn::Cnn) (a [`Sequential`](super::Sequential)
+/// of `Layer`s).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Layer {
+    /// A fully connected layer (with its own activation, often the identity).
+    Dense(Dense),
+    /// A 2-D convolution (PyTorch `nn.Conv2d`).
+    Conv2d(Conv2d),
+    /// Max-pooling (PyTorch `nn.MaxPool2d`).
+    MaxPool2d(MaxPool2d),
+    /// An element-wise activation.
+    Activation(Activation),
+    /// PyTorch's `nn.Flatten`: rows are already flat, so the identity.
+    Flatten,
+}
+
+impl Layer {
+    /// The element-wise ReLU layer.
+    pub const RELU: Layer = Layer::Activation(Activation::Relu);
+}
+
+macro_rules! dispatch {
+    ($self:expr, $l:ident => $e:expr, flatten => $f:expr) => {
+        match $self {
+            Layer::Dense($l) => $e,
+            Layer::Conv2d($l) => $e,
+            Layer::MaxPool2d($l) => $e,
+            Layer::Activation($l) => $e,
+            Layer::Flatten => $f,
+        }
+    };
+}
+
+impl Module for Layer {
+    fn kind(&self) -> &'static str {
+        dispatch!(self, l => Module::kind(l), flatten => "flatten")
+    }
+    fn in_dim(&self) -> Option<usize> {
+        dispatch!(self, l => Module::in_dim(l), flatten => None)
+    }
+    fn out_dim(&self, in_dim: usize) -> Result<usize> {
+        dispatch!(self, l => Module::out_dim(l, in_dim), flatten => Ok(in_dim))
+    }
+    fn prepare(&mut self) -> Result<()> {
+        dispatch!(self, l => Module::prepare(l), flatten => Ok(()))
+    }
+    fn params(&self) -> (&[f64], &[f64]) {
+        dispatch!(self, l => Module::params(l), flatten => (&[], &[]))
+    }
+    fn params_mut(&mut self) -> (&mut [f64], &mut [f64]) {
+        dispatch!(self, l => Module::params_mut(l), flatten => (&mut [], &mut []))
+    }
+    fn weight_shape(&self) -> Vec<usize> {
+        dispatch!(self, l => Module::weight_shape(l), flatten => Vec::new())
+    }
+    fn work_len(&self, n: usize) -> usize {
+        dispatch!(self, l => Module::work_len(l, n), flatten => 0)
+    }
+    fn forward(&self, x: ArrayView2<'_, f64>, mut y: ArrayViewMut2<'_, f64>, work: &mut [f64]) {
+        dispatch!(self, l => Module::forward(l, x, y, work), flatten => y.assign(&x))
+    }
+    fn backward(
+        &self,
+        x: ArrayView2<'_, f64>,
+        y: ArrayView2<'_, f64>,
+        dy: ArrayViewMut2<'_, f64>,
+        dx: Option<ArrayViewMut2<'_, f64>>,
+        grads: Option<(&mut [f64], &mut [f64])>,
+        work: &mut [f64],
+    ) {
+        dispatch!(self, l => Module::backward(l, x, y, dy, dx, grads, work), flatten => {
+            if let Some(mut dx) = dx {
+                dx.assign(&dy);
+            }
+        })
+    }
+}
+
+/// The error for a layer that cannot take inputs of width `got`.
+pub(crate) fn width_error(kind: &str, need: usize, got: usize) -> Error {
+    Error::shape(format!("{kind} layer input"), need, got)
+}
