@@ -26,6 +26,8 @@
 //! flags and a runnable example are in the README (compiled here as a doctest); design notes and
 //! measured figures are in the repository's `docs/`.
 #![warn(missing_docs)]
+// docs.rs (nightly rustdoc, `--cfg docsrs`): badges on feature-gated items. `doc_cfg` also
+// covers what the former `doc_auto_cfg` did (rust-lang/rust#138907).
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod analysis;

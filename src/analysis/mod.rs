@@ -59,5 +59,6 @@ pub use lipschitz::{
     LayerBound, LayerwiseLipschitz, LipschitzReport, activation_constant, lipschitz_report,
 };
 #[cfg(feature = "linalg")]
+#[cfg_attr(docsrs, doc(cfg(feature = "linalg")))]
 pub use spectral::spectral_norm_svd;
 pub use spectral::{PowerIterationConfig, SpectralNorm, lanczos, power_iteration, spectral_norm};

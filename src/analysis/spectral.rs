@@ -282,6 +282,7 @@ pub fn spectral_norm(w: ArrayView2<'_, f64>, cfg: &PowerIterationConfig) -> Resu
 
 /// Largest singular value of `w` by LAPACK's SVD (feature `linalg`).
 #[cfg(feature = "linalg")]
+#[cfg_attr(docsrs, doc(cfg(feature = "linalg")))]
 pub fn spectral_norm_svd(w: ArrayView2<'_, f64>) -> Result<f64> {
     use ndarray_linalg::SVD;
     crate::error::check_finite(w.iter(), "spectral_norm_svd matrix")?;

@@ -401,6 +401,7 @@ mod argmin_impl {
         Ok(())
     }
 
+    #[cfg_attr(docsrs, doc(cfg(feature = "argmin")))]
     impl<C: Classifier + ?Sized> argmin::core::CostFunction for AttackObjective<'_, C> {
         type Param = Vec<f64>;
         type Output = f64;
@@ -412,6 +413,7 @@ mod argmin_impl {
         }
     }
 
+    #[cfg_attr(docsrs, doc(cfg(feature = "argmin")))]
     impl<C: Classifier + ?Sized> argmin::core::Gradient for AttackObjective<'_, C> {
         type Param = Vec<f64>;
         type Gradient = Vec<f64>;

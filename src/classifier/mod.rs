@@ -47,7 +47,7 @@
 mod gradcheck;
 mod loss;
 
-pub use gradcheck::{GradCheckReport, check_gradient, check_gradient_fn};
+pub use gradcheck::{GradCheckReport, check_gradient, check_gradient_batch, check_gradient_fn};
 pub use loss::{
     log_softmax_into, logsumexp, softmax_cross_entropy, softmax_cross_entropy_batch, softmax_into,
 };
