@@ -25,6 +25,7 @@ use intriguing::attack::AttackConfig;
 use intriguing::data::{Mnist, subset};
 use intriguing::models::cnn::Cnn;
 use intriguing::models::{Activation, Mlp, Preset, TrainConfig, train};
+use intriguing::viz::FigureText;
 use ndarray::{Array2, ArrayView2, s};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -236,8 +237,32 @@ fn grids(
     }
     let pu = out.join(format!("{name}_units.png"));
     let pr = out.join(format!("{name}_random.png"));
-    write_image_grid(&pu, images, labels, &unit_rows, (28, 28))?;
-    write_image_grid(&pr, images, labels, &random_rows, (28, 28))?;
+    let text = |kind: &str, heads: Vec<String>| FigureText {
+        title: format!("{name}: test images that most activate {kind}"),
+        column_headers: (1..=8).map(|r| format!("#{r}")).collect(),
+        row_headers: heads,
+        notes: vec![
+            "one row per direction, images by decreasing activation; captions: labels".into(),
+        ],
+    };
+    let unit_heads = (0..6).map(|r| format!("unit {}", r * dim / 6)).collect();
+    let random_heads = (0..6).map(|r| format!("rand {}", 100 + r)).collect();
+    write_image_grid(
+        &pu,
+        images,
+        labels,
+        &unit_rows,
+        (28, 28),
+        &text("single units", unit_heads),
+    )?;
+    write_image_grid(
+        &pr,
+        images,
+        labels,
+        &random_rows,
+        (28, 28),
+        &text("random directions", random_heads),
+    )?;
     println!("wrote {} and {}", pu.display(), pr.display());
     Ok(())
 }

@@ -17,8 +17,7 @@ mod common;
 use intriguing::Classifier;
 use intriguing::attack::{AttackConfig, Target, find_minimal_perturbation};
 use intriguing::models::{Preset, train};
-use intriguing::viz::{GridSpec, magnify_around_grey, write_grid_png};
-use ndarray::{Array1, ArrayView1};
+use intriguing::viz::{AdversarialPanel, write_adversarial_figure};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -137,36 +136,30 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         evals
     );
 
-    // 4. Figure 5: original | perturbation (magnified around grey) | adversarial.
+    // 4. Figure 5: original | adversarial | distortion, dark digits on white.
     let shown: Vec<_> = ok.iter().take(10).collect();
     if !shown.is_empty() {
-        // Magnify so that a pixel changed by 3× the largest RMS distortion reaches black or
-        // white (the few larger changes saturate).
-        let max_rms = shown
+        let panels: Vec<AdversarialPanel<'_>> = shown
             .iter()
-            .filter_map(|r| r.2.rms())
-            .fold(1e-12f64, f64::max);
-        let factor = (0.5 / (3.0 * max_rms)).round().max(1.0);
-        let mut owned: Vec<Array1<f64>> = Vec::new();
-        let mut labels = Vec::new();
-        for r in &shown {
-            let adv = r.2.adversarial.as_ref().expect("successes only");
-            owned.push(mnist.test_images.row(r.0).to_owned());
-            owned.push(magnify_around_grey(adv.perturbation.view(), factor));
-            owned.push(adv.input.clone());
-            labels.push(format!("{}", r.1));
-            labels.push(format!("X{factor:.0}"));
-            labels.push(format!("{}", adv.label));
-        }
-        let views: Vec<ArrayView1<f64>> = owned.iter().map(|a| a.view()).collect();
+            .map(|r| {
+                let adv = r.2.adversarial.as_ref().expect("successes only");
+                AdversarialPanel {
+                    original: mnist.test_images.row(r.0),
+                    adversarial: adv.input.view(),
+                    true_label: mnist.test_labels[r.0],
+                    reached_label: adv.label,
+                }
+            })
+            .collect();
         if let Some(dir) = out.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        write_grid_png(&out, &views, Some(&labels), &GridSpec::new(6, 28, 28))?;
+        let title = format!("FC100-100-10, target {target_kind}: Figure 5");
+        let factor = write_adversarial_figure(&out, &title, &panels, (28, 28), 2)?;
         let shown_path = std::fs::canonicalize(&out).unwrap_or(out.clone());
         println!();
         println!(
-            "wrote {} ({} examples; columns: original | perturbation x{factor:.0} around grey | adversarial, labels = predictions)",
+            "wrote {} ({} examples; columns: original | adversarial | distortion x{factor} around grey)",
             shown_path.display(),
             shown.len()
         );

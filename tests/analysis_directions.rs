@@ -4,6 +4,7 @@
 use intriguing::analysis::{
     Direction, label_purity, purity_comparison, top_activating, write_image_grid,
 };
+use intriguing::viz::FigureText;
 use ndarray::{Array1, Array2};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -98,12 +99,14 @@ fn grid_png_has_the_expected_layout() {
     let dir = std::env::temp_dir().join("intriguing_analysis_grid_test");
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("grid.png");
+    let none = FigureText::default();
     write_image_grid(
         &path,
         inputs.view(),
         &labels,
         &[vec![0, 1, 2], vec![3, 4, 5]],
         (4, 4),
+        &FigureText::default(),
     )
     .unwrap();
     let dims = |p: &std::path::Path| {
@@ -115,19 +118,21 @@ fn grid_png_has_the_expected_layout() {
     };
     let (w3, h2) = dims(&path);
     let one = dir.join("one.png");
-    write_image_grid(&one, inputs.view(), &labels, &[vec![0]], (4, 4)).unwrap();
+    write_image_grid(&one, inputs.view(), &labels, &[vec![0]], (4, 4), &none).unwrap();
     let (w1, h1) = dims(&one);
-    assert!(w3 > 2 * w1 && h2 > h1, "{w3}x{h2} vs {w1}x{h1}");
-    assert!(write_image_grid(&path, inputs.view(), &labels, &[vec![0, 9]], (4, 4)).is_err());
+    // Two more columns, each at least an image (4 pixels × scale 3) wide; one more row.
+    assert!(w3 >= w1 + 2 * 12 && h2 > h1, "{w3}x{h2} vs {w1}x{h1}");
+    assert!(write_image_grid(&path, inputs.view(), &labels, &[vec![0, 9]], (4, 4), &none).is_err());
     assert!(
         write_image_grid(
             &path,
             inputs.view(),
             &labels,
             &[vec![0], vec![1, 2]],
-            (4, 4)
+            (4, 4),
+            &none
         )
         .is_err()
     );
-    assert!(write_image_grid(&path, inputs.view(), &labels, &[vec![0]], (3, 4)).is_err());
+    assert!(write_image_grid(&path, inputs.view(), &labels, &[vec![0]], (3, 4), &none).is_err());
 }

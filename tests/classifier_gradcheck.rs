@@ -2,6 +2,8 @@
 //! backward passes of random MLPs on MNIST test images stay far below 1e-3 for every
 //! activation and step in 1e-6..=1e-4. Run with `-- --nocapture` for the table the docs quote.
 
+use approx::assert_relative_eq;
+use intriguing::Classifier;
 use intriguing::classifier::check_gradient;
 use intriguing::data::Mnist;
 use intriguing::models::{Activation, Mlp};
@@ -28,6 +30,27 @@ fn correct_mlps_pass_well_below_the_documented_threshold() {
                     assert!(worst < 1e-3, "{act:?} {sizes:?} h={h:e}: {worst:e}");
                 }
             }
+        }
+    }
+}
+
+#[test]
+fn the_checked_batch_gradient_is_the_single_row_gradient() {
+    // Row 0 of the three-row check is `x` against `label`: its analytic gradient must be the
+    // one `cross_entropy_gradient` computes for `x` alone (same arithmetic, row by row).
+    let mnist = Mnist::bundled().expect("bundled MNIST").take(1, 3).unwrap();
+    let mlp = Mlp::random(&[784, 30, 10], Activation::Tanh, 3).unwrap();
+    for i in 0..3 {
+        let x = mnist.test_images.row(i);
+        let r = check_gradient(&mlp, x, 7, 1e-5).unwrap();
+        let (_, g) = mlp.cross_entropy_gradient(x, 7).unwrap();
+        for (a, b) in r.analytic.row(0).iter().zip(&g) {
+            assert_relative_eq!(*a, *b, epsilon = 1e-15, max_relative = 1e-12);
+        }
+        // Row 1 is the same input against label 8: a different gradient.
+        let (_, g8) = mlp.cross_entropy_gradient(x, 8).unwrap();
+        for (a, b) in r.analytic.row(1).iter().zip(&g8) {
+            assert_relative_eq!(*a, *b, epsilon = 1e-15, max_relative = 1e-12);
         }
     }
 }

@@ -254,8 +254,12 @@ fn run_table1_and_2(
         let p = args
             .out
             .join(format!("fig5_{}.png", figure_name(&s.source)));
-        match write_figure_png(&p, s, 24, 4) {
-            Ok(()) => eprintln!("wrote {}", p.display()),
+        let Some(m) = models.iter().find(|m| m.spec.name == s.source) else {
+            eprintln!("no figure for {}: no model of that name", s.source);
+            continue;
+        };
+        match write_figure_png(&p, s, &m.model, 24, 3) {
+            Ok(k) => eprintln!("wrote {} (distortion magnified x{k})", p.display()),
             Err(e) => eprintln!("no figure for {}: {e}", s.source),
         }
     }

@@ -246,20 +246,20 @@ pub fn check_gradient_batch<C: Classifier + ?Sized>(
     for (r, (x, &label)) in inputs.rows().into_iter().zip(labels).enumerate() {
         for j0 in (0..d).step_by(CHUNK) {
             let m = CHUNK.min(d - j0);
-            for c in 0..m {
+            for (c, step) in steps.iter_mut().take(m).enumerate() {
                 let j = j0 + c;
-                steps[c] = h * x[j].abs().max(1.0);
+                *step = h * x[j].abs().max(1.0);
                 for (sign, row) in [(1.0, 2 * c), (-1.0, 2 * c + 1)] {
                     let mut v = block.row_mut(row);
                     v.assign(&x);
-                    v[j] = x[j] + sign * steps[c];
+                    v[j] = x[j] + sign * *step;
                 }
             }
             let z = model.logits(block.slice(s![..2 * m, ..]))?;
-            for c in 0..m {
+            for (c, step) in steps.iter().take(m).enumerate() {
                 let fp = softmax_cross_entropy(z.row(2 * c), label, tmp.view_mut());
                 let fm = softmax_cross_entropy(z.row(2 * c + 1), label, tmp.view_mut());
-                numeric[[r, j0 + c]] = (fp - fm) / (2.0 * steps[c]);
+                numeric[[r, j0 + c]] = (fp - fm) / (2.0 * step);
             }
         }
     }

@@ -1,22 +1,51 @@
 //! Figure-5-style PNG grids: originals, adversarial examples and magnified distortions.
 
 use super::sample::AdversarialSet;
+use crate::Classifier;
 use crate::error::{Error, Result};
-use crate::viz::{GridSpec, magnify_around_grey, write_grid_png};
-use ndarray::{Array1, ArrayView1};
+use crate::viz::{AdversarialPanel, write_adversarial_figure};
 use std::path::Path;
 
 /// The paper's Figure 5 layout for up to `max_examples` examples of a set of square images
-/// (28×28 for MNIST): triples (original, adversarial, distortion magnified ×10 around mid
-/// grey), `per_row` triples per row, written as a PNG through [`crate::viz`]. Digits are
-/// drawn black on white (pixel values inverted) like the paper's figure; captions give the
-/// true label and the RMS distortion. Errors on an empty set or non-square images.
-pub fn write_figure_png(
+/// (28×28 for MNIST), through [`crate::viz::write_adversarial_figure`]: triples (original
+/// captioned with its true label, adversarial example captioned with the label `model` gives
+/// it, distortion magnified around mid grey captioned with its RMS), `per_row` triples per
+/// row, under the title `<source>: Figure 5`, dark digits on white. The magnification is the
+/// largest round factor at which no pixel of any shown distortion clips; it is printed in the
+/// figure and returned. Errors on an empty set, non-square images or a failing model.
+///
+/// # Examples
+///
+/// ```
+/// use intriguing::experiments::{AdversarialSet, write_figure_png};
+/// use intriguing::models::{Activation, Mlp};
+/// use ndarray::Array2;
+///
+/// let originals = Array2::from_shape_fn((2, 16), |(i, j)| ((i + j) % 3) as f64 / 2.0);
+/// let inputs = originals.mapv(|v| (v + 0.05).min(1.0));
+/// let set = AdversarialSet {
+///     source: "toy".into(),
+///     inputs,
+///     originals,
+///     labels: vec![0, 1],
+///     indices: vec![0, 1],
+///     rms: vec![0.05, 0.05],
+///     failures: Vec::new(),
+///     skipped_misclassified: 0,
+/// };
+/// let model = Mlp::random(&[16, 3], Activation::Tanh, 0)?;
+/// let path = std::env::temp_dir().join("intriguing_fig5_doctest.png");
+/// let k = write_figure_png(&path, &set, &model, 2, 2)?;
+/// assert_eq!(k, 10.0); // 0.5 / 0.05
+/// # Ok::<(), intriguing::Error>(())
+/// ```
+pub fn write_figure_png<C: Classifier + ?Sized>(
     path: impl AsRef<Path>,
     set: &AdversarialSet,
+    model: &C,
     max_examples: usize,
     per_row: usize,
-) -> Result<()> {
+) -> Result<f64> {
     let n = set.len().min(max_examples);
     if n == 0 {
         return Err(Error::InvalidConfig(format!(
@@ -31,21 +60,21 @@ pub fn write_figure_png(
             set.inputs.ncols()
         )));
     }
-    let mut tiles: Vec<Array1<f64>> = Vec::with_capacity(3 * n);
-    let mut captions = Vec::with_capacity(3 * n);
-    for i in 0..n {
-        let x = set.originals.row(i);
-        let xa = set.inputs.row(i);
-        tiles.push(x.mapv(|v| 1.0 - v));
-        tiles.push(xa.mapv(|v| 1.0 - v));
-        tiles.push(magnify_around_grey((&xa - &x).view(), 10.0));
-        captions.push(format!("{}", set.labels[i]));
-        captions.push(format!(".{:03.0}", 1000.0 * set.rms[i]));
-        captions.push("x10".to_string());
-    }
-    let views: Vec<ArrayView1<'_, f64>> = tiles.iter().map(|t| t.view()).collect();
-    let mut spec = GridSpec::new(3 * per_row.max(1), side, side);
-    spec.scale = 2;
-    spec.padding = 2;
-    write_grid_png(path, &views, Some(&captions), &spec)
+    let shown = set.inputs.slice(ndarray::s![..n, ..]);
+    let reached = model.predict_batch(shown)?;
+    let panels: Vec<AdversarialPanel<'_>> = (0..n)
+        .map(|i| AdversarialPanel {
+            original: set.originals.row(i),
+            adversarial: set.inputs.row(i),
+            true_label: set.labels[i],
+            reached_label: reached[i],
+        })
+        .collect();
+    write_adversarial_figure(
+        path,
+        &format!("{}: Figure 5", set.source),
+        &panels,
+        (side, side),
+        per_row,
+    )
 }
