@@ -7,7 +7,91 @@ use crate::classifier::Classifier;
 use crate::error::{Error, Result};
 use crate::validate;
 use ndarray::ArrayView2;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// Where an [`attack_batch_with`] run stands, passed to its progress callback after every
+/// row.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BatchProgress {
+    /// Rows finished so far (1 to `total`).
+    pub done: usize,
+    /// Rows in the batch.
+    pub total: usize,
+    /// Finished rows that did not yield a verified adversarial example (an error, or an
+    /// attack that gave up).
+    pub failed: usize,
+    /// Wall-clock time since the batch started.
+    pub elapsed: Duration,
+}
+
+impl BatchProgress {
+    /// Rows per second so far (0 before the first row).
+    pub fn rate(&self) -> f64 {
+        let s = self.elapsed.as_secs_f64();
+        if s > 0.0 { self.done as f64 / s } else { 0.0 }
+    }
+
+    /// Estimated time to finish at the rate so far (`None` before the first row).
+    pub fn eta(&self) -> Option<Duration> {
+        let rate = self.rate();
+        (self.done > 0 && rate > 0.0)
+            .then(|| Duration::from_secs_f64((self.total - self.done) as f64 / rate))
+    }
+}
+
+/// A progress callback for [`attack_batch_with`]. It is called from the worker threads, one
+/// call at a time, with `done` increasing by one per call; it should be quick (the workers
+/// wait while it runs) and must not panic.
+pub type ProgressFn<'a> = &'a (dyn Fn(BatchProgress) + Sync);
+
+/// How [`attack_batch_with`] runs: the number of worker threads (default
+/// [`default_threads`]) and an optional progress callback.
+#[derive(Clone, Copy, Default)]
+pub struct BatchOptions<'a> {
+    threads: Option<usize>,
+    progress: Option<ProgressFn<'a>>,
+}
+
+impl std::fmt::Debug for BatchOptions<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BatchOptions")
+            .field("threads", &self.threads())
+            .field("progress", &self.progress.map(|_| "callback"))
+            .finish()
+    }
+}
+
+impl<'a> BatchOptions<'a> {
+    /// [`default_threads`] threads, no progress callback.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// `threads ≥ 1` worker threads (an error for 0).
+    pub fn with_threads(mut self, threads: usize) -> Result<Self> {
+        self.threads = Some(validate::at_least_one("attack_batch threads", threads)?);
+        Ok(self)
+    }
+
+    /// Calls `progress` after every finished row.
+    pub fn with_progress(mut self, progress: ProgressFn<'a>) -> Self {
+        self.progress = Some(progress);
+        self
+    }
+
+    /// The number of worker threads this runs on.
+    pub fn threads(&self) -> usize {
+        self.threads.unwrap_or_else(default_threads)
+    }
+}
+
+/// The default number of worker threads: [`std::thread::available_parallelism`] (1 when it
+/// is unknown).
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
 
 /// Attacks every row of `inputs` with its own target, on `threads` worker threads.
 ///
@@ -50,6 +134,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 /// assert!(results[2].is_err()); // NaN input: an error in its own slot only
 /// # Ok::<(), intriguing::Error>(())
 /// ```
+///
+/// [`attack_batch_with`] takes the thread count from the machine and reports progress.
 pub fn attack_batch<C: Classifier + ?Sized>(
     model: &C,
     inputs: ArrayView2<'_, f64>,
@@ -57,6 +143,44 @@ pub fn attack_batch<C: Classifier + ?Sized>(
     config: &AttackConfig,
     threads: usize,
 ) -> Result<Vec<Result<AttackResult>>> {
+    let options = BatchOptions::new().with_threads(threads)?;
+    attack_batch_with(model, inputs, targets, config, &options)
+}
+
+/// [`attack_batch`] with [`BatchOptions`]: by default on [`default_threads`] threads, and
+/// with an optional progress callback (rows done, failed, elapsed, rate and ETA) for long
+/// batches. The results are identical to [`attack_batch`]'s whatever the thread count.
+///
+/// # Examples
+///
+/// ```
+/// use intriguing::attack::{attack_batch_with, AttackConfig, BatchOptions, BatchProgress, Target};
+/// use intriguing::models::{Activation, Mlp};
+/// use ndarray::Array2;
+/// use std::sync::Mutex;
+///
+/// let model = Mlp::random(&[8, 6, 3], Activation::Tanh, 0)?;
+/// let inputs = Array2::from_shape_fn((5, 8), |(i, j)| ((i + 2 * j) % 5) as f64 / 4.0);
+/// let targets: Vec<Target> = (0..5)
+///     .map(|i| Target::Untargeted { true_label: model.predict(inputs.row(i)).unwrap() })
+///     .collect();
+/// let seen = Mutex::new(Vec::new());
+/// let report = |p: BatchProgress| seen.lock().unwrap().push(p.done);
+/// let options = BatchOptions::new().with_progress(&report); // default thread count
+/// let results = attack_batch_with(&model, inputs.view(), &targets, &AttackConfig::default(), &options)?;
+/// assert_eq!(results.len(), 5);
+/// assert_eq!(*seen.lock().unwrap(), vec![1, 2, 3, 4, 5]);
+/// # use intriguing::Classifier;
+/// # Ok::<(), intriguing::Error>(())
+/// ```
+pub fn attack_batch_with<C: Classifier + ?Sized>(
+    model: &C,
+    inputs: ArrayView2<'_, f64>,
+    targets: &[Target],
+    config: &AttackConfig,
+    options: &BatchOptions<'_>,
+) -> Result<Vec<Result<AttackResult>>> {
+    let threads = options.threads();
     if targets.len() != inputs.nrows() {
         return Err(Error::shape(
             "attack targets",
@@ -64,9 +188,26 @@ pub fn attack_batch<C: Classifier + ?Sized>(
             targets.len(),
         ));
     }
-    validate::at_least_one("attack_batch threads", threads)?;
     let n = inputs.nrows();
-    let attack_row = |i: usize| -> Result<AttackResult> {
+    let start = Instant::now();
+    // (done, failed), locked while the callback runs so that calls are ordered.
+    let counts = Mutex::new((0usize, 0usize));
+    let report = |r: &Result<AttackResult>| {
+        if let Some(progress) = options.progress {
+            let mut c = counts.lock().unwrap_or_else(|p| p.into_inner());
+            c.0 += 1;
+            if !matches!(r, Ok(res) if res.success()) {
+                c.1 += 1;
+            }
+            progress(BatchProgress {
+                done: c.0,
+                total: n,
+                failed: c.1,
+                elapsed: start.elapsed(),
+            });
+        }
+    };
+    let attack_one = |i: usize| -> Result<AttackResult> {
         let row = inputs.row(i);
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             find_minimal_perturbation(model, row, targets[i], config)
@@ -82,6 +223,11 @@ pub fn attack_batch<C: Classifier + ?Sized>(
                 message: msg,
             })
         })
+    };
+    let attack_row = |i: usize| -> Result<AttackResult> {
+        let r = attack_one(i);
+        report(&r);
+        r
     };
     let threads = threads.min(n.max(1));
     if threads == 1 {

@@ -73,7 +73,9 @@ mod robust;
 mod rows;
 mod search;
 
-pub use batch::attack_batch;
+pub use batch::{
+    BatchOptions, BatchProgress, ProgressFn, attack_batch, attack_batch_with, default_threads,
+};
 pub use config::{AttackConfig, AttackLoss, BoxDomain, InitialC, Penalty};
 pub use objective::{AttackObjective, Goal};
 pub use result::{Adversarial, AttackResult, CBracket, FailureReason, Target};
