@@ -52,7 +52,18 @@ impl Classifier for Templates {
     }
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// A foreign model (a nearest-class-mean template matcher on MNIST) implementing Classifier,
+/// validated with the gradient checker. No options.
+#[derive(clap::Parser, Debug)]
+#[command(name = "foreign_model")]
+struct Args {}
+
+fn main() -> std::process::ExitCode {
+    let Args {} = <Args as clap::Parser>::parse();
+    common::exit_status(run())
+}
+
+fn run() -> Result<(), Box<dyn std::error::Error>> {
     let mnist = common::mnist()?;
     // "Training": the mean image of each class.
     let mut w = Array2::zeros((10, 784));
@@ -76,7 +87,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "gradient check: max relative error {:.2e} (worst coordinate {})",
         report.max_rel_error, report.worst_index
     );
-    assert!(report.max_rel_error < 1e-6, "the backward pass is wrong");
+    // The documented pass criterion (see `GradCheckReport`): round-off stays far below 1e-3.
+    if report.max_rel_error >= 1e-3 {
+        return Err(format!(
+            "the backward pass is wrong: relative error {:.2e} in row {}",
+            report.max_rel_error, report.worst_row
+        )
+        .into());
+    }
 
     let err = model.error_rate(mnist.test_images.view(), &mnist.test_labels)?;
     println!("nearest-class-mean test error: {:.2}%", 100.0 * err);

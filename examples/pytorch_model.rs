@@ -2,7 +2,8 @@
 //! layout of `nn.Linear` layers (`0.weight` `[out, in]`, `0.bias`, `2.weight`, ...).
 //!
 //! ```text
-//! cargo run --release --example pytorch_model -- [PATH.safetensors] [--images N]
+//! cargo run --release --example pytorch_model -- [PATH.safetensors] [--images N] [--relu|--tanh]
+//! cargo run --release --example pytorch_model -- --help
 //! ```
 //!
 //! The model must map 784 MNIST pixels in [0, 1] to 10 logits with sigmoid hidden layers
@@ -28,12 +29,14 @@
 
 mod common;
 
+use clap::Parser;
 use intriguing::Classifier;
 use intriguing::attack::{AttackConfig, Target, find_minimal_perturbation};
 use intriguing::models::{Activation, Mlp, Preset, train};
 use safetensors::{Dtype, View};
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 
 /// A float32 tensor, as PyTorch stores `nn.Linear` parameters.
 struct F32Tensor {
@@ -84,18 +87,43 @@ fn write_pytorch_layout(mlp: &Mlp, path: &Path) -> Result<(), Box<dyn std::error
     Ok(())
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let mut path = None;
-    let mut n_images = 10usize;
-    let mut hidden = Activation::Sigmoid;
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        match a.as_str() {
-            "--images" => n_images = args.next().ok_or("--images needs a value")?.parse()?,
-            "--relu" => hidden = Activation::Relu,
-            "--tanh" => hidden = Activation::Tanh,
-            other => path = Some(PathBuf::from(other)),
-        }
+/// Attack an MLP trained in PyTorch, loaded from a safetensors file in the nn.Sequential
+/// layout of nn.Linear layers.
+#[derive(Parser, Debug)]
+#[command(name = "pytorch_model")]
+struct Args {
+    /// The safetensors file (default: train a small model and export it in PyTorch's layout).
+    path: Option<PathBuf>,
+    /// Number of test images to attack.
+    #[arg(long, default_value_t = 10, value_parser = common::at_least_one)]
+    images: usize,
+    /// Hidden layers use ReLU (default: sigmoid).
+    #[arg(long, conflicts_with = "tanh")]
+    relu: bool,
+    /// Hidden layers use tanh (default: sigmoid).
+    #[arg(long)]
+    tanh: bool,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    common::exit_status(run(args))
+}
+
+fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    let n_images = args.images;
+    let hidden = if args.relu {
+        Activation::Relu
+    } else if args.tanh {
+        Activation::Tanh
+    } else {
+        Activation::Sigmoid
+    };
+    let path = args.path;
+    if let Some(p) = &path
+        && !p.is_file()
+    {
+        return Err(format!("{}: no such file", p.display()).into());
     }
     let mnist = common::mnist()?;
 
@@ -122,7 +150,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
 
     // Activations are not stored by PyTorch: give one per Linear layer.
-    let probe = safetensors::SafeTensors::deserialize(&std::fs::read(&path)?)?
+    let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let probe = safetensors::SafeTensors::deserialize(&bytes)
+        .map_err(|e| format!("{}: {e}", path.display()))?
         .names()
         .iter()
         .filter(|n| n.ends_with("weight"))
@@ -140,7 +170,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let config = AttackConfig::default();
     println!("| image | label | target | success | RMS distortion | adversarial label |");
     println!("|------:|------:|-------:|:-------:|---------------:|------------------:|");
-    for i in 0..n_images.min(mnist.test_labels.len()) {
+    if n_images > mnist.test_labels.len() {
+        return Err(format!(
+            "--images {n_images}: the test set has {} images",
+            mnist.test_labels.len()
+        )
+        .into());
+    }
+    for i in 0..n_images {
         let x = mnist.test_images.row(i);
         let y = mlp.predict(x)?;
         let target = (y + 1) % 10;

@@ -16,60 +16,72 @@
 
 mod common;
 
+use clap::Parser;
 use intriguing::Classifier;
 use intriguing::models::{Preset, train};
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::time::Instant;
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let mut preset = Preset::Fc100_100_10;
-    let mut epochs = None;
-    let mut out = None;
-    let mut seed = 0u64;
-    let mut lr = None;
-    let mut n_train = None;
-    let mut lr_decay = None;
-    let mut momentum = None;
-    let mut batch = None;
-    let mut warmup = None;
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        let mut val = || args.next().ok_or(format!("{a} needs a value"));
-        match a.as_str() {
-            "--preset" => preset = val()?.parse()?,
-            "--epochs" => epochs = Some(val()?.parse()?),
-            "--out" => out = Some(PathBuf::from(val()?)),
-            "--seed" => seed = val()?.parse()?,
-            "--lr" => lr = Some(val()?.parse()?),
-            "--train" => n_train = Some(val()?.parse()?),
-            "--lr-decay" => lr_decay = Some(val()?.parse()?),
-            "--momentum" => momentum = Some(val()?.parse()?),
-            "--batch" => batch = Some(val()?.parse()?),
-            "--warmup" => warmup = Some(val()?.parse()?),
-            "-h" | "--help" => {
-                println!(
-                    "usage: train_mnist [--preset NAME] [--epochs N] [--out PATH] [--seed S] \
-                     [--lr LR] [--lr-decay F] [--momentum M (SGD instead of Adam)] [--batch B] \
-                     [--warmup EPOCHS] [--train N]"
-                );
-                return Ok(());
-            }
-            other => return Err(format!("unknown argument {other:?} (try --help)").into()),
-        }
-    }
+/// Train one of the paper's MNIST models and save its weights as safetensors.
+#[derive(Parser, Debug)]
+#[command(name = "train_mnist")]
+struct Args {
+    /// Model: FC10(1e-4), FC100-100-10, FC200-200-10, FC500-150-10, FC123-456-10, ...
+    #[arg(long, default_value = "FC100-100-10", value_parser = parse_preset)]
+    preset: Preset,
+    /// Training epochs (default: the preset's recipe).
+    #[arg(long, value_parser = common::at_least_one)]
+    epochs: Option<usize>,
+    /// Output file (default: models/<preset>.safetensors under the output root).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Seed of the initial weights and the minibatch order.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Learning rate.
+    #[arg(long)]
+    lr: Option<f64>,
+    /// Learning-rate factor per epoch.
+    #[arg(long)]
+    lr_decay: Option<f64>,
+    /// SGD with this momentum instead of Adam.
+    #[arg(long)]
+    momentum: Option<f64>,
+    /// Minibatch size.
+    #[arg(long, value_parser = common::at_least_one)]
+    batch: Option<usize>,
+    /// Warm-up epochs (may be fractional).
+    #[arg(long)]
+    warmup: Option<f64>,
+    /// Train on the first N training images only.
+    #[arg(long = "train", value_parser = common::at_least_one)]
+    n_train: Option<usize>,
+}
 
-    let t = Instant::now();
-    let mut mnist = common::mnist()?;
-    if let Some(n) = n_train {
-        mnist = mnist.take(n, mnist.test_labels.len())?;
-    }
-    println!(
-        "loaded MNIST: {} train, {} test images in {:.2?}",
-        mnist.train_labels.len(),
-        mnist.test_labels.len(),
-        t.elapsed()
-    );
+fn parse_preset(s: &str) -> Result<Preset, String> {
+    s.parse::<Preset>().map_err(|e| e.to_string())
+}
 
+fn main() -> ExitCode {
+    let args = Args::parse();
+    common::exit_status(run(args))
+}
+
+fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    let Args {
+        preset,
+        epochs,
+        out,
+        seed,
+        lr,
+        lr_decay,
+        momentum,
+        batch,
+        warmup,
+        n_train,
+    } = args;
+    // Every setting is validated (by the config's setters) before MNIST is loaded.
     let (mut mlp, mut cfg) = preset.build(seed)?;
     if let Some(e) = epochs {
         cfg = cfg.with_epochs(e)?;
@@ -89,6 +101,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let Some(w) = warmup {
         cfg = cfg.with_warmup_epochs(w)?;
     }
+    let t = Instant::now();
+    let mut mnist = common::mnist()?;
+    if let Some(n) = n_train {
+        mnist = mnist.take(n, mnist.test_labels.len())?;
+    }
+    println!(
+        "loaded MNIST: {} train, {} test images in {:.2?}",
+        mnist.train_labels.len(),
+        mnist.test_labels.len(),
+        t.elapsed()
+    );
+
     println!(
         "training {preset} ({} parameters): {} epochs, batch {}, {:?}, lr {} x{}/epoch, \
          warm-up {} epochs, weight decay {:?}, seed {seed}",

@@ -10,7 +10,10 @@ use intriguing::models::{Activation, Mlp};
 
 #[test]
 fn correct_mlps_pass_well_below_the_documented_threshold() {
-    let mnist = Mnist::bundled().expect("bundled MNIST").take(1, 5).unwrap();
+    let mnist = Mnist::load(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/data/mnist"))
+        .expect("bundled MNIST")
+        .take(1, 5)
+        .unwrap();
     println!("| activation | sizes | h | worst max_rel_error over 5 images |");
     println!("|---|---|---:|---:|");
     for act in [Activation::Tanh, Activation::Sigmoid, Activation::Relu] {
@@ -38,7 +41,10 @@ fn correct_mlps_pass_well_below_the_documented_threshold() {
 fn the_checked_batch_gradient_is_the_single_row_gradient() {
     // Row 0 of the three-row check is `x` against `label`: its analytic gradient must be the
     // one `cross_entropy_gradient` computes for `x` alone (same arithmetic, row by row).
-    let mnist = Mnist::bundled().expect("bundled MNIST").take(1, 3).unwrap();
+    let mnist = Mnist::load(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/data/mnist"))
+        .expect("bundled MNIST")
+        .take(1, 3)
+        .unwrap();
     let mlp = Mlp::random(&[784, 30, 10], Activation::Tanh, 3).unwrap();
     for i in 0..3 {
         let x = mnist.test_images.row(i);

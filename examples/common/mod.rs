@@ -34,3 +34,94 @@ pub fn output_root() -> PathBuf {
 pub fn output_dir(name: &str) -> PathBuf {
     output_root().join(name)
 }
+
+/// Turns `main`'s result into the exit status: on an error, prints `error: <Display>` on
+/// stderr and exits with status 1 (argument errors are clap's: status 2, before any work).
+pub fn exit_status<E: std::fmt::Display>(result: Result<(), E>) -> std::process::ExitCode {
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// A clap value parser for counts that must be at least 1.
+pub fn at_least_one(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Progress of long work on stderr: an indicatif bar when stderr is a terminal, else a plain
+/// `label: done/total, rate/s, ETA` line at most every 5 seconds (and at the end), so logs
+/// stay readable. `Sync`: usable from `attack_batch_with`'s worker threads.
+pub struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    label: String,
+    total: usize,
+    start: std::time::Instant,
+    last_line: std::sync::Mutex<Option<std::time::Instant>>,
+}
+
+impl Progress {
+    /// Progress over `total` steps named `label` (e.g. "attacking", "epochs").
+    pub fn new(label: &str, total: usize) -> Self {
+        use std::io::IsTerminal;
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = indicatif::ProgressBar::new(total as u64);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{prefix} [{bar:30}] {pos}/{len} {msg} ({per_sec}, ETA {eta})",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                .progress_chars("=> "),
+            );
+            bar.set_prefix(label.to_string());
+            bar
+        });
+        Progress {
+            bar,
+            label: label.to_string(),
+            total,
+            start: std::time::Instant::now(),
+            last_line: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// `done` of the total steps are finished; `msg` is shown beside the count.
+    pub fn set(&self, done: usize, msg: &str) {
+        if let Some(bar) = &self.bar {
+            bar.set_position(done as u64);
+            bar.set_message(msg.to_string());
+            return;
+        }
+        let mut last = self.last_line.lock().unwrap_or_else(|p| p.into_inner());
+        let due = last.is_none_or(|t| t.elapsed().as_secs_f64() >= 5.0);
+        if !(due || done == self.total) {
+            return;
+        }
+        *last = Some(std::time::Instant::now());
+        let secs = self.start.elapsed().as_secs_f64();
+        let rate = if secs > 0.0 { done as f64 / secs } else { 0.0 };
+        let eta = if rate > 0.0 {
+            format!("{:.0} s", (self.total - done) as f64 / rate)
+        } else {
+            "?".into()
+        };
+        eprintln!(
+            "{}: {done}/{} {msg} ({rate:.1}/s, ETA {eta})",
+            self.label, self.total
+        );
+    }
+
+    /// Clears the bar (a terminal) or does nothing (plain lines).
+    pub fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}

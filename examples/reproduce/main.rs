@@ -50,57 +50,85 @@ struct Args {
     pool: Option<usize>,
 }
 
-fn usage() -> ! {
-    eprintln!(
-        "usage: reproduce <table1|transfer|cross|advtrain|all|docs> [--quick] [--samples N] \
-         [--out DIR] [--seed S] [--threads T] [--no-cache] [--docs] [--pool N]"
-    );
-    std::process::exit(2)
+/// What to reproduce.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Command {
+    /// Table 1 (errors, minimum distortion on training images) and the Figure-5 grids
+    Table1,
+    /// Table 1 and Table 2 (cross-model generalization, with Gaussian-noise rows)
+    Transfer,
+    /// Tables 3-4 (models trained on disjoint halves P1 / P2)
+    Cross,
+    /// Adversarial training of FC100-100-10 beside the plain model
+    Advtrain,
+    /// Everything above
+    All,
+    /// Copy the tables found in <out> into docs/reproduction.md (no computing)
+    Docs,
+}
+
+/// Reproduce the MNIST experiments of Szegedy et al. (2014).
+#[derive(clap::Parser, Debug)]
+#[command(name = "reproduce")]
+struct Cli {
+    /// The experiment to run.
+    #[arg(value_enum)]
+    command: Command,
+    /// Smaller models, data and samples (minutes instead of tens of minutes).
+    #[arg(long)]
+    quick: bool,
+    /// Images attacked per model (default: the mode's).
+    #[arg(long, value_parser = common::at_least_one)]
+    samples: Option<usize>,
+    /// Output directory (default: reproduction/ under the output root, quick runs
+    /// reproduction/quick/).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Seed of every model, sample and attack.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Worker threads for the attacks (default: the machine's available parallelism).
+    #[arg(long, value_parser = common::at_least_one)]
+    threads: Option<usize>,
+    /// Train every model, ignoring cached weights.
+    #[arg(long)]
+    no_cache: bool,
+    /// Also write the tables into docs/reproduction.md.
+    #[arg(long)]
+    docs: bool,
+    /// Pool capacity of adversarial training.
+    #[arg(long, value_parser = common::at_least_one)]
+    pool: Option<usize>,
 }
 
 fn parse_args() -> Args {
-    let mut it = std::env::args().skip(1);
-    let mut a = Args {
-        command: String::new(),
-        quick: false,
-        samples: None,
-        out: PathBuf::new(),
-        seed: 0,
-        threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
-        cache: true,
-        docs: false,
-        pool: None,
+    let cli = <Cli as clap::Parser>::parse();
+    let command = match cli.command {
+        Command::Table1 => "table1",
+        Command::Transfer => "transfer",
+        Command::Cross => "cross",
+        Command::Advtrain => "advtrain",
+        Command::All => "all",
+        Command::Docs => "docs",
     };
-    while let Some(arg) = it.next() {
-        let mut value = |name: &str| {
-            it.next().unwrap_or_else(|| {
-                eprintln!("{name} needs a value");
-                usage()
-            })
-        };
-        match arg.as_str() {
-            "--quick" => a.quick = true,
-            "--no-cache" => a.cache = false,
-            "--docs" => a.docs = true,
-            "--samples" => a.samples = Some(value("--samples").parse().unwrap_or_else(|_| usage())),
-            "--out" => a.out = PathBuf::from(value("--out")),
-            "--pool" => a.pool = Some(value("--pool").parse().unwrap_or_else(|_| usage())),
-            "--seed" => a.seed = value("--seed").parse().unwrap_or_else(|_| usage()),
-            "--threads" => a.threads = value("--threads").parse().unwrap_or_else(|_| usage()),
-            "-h" | "--help" => usage(),
-            c if !c.starts_with('-') && a.command.is_empty() => a.command = c.to_string(),
-            _ => usage(),
-        }
-    }
-    if !["table1", "transfer", "cross", "advtrain", "all", "docs"].contains(&a.command.as_str()) {
-        usage()
-    }
-    if a.out.as_os_str().is_empty() {
+    let out = cli.out.unwrap_or_else(|| {
         // Quick and full runs do not overwrite each other's tables and figures.
         let base = common::output_dir("reproduction");
-        a.out = if a.quick { base.join("quick") } else { base };
+        if cli.quick { base.join("quick") } else { base }
+    });
+    Args {
+        command: command.to_string(),
+        quick: cli.quick,
+        samples: cli.samples,
+        out,
+        seed: cli.seed,
+        threads: cli
+            .threads
+            .unwrap_or_else(intriguing::attack::default_threads),
+        cache: !cli.no_cache,
+        docs: cli.docs,
+        pool: cli.pool,
     }
-    a
 }
 
 /// Prints progress; attack progress at most every 5 seconds per batch (and at its end).
@@ -355,15 +383,19 @@ fn run_advtrain(
     )
 }
 
-fn main() -> intriguing::Result<()> {
+fn main() -> std::process::ExitCode {
     let args = parse_args();
+    common::exit_status(run(args))
+}
+
+fn run(args: Args) -> intriguing::Result<()> {
     let mut cfg = if args.quick {
         ExperimentConfig::quick()
     } else {
         ExperimentConfig::full()
     };
     cfg.seed = args.seed;
-    cfg.threads = args.threads.max(1);
+    cfg.threads = args.threads;
     if let Some(n) = args.samples {
         cfg.samples = n;
     }
@@ -394,7 +426,7 @@ fn main() -> intriguing::Result<()> {
             run_cross(&args, &data, &cfg)?;
             run_advtrain(&args, &data, &cfg)?;
         }
-        _ => usage(),
+        other => unreachable!("clap only lets the listed commands through: {other}"),
     }
     eprintln!("done in {:.0} s", start.elapsed().as_secs_f64());
     Ok(())
