@@ -22,9 +22,53 @@
 //! example.
 //!
 //! Start with [`attack::find_minimal_perturbation`] for the attack, [`optim::Lbfgsb`] for the
-//! optimizer alone, and [`Classifier`] to bring your own model. The set-up commands, feature
-//! flags and a runnable example are in the README (compiled here as a doctest); design notes and
-//! measured figures are in the repository's `docs/`.
+//! optimizer alone, and [`Classifier`] to bring your own model. Design notes and measured
+//! figures are in the repository's `docs/`.
+//!
+//! # Example
+//!
+//! A model, its gradient checked, the paper's attack on one input, the result re-verified
+//! and drawn as a Figure-5 triple (with MNIST: `data::Mnist::load(dir)?.test_images.row(i)`
+//! for `x`, and a model trained by [`models::train`] or loaded by
+//! [`models::Mlp::load_safetensors`]):
+//!
+//! ```
+//! use intriguing::Classifier;
+//! use intriguing::attack::{find_minimal_perturbation, AttackConfig, Target};
+//! use intriguing::classifier::check_gradient;
+//! use intriguing::models::{Activation, Mlp};
+//! use intriguing::viz::{write_adversarial_figure, AdversarialPanel};
+//! use ndarray::Array1;
+//!
+//! // A 784-32-10 tanh MLP with random weights, and a 28×28 input with values in [0, 1].
+//! let model = Mlp::random(&[784, 32, 10], Activation::Tanh, 0)?;
+//! let x = Array1::from_shape_fn(784, |i| ((i * 7) % 11) as f64 / 10.0);
+//! let label = model.predict(x.view())?;
+//!
+//! // The backward pass agrees with finite differences (threshold: see GradCheckReport).
+//! assert!(check_gradient(&model, x.view(), label, 1e-5)?.max_rel_error < 1e-3);
+//!
+//! // The smallest perturbation r with x + r in [0, 1]^784 that changes the label.
+//! let target = Target::Untargeted { true_label: label };
+//! let result = find_minimal_perturbation(&model, x.view(), target, &AttackConfig::default())?;
+//! let adv = result.adversarial.as_ref().expect("a random MLP is easy to fool");
+//! assert_ne!(model.predict(adv.input.view())?, label);          // re-classified
+//! assert!(adv.input.iter().all(|v| (0.0..=1.0).contains(v)));    // inside the box
+//! println!("label {label} -> {}, RMS distortion {:.4}", adv.label, adv.rms);
+//!
+//! let panel = AdversarialPanel {
+//!     original: x.view(),
+//!     adversarial: adv.input.view(),
+//!     true_label: label,
+//!     reached_label: adv.label,
+//! };
+//! let path = std::env::temp_dir().join("intriguing_landing_example.png");
+//! write_adversarial_figure(&path, "one adversarial example", &[panel], (28, 28), 1)?;
+//! # Ok::<(), intriguing::Error>(())
+//! ```
+//!
+//! The set-up commands and feature flags are in the README (its code compiled here as a
+//! doctest too).
 #![warn(missing_docs)]
 // docs.rs (nightly rustdoc, `--cfg docsrs`): badges on feature-gated items. `doc_cfg` also
 // covers what the former `doc_auto_cfg` did (rust-lang/rust#138907).
