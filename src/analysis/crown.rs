@@ -311,7 +311,12 @@ struct Pass {
     /// Magnitude bound of each op's output (`mag[k]` for op `k`); `mag_in` for the input.
     mag: Vec<Vec<f64>>,
     mag_in: Vec<f64>,
+    /// Per linear op except the last: the interval `[l, u]` of its outputs on the set.
+    bounds: Vec<Bounds>,
 }
+
+/// Lower and upper bounds of one layer's outputs.
+type Bounds = (Vec<f64>, Vec<f64>);
 
 impl Crown {
     fn build(ops: Vec<Op>, input_dim: usize) -> Result<Self> {
@@ -524,7 +529,8 @@ impl Crown {
             )));
         }
         let x0 = x.to_vec();
-        Ok(self.evaluate(&x0, label, eps, cfg.use_box))
+        let first = self.first_layer_prep(&x0, cfg.use_box);
+        Ok(self.evaluate(&x0, &first, label, eps, cfg.use_box, None).0)
     }
 
     fn check_label(&self, label: usize) -> Result<()> {
@@ -538,9 +544,18 @@ impl Crown {
     }
 
     /// Relaxation pass at radius `eps`; returns `LB_j − allowance` per class (0 at `j = y`).
-    fn evaluate(&self, x0: &[f64], label: usize, eps: f64, use_box: bool) -> Vec<f64> {
-        let pass = self.pass(x0, eps, use_box);
-        self.spec_bounds(&pass, x0, label, eps, use_box)
+    fn evaluate(
+        &self,
+        x0: &[f64],
+        first: &[RowPrep],
+        label: usize,
+        eps: f64,
+        use_box: bool,
+        cached: Option<&[Bounds]>,
+    ) -> (Vec<f64>, Vec<Bounds>) {
+        let pass = self.pass(x0, first, eps, use_box, cached);
+        let f = self.spec_bounds(&pass, x0, label, eps, use_box);
+        (f, pass.bounds)
     }
 
     /// The final margins' lower bounds from a pass.
@@ -566,12 +581,14 @@ impl Crown {
         }
         let out_mag = &pass.mag[last];
         let (a, d) = self.backward(pass, lam, d, last);
+        let mut prep = RowPrep::default();
         (0..k)
             .map(|j| {
                 if j == y {
                     return 0.0;
                 }
-                let (v, cmag) = concretise(a.row(j), x0, eps, use_box);
+                prep.fill(a.row(j), x0, use_box);
+                let (v, cmag) = concretise_prepped(&prep, eps, use_box);
                 let lb = v + d[j];
                 let allowance = self.gamma * (out_mag[y] + out_mag[j] + cmag + d[j].abs());
                 let r = lb - allowance;
@@ -631,8 +648,37 @@ impl Crown {
         (lam, d)
     }
 
+    /// The concretisation parts of the first layer's rows `W₀ᵢ` (lower bounds, first `n`)
+    /// and `−W₀ᵢ` (upper bounds): they depend on the input only, not on the radius.
+    fn first_layer_prep(&self, x0: &[f64], use_box: bool) -> Vec<RowPrep> {
+        let Some(Op::Linear { w, .. }) = self.ops.first().filter(|_| self.ops.len() > 1) else {
+            return Vec::new();
+        };
+        let (n, m) = (w.rows(), w.cols());
+        let mut out = vec![RowPrep::default(); 2 * n];
+        let mut row = vec![0.0; m];
+        for i in 0..n {
+            w.row_into(i, &mut row);
+            out[i].fill(ArrayView1::from(&row[..]), x0, use_box);
+            row.iter_mut().for_each(|r| *r = -*r);
+            out[n + i].fill(ArrayView1::from(&row[..]), x0, use_box);
+        }
+        out
+    }
+
     /// Intermediate bounds, relaxations and magnitudes at radius `eps`.
-    fn pass(&self, x0: &[f64], eps: f64, use_box: bool) -> Pass {
+    ///
+    /// With `cached` (the `bounds` of a pass at a radius `ε' ≥ eps`, valid on
+    /// `S(eps) ⊆ S(ε')`), the layers after the first take those intervals instead of
+    /// computing their own (the first layer's are recomputed: they are cheap).
+    fn pass(
+        &self,
+        x0: &[f64],
+        first: &[RowPrep],
+        eps: f64,
+        use_box: bool,
+        cached: Option<&[Bounds]>,
+    ) -> Pass {
         let n_ops = self.ops.len();
         let mag_in: Vec<f64> = x0
             .iter()
@@ -643,6 +689,7 @@ impl Crown {
             pool: vec![Vec::new(); n_ops],
             mag: Vec::with_capacity(n_ops),
             mag_in,
+            bounds: vec![(Vec::new(), Vec::new()); n_ops],
         };
         // Bounds of the current op's input.
         let mut lo: Vec<f64> = Vec::new();
@@ -664,7 +711,11 @@ impl Crown {
                     if k == n_ops - 1 {
                         break;
                     }
-                    let (l, u) = self.linear_bounds(&pass, k, x0, eps, use_box);
+                    let (l, u) = match cached.map(|c| &c[k]) {
+                        Some((l, u)) if k > 0 && l.len() == w.rows() => (l.clone(), u.clone()),
+                        _ => self.linear_bounds(&pass, k, x0, first, eps, use_box),
+                    };
+                    pass.bounds[k] = (l.clone(), u.clone());
                     lo = l;
                     hi = u;
                 }
@@ -724,6 +775,7 @@ impl Crown {
         pass: &Pass,
         k: usize,
         x0: &[f64],
+        first: &[RowPrep],
         eps: f64,
         use_box: bool,
     ) -> (Vec<f64>, Vec<f64>) {
@@ -736,13 +788,10 @@ impl Crown {
         let mut lo = vec![0.0; n];
         let mut hi = vec![0.0; n];
         if k == 0 {
-            let mut row = vec![0.0; m];
-            let mut neg = vec![0.0; m];
+            debug_assert_eq!(first.len(), 2 * n);
             for i in 0..n {
-                w.row_into(i, &mut row);
-                neg.iter_mut().zip(&row).for_each(|(a, &r)| *a = -r);
-                let (vl, cl) = concretise(ArrayView1::from(&row[..]), x0, eps, use_box);
-                let (vu, cu) = concretise(ArrayView1::from(&neg[..]), x0, eps, use_box);
+                let (vl, cl) = concretise_prepped(&first[i], eps, use_box);
+                let (vu, cu) = concretise_prepped(&first[n + i], eps, use_box);
                 lo[i] = vl + b[i] - self.gamma * (mag[i] + cl);
                 hi[i] = -vu + b[i] + self.gamma * (mag[i] + cu);
             }
@@ -761,9 +810,12 @@ impl Crown {
             d[n + i] = -b[i];
         }
         let (a, d) = self.backward(pass, lam, d, k);
+        let mut prep = RowPrep::default();
         for i in 0..n {
-            let (vl, cl) = concretise(a.row(i), x0, eps, use_box);
-            let (vu, cu) = concretise(a.row(n + i), x0, eps, use_box);
+            prep.fill(a.row(i), x0, use_box);
+            let (vl, cl) = concretise_prepped(&prep, eps, use_box);
+            prep.fill(a.row(n + i), x0, use_box);
+            let (vu, cu) = concretise_prepped(&prep, eps, use_box);
             lo[i] = vl + d[i] - self.gamma * (mag[i] + cl + d[i].abs());
             hi[i] = -(vu + d[n + i]) + self.gamma * (mag[i] + cu + d[n + i].abs());
         }
@@ -780,6 +832,7 @@ impl Crown {
             pool: vec![Vec::new(); n_ops],
             mag: Vec::new(),
             mag_in: Vec::new(),
+            bounds: Vec::new(),
         };
         for k in 0..n_ops {
             let input = if k == 0 {
@@ -847,6 +900,7 @@ impl Crown {
         self.check_input(x, cfg.use_box)?;
         self.check_label(label)?;
         let x0 = x.to_vec();
+        let first = self.first_layer_prep(&x0, cfg.use_box);
         let z = self.forward(x).pop().expect("ops");
         let predicted = argmax(z.view());
         let k = self.num_classes;
@@ -873,13 +927,42 @@ impl Crown {
             .iter()
             .enumerate()
             .any(|(j, &m)| j != label && m <= 0.0);
+        // The intervals of every full pass, by radius: a pass at `ε' ≥ ε` gives valid
+        // intervals at `ε`. Before a full pass, a cheap one with the intervals of the smallest
+        // such `ε'` is tried (only the margins' backward pass); when it already certifies what
+        // the search asks (`need`: one class, or all for `None`) it is taken — a valid
+        // certificate, since those intervals hold on `S(ε)`. Refutations come from full
+        // passes only, so the bracket the search ends with is the one of full passes.
+        let mut passes: Vec<(f64, Vec<Bounds>)> = Vec::new();
         let eval = |eps: f64,
+                    need: Option<usize>,
                     lo: &mut Vec<(f64, f64)>,
                     hi: &mut Vec<Option<(f64, f64)>>,
-                    evaluations: &mut usize|
+                    evaluations: &mut usize,
+                    passes: &mut Vec<(f64, Vec<Bounds>)>|
          -> Vec<f64> {
+            let nearest_above = passes
+                .iter()
+                .filter(|(e, _)| *e >= eps)
+                .min_by(|a, b| a.0.total_cmp(&b.0));
+            if let Some((_, b)) = nearest_above {
+                let (f, _) = self.evaluate(&x0, &first, label, eps, cfg.use_box, Some(b));
+                let certified = match need {
+                    None => (0..k).all(|j| j == label || f[j] > 0.0),
+                    Some(j) => f[j] > 0.0,
+                };
+                if certified {
+                    for j in (0..k).filter(|&j| j != label) {
+                        if f[j] > 0.0 && eps > lo[j].0 {
+                            lo[j] = (eps, f[j]);
+                        }
+                    }
+                    return f;
+                }
+            }
             *evaluations += 1;
-            let f = self.evaluate(&x0, label, eps, cfg.use_box);
+            let (f, bounds) = self.evaluate(&x0, &first, label, eps, cfg.use_box, None);
+            passes.push((eps, bounds));
             for j in (0..k).filter(|&j| j != label) {
                 if f[j] > 0.0 {
                     if eps > lo[j].0 {
@@ -914,7 +997,7 @@ impl Crown {
                 .map(|(_, &m)| m)
                 .fold(f64::INFINITY, f64::min);
             search((0.0, f0), None, guess, eps_max, cfg, &mut |eps| {
-                let f = eval(eps, &mut lo, &mut hi, &mut evaluations);
+                let f = eval(eps, None, &mut lo, &mut hi, &mut evaluations, &mut passes);
                 let (v, j) = min_f(&f);
                 if v <= 0.0 {
                     nearest_class = j;
@@ -931,7 +1014,14 @@ impl Crown {
                 }
                 let (l0, h0) = (lo[j], hi[j]);
                 out[j] = search(l0, h0, guess.max(l0.0), eps_max, cfg, &mut |eps| {
-                    eval(eps, &mut lo, &mut hi, &mut evaluations)[j]
+                    eval(
+                        eps,
+                        Some(j),
+                        &mut lo,
+                        &mut hi,
+                        &mut evaluations,
+                        &mut passes,
+                    )[j]
                 })
                 .max(untargeted);
             }
@@ -968,8 +1058,9 @@ impl Crown {
 }
 
 /// Largest `ε` with `f(ε) > 0` found by Illinois regula falsi from the certified point `lo`
-/// (and the refuted point `hi`, if known); grows the radius by doubling from `guess` while
-/// no refuted point is known. Returns a radius at which `f` was positive (or `lo.0`), or
+/// (and the refuted point `hi`, if known); while no refuted point is known, tries `guess`,
+/// then the secant root through the start and the last certified point (at most doubling).
+/// Returns a radius at which `f` was positive (or `lo.0`), or
 /// `f64::INFINITY` when `f(eps_max) > 0` with a finite box radius.
 fn search(
     mut lo: (f64, f64),
@@ -980,6 +1071,7 @@ fn search(
     f: &mut dyn FnMut(f64) -> f64,
 ) -> f64 {
     let boxed = cfg.use_box;
+    let start = lo;
     let mut side = 0i8; // which end was replaced last: -1 lo, +1 hi
     for _ in 0..cfg.max_evaluations {
         let eps = match hi {
@@ -990,7 +1082,20 @@ fn search(
                 if lo.0 == 0.0 {
                     guess
                 } else {
-                    (2.0 * lo.0).min(eps_max)
+                    // The secant through the starting point and `lo` (the bound falls faster
+                    // than linearly, so its root tends to lie just beyond the bound's).
+                    let (l, fl) = lo;
+                    let sec = if start.1 > fl && fl.is_finite() && l > start.0 {
+                        l + fl * (l - start.0) / (start.1 - fl)
+                    } else {
+                        f64::NAN
+                    };
+                    let e = if sec > l {
+                        sec * (1.0 + cfg.rtol)
+                    } else {
+                        2.0 * l
+                    };
+                    e.min(2.0 * l).min(eps_max)
                 }
             }
             Some((h, fh)) => {
@@ -1029,52 +1134,111 @@ fn search(
     lo.0
 }
 
+/// The `ε`-independent part of concretising one row `a` at `x₀`: `a·x₀`, `‖a‖₂`, the box
+/// bound, the magnitudes, and for the box the coordinates that can move: `|aᵢ|` and
+/// `cᵢ > 0`, the distance from `x₀ᵢ` to the face `−aᵢ` points to (a coordinate with `cᵢ = 0`
+/// stays at `x₀ᵢ` for every dual step and adds nothing).
+#[derive(Debug, Clone, Default)]
+struct RowPrep {
+    ax0: f64,
+    mag: f64,
+    na: f64,
+    box_v: f64,
+    abs_sum: f64,
+    abs_a: Vec<f64>,
+    cap: Vec<f64>,
+    cap2: f64,
+    t_max: f64,
+}
+
+impl RowPrep {
+    fn fill(&mut self, a: ArrayView1<'_, f64>, x0: &[f64], use_box: bool) {
+        let (mut ax0, mut mag, mut na2, mut box_v, mut abs_sum) = (0.0, 0.0, 0.0, 0.0, 0.0);
+        let (mut t_max, mut cap2) = (0.0f64, 0.0);
+        self.abs_a.clear();
+        self.cap.clear();
+        for (&ai, &xi) in a.iter().zip(x0) {
+            ax0 += ai * xi;
+            mag += (ai * xi).abs();
+            na2 += ai * ai;
+            box_v += ai.min(0.0);
+            abs_sum += ai.abs();
+            if use_box && ai != 0.0 {
+                let c = if ai > 0.0 { xi } else { 1.0 - xi };
+                if c > 0.0 {
+                    self.abs_a.push(ai.abs());
+                    self.cap.push(c);
+                    t_max = t_max.max(c / ai.abs());
+                    cap2 += c * c;
+                }
+            }
+        }
+        self.ax0 = ax0;
+        self.mag = mag;
+        self.na = na2.sqrt();
+        self.box_v = box_v;
+        self.abs_sum = abs_sum;
+        self.t_max = t_max;
+        self.cap2 = cap2;
+    }
+}
+
+/// `(Σ sᵢ², Σ |aᵢ| sᵢ)` with `sᵢ = min(|aᵢ| t, cᵢ)` (the clipped dual step's length in each
+/// coordinate), four partial sums (the error bound of a sum does not depend on its order).
+fn dual_sums(abs_a: &[f64], cap: &[f64], t: f64) -> (f64, f64) {
+    let (mut s2, mut sa) = ([0.0f64; 4], [0.0f64; 4]);
+    let (ac, cc) = (abs_a.chunks_exact(4), cap.chunks_exact(4));
+    let (ar, cr) = (ac.remainder(), cc.remainder());
+    for (a4, c4) in ac.zip(cc) {
+        for l in 0..4 {
+            let s = (a4[l] * t).min(c4[l]);
+            s2[l] += s * s;
+            sa[l] += a4[l] * s;
+        }
+    }
+    for (&a, &c) in ar.iter().zip(cr) {
+        let s = (a * t).min(c);
+        s2[0] += s * s;
+        sa[0] += a * s;
+    }
+    (
+        (s2[0] + s2[1]) + (s2[2] + s2[3]),
+        (sa[0] + sa[1]) + (sa[2] + sa[3]),
+    )
+}
+
 /// `min a·x` over `{‖x − x₀‖ ≤ ε} ∩ [0,1]ⁿ` (or the ball alone), as a certified lower bound
 /// up to rounding, and the magnitude of the terms summed.
+#[cfg(test)]
 fn concretise(a: ArrayView1<'_, f64>, x0: &[f64], eps: f64, use_box: bool) -> (f64, f64) {
-    let mut ax0 = 0.0;
-    let mut mag = 0.0;
-    let mut na2 = 0.0;
-    let mut box_v = 0.0;
-    let mut abs_sum = 0.0;
-    for (&ai, &xi) in a.iter().zip(x0) {
-        ax0 += ai * xi;
-        mag += (ai * xi).abs();
-        na2 += ai * ai;
-        box_v += ai.min(0.0);
-        abs_sum += ai.abs();
-    }
-    let na = na2.sqrt();
-    let ball = ax0 - eps * na;
-    mag += eps * na;
+    let mut p = RowPrep::default();
+    p.fill(a, x0, use_box);
+    concretise_prepped(&p, eps, use_box)
+}
+
+/// [`concretise`] from the row's `ε`-independent part. With `sᵢ` the clipped step
+/// (`xₜᵢ − x₀ᵢ = −sign(aᵢ) sᵢ`), `a·xₜ = a·x₀ − Σ|aᵢ|sᵢ` and `‖xₜ − x₀‖² = Σ sᵢ²`.
+fn concretise_prepped(p: &RowPrep, eps: f64, use_box: bool) -> (f64, f64) {
+    let na = p.na;
+    let ball = p.ax0 - eps * na;
+    let mut mag = p.mag + eps * na;
     if !use_box || eps == 0.0 || na == 0.0 {
         return (ball, mag);
     }
-    mag += abs_sum;
+    // |aᵢ xₜᵢ| ≤ |aᵢ| and |aᵢ| sᵢ ≤ |aᵢ|: both sums are within `abs_sum`.
+    mag += p.abs_sum;
     let e2 = eps * eps;
     // F(t) = Σ min(aᵢ²t², cᵢ²) − ε² and the dual value g(1/t), in one pass.
-    // F(t) = Σ min(aᵢ²t², cᵢ²) − ε² and the dual value g(1/t), in one pass (aᵢ = 0 adds 0).
     let eval = |t: f64| -> (f64, f64, f64) {
-        let (mut s2, mut ax) = (0.0, 0.0);
-        for (&ai, &xi) in a.iter().zip(x0) {
-            let xt = (xi - ai * t).clamp(0.0, 1.0);
-            let dx = xt - xi;
-            s2 += dx * dx;
-            ax += ai * xt;
-        }
-        let g = ax + (s2 - e2) / (2.0 * t);
-        // |aᵢ xₜᵢ| ≤ |aᵢ| is already in `mag`; the quadratic terms' magnitude:
+        let (s2, sa) = dual_sums(&p.abs_a, &p.cap, t);
+        let g = p.ax0 - sa + (s2 - e2) / (2.0 * t);
+        // The quadratic terms' magnitude:
         (s2 - e2, g, (s2 + e2) / (2.0 * t))
     };
-    let mut best = ball.max(box_v);
-    // t_max: every coordinate at its box limit.
-    let t_max = a
-        .iter()
-        .zip(x0)
-        .filter(|(ai, _)| **ai != 0.0)
-        .map(|(&ai, &xi)| if ai > 0.0 { xi / ai } else { (1.0 - xi) / -ai })
-        .fold(0.0f64, f64::max);
-    let (fmax, _, _) = eval(t_max.max(f64::MIN_POSITIVE));
+    let mut best = ball.max(p.box_v);
+    // t_max: every coordinate at its box limit, F(t_max) = Σ cᵢ² − ε².
+    let t_max = p.t_max;
+    let fmax = p.cap2 - e2;
     if fmax <= 0.0 {
         // The box minimiser lies in the ball: the box bound is the minimum.
         return (best, mag);
