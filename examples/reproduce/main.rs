@@ -2,21 +2,27 @@
 //! `paper` feature).
 //!
 //! ```text
-//! cargo run --release --features paper --example reproduce -- <table1|transfer|cross|advtrain|all>
+//! cargo run --release --features paper --example reproduce -- <table1|transfer|cross|advtrain|advstudy|scale|all>
 //!     [--quick] [--samples N] [--out DIR] [--seed S] [--threads T] [--no-cache] [--docs]
-//!     [--pool N]
+//!     [--rows A,B] [--spec RECIPE]
 //! ```
 //!
 //! - `table1`: Table 1 (errors, minimum distortion on training images) and Figure-5 grids.
 //! - `transfer`: Table 1 and Table 2 (cross-model, with Gaussian-noise rows).
 //! - `cross`: Tables 3–4 (models on P1/P2, test images, magnified examples).
-//! - `advtrain`: adversarial training of FC100-100-10 beside the plain model (`--samples`:
-//!   test images attacked on both models; `--pool`: pool capacity).
-//! - `all`: everything.
+//! - `advtrain`: the headline adversarial-training comparison (`ADV_HEADLINE`: the plain
+//!   FC100-100-10 and the best pool recipe at the same budget; `--samples`: test images
+//!   attacked on both models).
+//! - `advstudy`: the adversarial-training study rows (`ADV_STUDY`; `--rows a,b` runs some,
+//!   `--rows none` only tabulates rows measured earlier, `--spec RECIPE` runs one named row
+//!   with another recipe string); each row's result is kept in `<out>/advstudy/<row>.tsv`.
+//! - `scale`: FC10(λ) and FC100-100-10 under the input conventions (distortion scale).
+//! - `all`: everything but `advstudy`.
 //! - `docs`: copies the tables found in `<out>` (from earlier runs) into
 //!   `docs/reproduction.md` (same as `--docs`, without recomputing anything).
 //!
-//! Writes `<out>/table1.md`, `table2.md`, `table3.md`, `table4.md`, `advtrain.md` and
+//! Writes `<out>/table1.md`, `table2.md`, `table3.md`, `table4.md`, `advtrain.md`,
+//! `advstudy.md`, `scale.md` and
 //! `fig5_<model>.png` (default out: `reproduction/` under the examples' output root —
 //! `$CARGO_TARGET_DIR` when set, else `./target` — quick runs `reproduction/quick/`). Trained
 //! weights are cached in `intriguing-cache/` under the same root. MNIST is read from
@@ -29,10 +35,12 @@ mod common;
 mod markers;
 
 use intriguing::experiments::{
-    AdvTrainConfig, AdversarialSet, Event, ExperimentConfig, ExperimentData, NamedModel,
-    TrainedModel, adversarial_training, advtrain_markdown, cross_training_models,
-    gaussian_noise_set, magnify_set, table1, table1_markdown, table1_models, table1_sample, table3,
-    train_or_load, transfer_markdown, transfer_table, write_figure_png,
+    ADV_HEADLINE, ADV_STUDY, AdvStudyRow, AdversarialSet, Event, ExperimentConfig, ExperimentData,
+    NamedModel, PAPER_TABLE4_NOISE_RANGE, TrainedModel, advstudy_markdown, advtrain_eval,
+    advtrain_markdown, advtrain_row, cross_training_models, gaussian_noise_set, magnify_set,
+    scale_cases, scale_markdown, scale_study, table1, table1_markdown, table1_models,
+    table1_sample, table3, train_or_load, transfer_markdown, transfer_markdown_with_paper,
+    transfer_table, transfer_table_on_correct, write_figure_png,
 };
 use markers::replace_between_markers;
 use std::path::{Path, PathBuf};
@@ -47,7 +55,8 @@ struct Args {
     threads: usize,
     cache: bool,
     docs: bool,
-    pool: Option<usize>,
+    rows: Option<String>,
+    spec: Option<String>,
 }
 
 /// What to reproduce.
@@ -59,8 +68,13 @@ enum Command {
     Transfer,
     /// Tables 3-4 (models trained on disjoint halves P1 / P2)
     Cross,
-    /// Adversarial training of FC100-100-10 beside the plain model
+    /// Adversarial training of FC100-100-10 beside the plain model (the headline comparison)
     Advtrain,
+    /// The adversarial-training study rows (`--rows a,b` runs some, `--rows none` only
+    /// tabulates rows measured earlier, `--spec RECIPE` runs one named row with another recipe)
+    Advstudy,
+    /// The distortion-scale study under input conventions
+    Scale,
     /// Everything above
     All,
     /// Copy the tables found in <out> into docs/reproduction.md (no computing)
@@ -96,9 +110,12 @@ struct Cli {
     /// Also write the tables into docs/reproduction.md.
     #[arg(long)]
     docs: bool,
-    /// Pool capacity of adversarial training.
-    #[arg(long, value_parser = common::at_least_one)]
-    pool: Option<usize>,
+    /// Study rows to run (comma-separated names, or `none`).
+    #[arg(long)]
+    rows: Option<String>,
+    /// A recipe string replacing the named row's recipe.
+    #[arg(long)]
+    spec: Option<String>,
 }
 
 fn parse_args() -> Args {
@@ -108,6 +125,8 @@ fn parse_args() -> Args {
         Command::Transfer => "transfer",
         Command::Cross => "cross",
         Command::Advtrain => "advtrain",
+        Command::Advstudy => "advstudy",
+        Command::Scale => "scale",
         Command::All => "all",
         Command::Docs => "docs",
     };
@@ -127,7 +146,8 @@ fn parse_args() -> Args {
             .unwrap_or_else(intriguing::attack::default_threads),
         cache: !cli.no_cache,
         docs: cli.docs,
-        pool: cli.pool,
+        rows: cli.rows,
+        spec: cli.spec,
     }
 }
 
@@ -188,7 +208,9 @@ fn emit(args: &Args, name: &str, title: &str, body: &str, secs: f64) -> intrigui
 fn docs_from_out(args: &Args) -> intriguing::Result<()> {
     let doc_path = docs_path();
     let mut doc = std::fs::read_to_string(&doc_path)?;
-    for name in ["table1", "table2", "table3", "table4", "advtrain"] {
+    for name in [
+        "table1", "table2", "table3", "table4", "advtrain", "advstudy", "scale",
+    ] {
         let path = args.out.join(format!("{name}.md"));
         let Ok(text) = std::fs::read_to_string(&path) else {
             continue;
@@ -306,12 +328,20 @@ fn run_table1_and_2(
             g.indices = sample.clone();
             rows_sets.push(g);
         }
-        let t = transfer_table(&rows_sets, &named(&models))?;
+        let nm = named(&models);
+        let mut t = transfer_table(&rows_sets, &nm)?;
+        // The noise rows again, counting only the images each model classifies correctly
+        // (the paper's apparent measure), beside the all-images rows above.
+        let on_correct = transfer_table_on_correct(&rows_sets[sets.len()..], &nm)?;
+        t.sources.extend(on_correct.sources);
+        t.rates.extend(on_correct.rates);
+        t.counts.extend(on_correct.counts);
+        t.mean_rms.extend(on_correct.mean_rms);
         emit(
             args,
             "table2",
             "Table 2: cross-model generalization",
-            &transfer_markdown(&t),
+            &transfer_markdown_with_paper(&t, 2),
             t1.elapsed().as_secs_f64(),
         )?;
     }
@@ -338,11 +368,24 @@ fn run_cross(args: &Args, data: &ExperimentData, cfg: &ExperimentConfig) -> intr
         .map(|s| magnify_set(s, 0.1))
         .collect::<intriguing::Result<_>>()?;
     let lower = transfer_table(&magnified, &nm)?;
+    // Gaussian noise σ = 0.1 on the attacked test images of the first model, counting only
+    // the images each model classifies correctly (the paper's Table 4 noise row).
+    let noise = match sets.first() {
+        Some(s0) => {
+            let g = gaussian_noise_set(s0.originals.view(), &s0.labels, 0.1, cfg.seed ^ 0x6a07)?;
+            transfer_table_on_correct(&[g], &nm)?
+        }
+        None => transfer_table_on_correct(&[], &nm)?,
+    };
     let body = format!(
         "Adversarial examples (minimum distortion) of test images:\n\n{}\n\
-         Magnified examples `x + 0.1·(x' − x)/rms(x' − x)` (clipped to [0, 1]):\n\n{}",
-        transfer_markdown(&upper),
-        transfer_markdown(&lower)
+         Magnified examples `x + 0.1·(x' − x)/rms(x' − x)` (clipped to [0, 1]):\n\n{}\n\
+         Gaussian noise σ = 0.1 on the test images of the first row (each model: only the images it classifies correctly; the paper: {}–{}%†):\n\n{}",
+        transfer_markdown_with_paper(&upper, 4),
+        transfer_markdown_with_paper(&lower, 4),
+        PAPER_TABLE4_NOISE_RANGE.0,
+        PAPER_TABLE4_NOISE_RANGE.1,
+        transfer_markdown(&noise)
     );
     emit(
         args,
@@ -354,6 +397,68 @@ fn run_cross(args: &Args, data: &ExperimentData, cfg: &ExperimentConfig) -> intr
     Ok(())
 }
 
+/// Runs the study rows `names` (each result kept in `<out>/advstudy/<name>.tsv`, so rows
+/// measured by separate runs are tabulated together), then writes the study table from
+/// every registry row found there.
+fn run_advstudy(args: &Args, data: &ExperimentData, names: &[String]) -> intriguing::Result<()> {
+    let t0 = Instant::now();
+    let dir = args.out.join("advstudy");
+    std::fs::create_dir_all(&dir)?;
+    for name in names {
+        let spec = match (&args.spec, ADV_STUDY.iter().find(|r| r.0 == name.as_str())) {
+            (Some(spec), _) => spec.clone(),
+            (None, Some(r)) => r.1.to_string(),
+            (None, None) => {
+                eprintln!(
+                    "unknown study row {name:?} (rows: {})",
+                    ADV_STUDY.iter().map(|r| r.0).collect::<Vec<_>>().join(", ")
+                );
+                usage()
+            }
+        };
+        let (row, _) = advtrain_row(name, &spec, data, args.threads, &mut progress)?;
+        eprintln!(
+            "  [{name}] train error {:.2}%, test error {:.2}% ({:.0} s, {:.0} s attacking)",
+            100.0 * row.train_error,
+            100.0 * row.test_error,
+            row.stats.total_seconds,
+            row.stats.attack_seconds
+        );
+        std::fs::write(dir.join(format!("{name}.tsv")), row.to_line() + "\n")?;
+    }
+    let mut rows = Vec::new();
+    for (name, _, _) in ADV_STUDY {
+        if let Ok(text) = std::fs::read_to_string(dir.join(format!("{name}.tsv"))) {
+            rows.push(AdvStudyRow::from_line(&text)?);
+        }
+    }
+    emit(
+        args,
+        "advstudy",
+        "Adversarial-training study",
+        &advstudy_markdown(&rows, args.quick),
+        t0.elapsed().as_secs_f64(),
+    )
+}
+
+/// The distortion-scale study: FC10(λ) and FC100-100-10 trained and attacked under every
+/// input convention.
+fn run_scale(args: &Args, data: &ExperimentData, cfg: &ExperimentConfig) -> intriguing::Result<()> {
+    let t0 = Instant::now();
+    progress(&Event::Stage("distortion-scale study".into()));
+    let attack_samples = if args.quick { 10 } else { 100 };
+    let rows = scale_study(&scale_cases(true), data, cfg, attack_samples, &mut progress)?;
+    emit(
+        args,
+        "scale",
+        "Distortion scale under input conventions",
+        &scale_markdown(&rows),
+        t0.elapsed().as_secs_f64(),
+    )
+}
+
+/// The headline comparison: the plain FC100-100-10 and the adversarially trained one with
+/// the chosen recipe, same budget, both attacked on test images.
 fn run_advtrain(
     args: &Args,
     data: &ExperimentData,
@@ -361,24 +466,23 @@ fn run_advtrain(
 ) -> intriguing::Result<()> {
     let t0 = Instant::now();
     progress(&Event::Stage("adversarial training".into()));
-    let fc100 = table1_models()
-        .into_iter()
-        .find(|s| s.name == "FC100-100-10")
-        .expect("registry has FC100-100-10");
-    let plain = train_all(&[fc100], data, cfg)?.remove(0);
-    let mut adv = AdvTrainConfig::for_scale(cfg.scale)?;
-    if let Some(n) = args.samples {
-        adv.eval_samples = n;
+    let samples = args.samples.unwrap_or(if args.quick { 10 } else { 200 });
+    let mut out = Vec::new();
+    for name in ADV_HEADLINE {
+        let spec = ADV_STUDY
+            .iter()
+            .find(|r| r.0 == name)
+            .expect("headline rows are in the study")
+            .1;
+        let (row, model) = advtrain_row(name, spec, data, cfg.threads, &mut progress)?;
+        let eval = advtrain_eval(&model, data, cfg, samples, &mut progress)?;
+        out.push((row, eval));
     }
-    if let Some(n) = args.pool {
-        adv.pool_size = n.max(1);
-    }
-    let report = adversarial_training(&plain, data, cfg, &adv, &mut progress)?;
     emit(
         args,
         "advtrain",
         "Adversarial training",
-        &advtrain_markdown(&report),
+        &advtrain_markdown(&out),
         t0.elapsed().as_secs_f64(),
     )
 }
@@ -421,10 +525,24 @@ fn run(args: Args) -> intriguing::Result<()> {
         "transfer" => run_table1_and_2(&args, &data, &cfg, true)?,
         "cross" => run_cross(&args, &data, &cfg)?,
         "advtrain" => run_advtrain(&args, &data, &cfg)?,
+        "scale" => run_scale(&args, &data, &cfg)?,
+        "advstudy" => {
+            let names: Vec<String> = match &args.rows {
+                // `--rows none`: only tabulate the rows measured earlier.
+                Some(r) => r
+                    .split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty() && s != "none")
+                    .collect(),
+                None => ADV_STUDY.iter().map(|r| r.0.to_string()).collect(),
+            };
+            run_advstudy(&args, &data, &names)?
+        }
         "all" => {
             run_table1_and_2(&args, &data, &cfg, true)?;
             run_cross(&args, &data, &cfg)?;
             run_advtrain(&args, &data, &cfg)?;
+            run_scale(&args, &data, &cfg)?;
         }
         other => unreachable!("clap only lets the listed commands through: {other}"),
     }

@@ -33,25 +33,40 @@
 
 mod advtrain;
 mod figures;
+mod paper;
 mod recipes;
 mod report;
 mod sample;
+mod scale;
 mod table1;
 mod transfer;
 
-pub use advtrain::{AdvTrainConfig, AdvTrainReport, adversarial_training};
+pub use advtrain::{
+    ADV_HEADLINE, ADV_STUDY, AdvEval, AdvStudyRow, AdvTrainConfig, AdvTrainStats, PoolSpec,
+    PoolTarget, adversarial_train, advstudy_markdown, advtrain_eval, advtrain_markdown,
+    advtrain_row, parse_recipe,
+};
 pub use figures::write_figure_png;
+pub use paper::{
+    PAPER_TABLE4_NOISE_RANGE, PAPER_TRANSFER, PaperValue, paper_cell, paper_value,
+    transfer_markdown_with_paper,
+};
 pub use recipes::{
     ModelKind, ModelSpec, TrainedModel, TrainingSet, cross_training_models, table1_models,
     train_or_load,
 };
-pub use report::{advtrain_markdown, table1_markdown, transfer_markdown};
+pub use report::{table1_markdown, transfer_markdown};
 pub use sample::{
     AdversarialSet, ExperimentData, gaussian_noise_set, magnify, magnify_set, paper_split,
     seeded_sample,
 };
-pub use table1::{Table1Row, attack_set, linear_min_rms, table1, table1_sample, table3};
-pub use transfer::{TransferTable, transfer_table};
+pub use scale::{
+    AffineInput, InputConvention, ScaleCase, ScaleRow, scale_cases, scale_markdown, scale_study,
+};
+pub use table1::{
+    Table1Row, attack_set, linear_min_perturbation, linear_min_rms, table1, table1_sample, table3,
+};
+pub use transfer::{TransferTable, transfer_table, transfer_table_on_correct};
 
 use crate::Classifier;
 use crate::attack::AttackConfig;

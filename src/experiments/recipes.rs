@@ -12,9 +12,6 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Instant;
 
-/// Epochs of every preset model in quick mode.
-pub(crate) const QUICK_EPOCHS: usize = Preset::QUICK_EPOCHS;
-
 /// Which training images a model sees.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum TrainingSet {

@@ -1,6 +1,5 @@
 //! Markdown writers for the tables, and marker-delimited replacement in documents.
 
-use super::advtrain::AdvTrainReport;
 use super::table1::Table1Row;
 use super::transfer::TransferTable;
 use std::fmt::Write;
@@ -94,37 +93,6 @@ pub fn transfer_markdown(t: &TransferTable) -> String {
         }
         let _ = writeln!(s, " {} | {} |", t.counts[i], num(t.mean_rms[i]));
     }
-    s
-}
-
-/// The adversarial-training comparison as Markdown.
-pub fn advtrain_markdown(r: &AdvTrainReport) -> String {
-    let mut s = String::from(
-        "| Model | Epochs | Test error | Mean min. distortion (RMS) on test images | Attacked (ok / failed) | Paper test error |\n|---|---|---|---|---|---|\n",
-    );
-    let _ = writeln!(
-        s,
-        "| FC100-100-10, weight decay only | {} | {} | {} | {} / {} | 1.6% |",
-        r.plain_epochs,
-        pct(r.plain_test_error),
-        num(r.plain_mean_rms),
-        r.plain_attacked.0,
-        r.plain_attacked.1
-    );
-    let _ = writeln!(
-        s,
-        "| FC100-100-10, adversarial pool | {} | {} | {} | {} / {} | < 1.2% |",
-        r.epochs,
-        pct(r.test_error),
-        num(r.mean_rms),
-        r.attacked.0,
-        r.attacked.1
-    );
-    let _ = writeln!(
-        s,
-        "\nPool: {} adversarial examples generated in total ({} attack failures), at most {} in the pool at a time; {} training images.",
-        r.generated, r.generation_failures, r.pool_capacity, r.train_size
-    );
     s
 }
 

@@ -74,25 +74,63 @@ pub struct Table1Row {
 /// # Ok::<(), intriguing::Error>(())
 /// ```
 pub fn linear_min_rms(mlp: &Mlp, x: ArrayView1<'_, f64>, label: usize) -> Option<f64> {
+    let n = x.len();
+    let lower = vec![0.0; n];
+    let upper = vec![1.0; n];
+    let r = linear_min_perturbation(mlp, x, label, &lower, &upper)?;
+    Some((r.iter().map(|v| v * v).sum::<f64>() / n.max(1) as f64).sqrt())
+}
+
+/// [`linear_min_rms`] in a per-coordinate box `[lower_i, upper_i]` (e.g. the image of the
+/// pixel box `[0, 1]` under an input normalisation), returning the minimum-norm
+/// perturbation `r` itself. `None` as for [`linear_min_rms`], or when the bounds' lengths
+/// differ from the input's; a zero vector when `x` is already misclassified.
+///
+/// # Examples
+///
+/// ```
+/// use intriguing::experiments::linear_min_perturbation;
+/// use intriguing::models::{Activation, Dense, Mlp};
+/// use ndarray::array;
+/// // The first example of `linear_min_rms` in the box [−1, 1]² at the image of (0.6, 0.2)
+/// // under x ↦ 2x − 1: the boundary x0 = x1 is reached at r = (−0.4, 0.4).
+/// let w = array![[1.0, 0.0], [0.0, 1.0]];
+/// let mlp = Mlp::new(vec![Dense::new(w, array![0.0, 0.0], Activation::Identity)?])?;
+/// let r = linear_min_perturbation(&mlp, array![0.2, -0.6].view(), 0, &[-1.0; 2], &[1.0; 2])
+///     .unwrap();
+/// assert!((r[0] + 0.4).abs() < 1e-9 && (r[1] - 0.4).abs() < 1e-9, "{r}");
+/// # Ok::<(), intriguing::Error>(())
+/// ```
+pub fn linear_min_perturbation(
+    mlp: &Mlp,
+    x: ArrayView1<'_, f64>,
+    label: usize,
+    lower: &[f64],
+    upper: &[f64],
+) -> Option<ndarray::Array1<f64>> {
     let [layer] = mlp.layers() else {
         return None;
     };
+    let n = x.len();
     if layer.activation != Activation::Identity
         || label >= layer.out_dim()
-        || x.len() != layer.in_dim()
+        || n != layer.in_dim()
+        || lower.len() != n
+        || upper.len() != n
     {
         return None;
     }
     let z = layer.weight.dot(&x) + &layer.bias;
     let wy = layer.weight.row(label);
-    let n = x.len();
     let mut best = f64::INFINITY;
+    let mut best_r = None;
     let mut d = vec![0.0; n];
+    let clip = |t: f64, d: &[f64], i: usize| (-t * d[i]).clamp(lower[i] - x[i], upper[i] - x[i]);
     let r_of = |t: f64, d: &[f64]| -> (f64, f64) {
         // (d·r(t), ‖r(t)‖²)
         let (mut dot, mut sq) = (0.0, 0.0);
         for i in 0..n {
-            let r = (-t * d[i]).clamp(-x[i], 1.0 - x[i]);
+            let r = clip(t, d, i);
             dot += d[i] * r;
             sq += r * r;
         }
@@ -104,7 +142,7 @@ pub fn linear_min_rms(mlp: &Mlp, x: ArrayView1<'_, f64>, label: usize) -> Option
         }
         let m = z[label] - z[j];
         if m <= 0.0 {
-            return Some(0.0);
+            return Some(ndarray::Array1::zeros(n));
         }
         for (di, (a, b)) in d.iter_mut().zip(wy.iter().zip(layer.weight.row(j))) {
             *di = a - b;
@@ -129,9 +167,13 @@ pub fn linear_min_rms(mlp: &Mlp, x: ArrayView1<'_, f64>, label: usize) -> Option
                 break;
             }
         }
-        best = best.min(r_of(hi, &d).1);
+        let sq = r_of(hi, &d).1;
+        if sq < best {
+            best = sq;
+            best_r = Some(ndarray::Array1::from_shape_fn(n, |i| clip(hi, &d, i)));
+        }
     }
-    best.is_finite().then(|| (best / n as f64).sqrt())
+    best_r
 }
 
 /// Attacks every row of `images` that `model` classifies correctly with

@@ -18,6 +18,9 @@
 //! - [`train`] / [`train_with_loss`] with a [`TrainConfig`]: minibatch SGD with momentum or
 //!   Adam, per-layer L2 weight decay `Σ_l (λ_l/2)‖W_l‖²` (biases not decayed), seeded
 //!   shuffling, an epoch callback; a non-finite loss restores the last good epoch.
+//! - [`Mlp::split_at`] / [`Mlp::join`]: head and tail of a network around a hidden layer (the
+//!   tail is a classifier over the hidden representation, its box
+//!   [`Activation::output_range`]).
 //! - [`Preset`]: the paper's FC10(λ), FC100-100-10, FC200-200-10, FC500-150-10 and
 //!   FC123-456-10 with measured training recipes.
 //! - [`io`]: `Mlp::save_safetensors` / `Mlp::load_safetensors` (and the PyTorch
@@ -57,6 +60,7 @@ mod layer;
 mod mlp;
 mod presets;
 mod sequential;
+mod split;
 mod train;
 
 pub use activation::Activation;
