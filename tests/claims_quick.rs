@@ -204,17 +204,17 @@ fn transfer_pattern_diagonal_total_noise_far_below() {
     ];
     let t = transfer_table(&sets, &models).unwrap();
     assert_eq!((t.rates[0][0], t.rates[1][1]), (1.0, 1.0));
-    let n = transfer_table_on_correct(&[noise.clone()], &models).unwrap();
-    for j in 0..2 {
+    let n = transfer_table_on_correct(std::slice::from_ref(&noise), &models).unwrap();
+    for (j, set) in sets.iter().enumerate() {
         // Noise of about twice the adversarial RMS turns at most a fifth of the images.
-        assert!(noise.mean_rms() > sets[j].mean_rms());
+        assert!(noise.mean_rms() > set.mean_rms());
         assert!(n.rates[0][j] <= 0.2, "{:?}", n.rates);
     }
     // Counting only originally correct images can only lower a noise row's error below
     // the all-images measure plus the model's own clean errors.
     let all = transfer_table(&[noise], &models).unwrap();
-    for j in 0..2 {
-        let clean_err = models[j].model.error_rate(x.view(), &y).unwrap();
+    for (j, m) in models.iter().enumerate() {
+        let clean_err = m.model.error_rate(x.view(), &y).unwrap();
         assert!(n.rates[0][j] <= all.rates[0][j] / (1.0 - clean_err) + 1e-12);
     }
     let _: Array2<f64> = x;
