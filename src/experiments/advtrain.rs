@@ -344,7 +344,7 @@ fn ce_seed(
 }
 
 /// Trains `model` on `inputs` (`[n, input_dim]`, pixels in `[0, 1]`) and `labels` with the
-/// pools of `cfg` (see the [module documentation](self)); with no pool, plain minibatch SGD
+/// pools of `cfg` (a pool per [`PoolSpec`], refreshed from the current model); with no pool, plain minibatch SGD
 /// with weight decay. Each minibatch: `batch_size` clean rows of a fresh seeded shuffle,
 /// plus `per_batch` random rows of every non-empty pool; the loss is the mean cross-entropy
 /// over all of them (hidden-pool rows enter through the tail, so they move the tail's
