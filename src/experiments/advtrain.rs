@@ -26,8 +26,8 @@ use crate::Classifier;
 use crate::attack::{AttackConfig, Target, attack_batch};
 use crate::classifier::softmax_cross_entropy;
 use crate::error::{Error, Result};
-use crate::models::{Gradients, Mlp, Preset};
-use ndarray::{Array2, ArrayView2, ArrayViewMut2, Zip, s};
+use crate::models::{Mlp, Preset};
+use ndarray::{Array2, ArrayView2, ArrayViewMut2, s};
 use rand::seq::SliceRandom;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -227,7 +227,10 @@ struct Pool {
     /// The tail network (layers `spec.layer..`) for hidden pools, its weights synchronised
     /// with the model before every use.
     tail: Option<Mlp>,
-    tail_grads: Option<Gradients>,
+    /// The tail's flat parameter gradient (the layout of [`Mlp::parameters`]).
+    tail_grads: Vec<f64>,
+    /// Where the tail's parameters start in the model's flat layout.
+    tail_offset: usize,
     tail_buf: Vec<f64>,
     batch: Array2<f64>,
     batch_labels: Vec<usize>,
@@ -237,10 +240,11 @@ struct Pool {
 }
 
 fn sync_tail(model: &Mlp, layer: usize, tail: &mut Mlp) {
-    for (dst, src) in tail.layers_mut().iter_mut().zip(&model.layers()[layer..]) {
-        dst.weight.assign(&src.weight);
-        dst.bias.assign(&src.bias);
-    }
+    let src = &model.layers()[layer..];
+    tail.for_each_param_mut(|l, _, w, b| {
+        w.copy_from_slice(src[l].weight.as_slice().expect("standard layout"));
+        b.copy_from_slice(src[l].bias.as_slice().expect("standard layout"));
+    });
 }
 
 /// Attacks `count` (a few more, to make up for failures) random training images on the
@@ -410,7 +414,8 @@ pub fn adversarial_train(
                 let (_, tail, _) = model.split_at(spec.layer)?;
                 (tail.input_dim(), Some(tail))
             };
-            let tail_grads = tail.as_ref().map(Gradients::zeros_like);
+            let tail_grads = vec![0.0; tail.as_ref().map_or(0, |t| t.num_parameters())];
+            let tail_offset = model.num_parameters() - tail_grads.len();
             let tail_buf = tail
                 .as_ref()
                 .map_or(Vec::new(), |t| vec![0.0; t.scratch_len(spec.per_batch)]);
@@ -421,6 +426,7 @@ pub fn adversarial_train(
                 filled: 0,
                 tail,
                 tail_grads,
+                tail_offset,
                 tail_buf,
                 batch: Array2::zeros((spec.per_batch, dim)),
                 batch_labels: vec![0; spec.per_batch],
@@ -440,8 +446,8 @@ pub fn adversarial_train(
     let mut xb = Array2::<f64>::zeros((rows_max, d));
     let mut yb = vec![0usize; rows_max];
     let mut buf = vec![0.0; model.scratch_len(rows_max)];
-    let mut grads = Gradients::zeros_like(model);
-    let mut velocity = Gradients::zeros_like(model);
+    let mut grads = vec![0.0; model.num_parameters()];
+    let mut velocity = vec![0.0; model.num_parameters()];
     let mut order: Vec<usize> = (0..n).collect();
     let mut shuffle_rng = ChaCha8Rng::seed_from_u64(cfg.seed);
     let mut pool_rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x0ad7_a11e);
@@ -530,6 +536,7 @@ pub fn adversarial_train(
                 &mut seed,
                 Some(&mut grads),
                 None,
+                None,
             );
             for p in pools
                 .iter_mut()
@@ -538,21 +545,18 @@ pub fn adversarial_train(
                 let layer = p.spec.layer;
                 let tail = p.tail.as_mut().expect("hidden pools have a tail");
                 sync_tail(model, layer, tail);
-                let tg = p
-                    .tail_grads
-                    .as_mut()
-                    .expect("hidden pools have tail gradients");
                 let mut seed = ce_seed(&p.batch_labels, total);
                 loss += tail.forward_backward(
                     p.batch.view(),
                     &mut p.tail_buf,
                     &mut seed,
-                    Some(tg),
+                    Some(&mut p.tail_grads),
+                    None,
                     None,
                 );
-                for (i, (w, b)) in tg.weights.iter().zip(&tg.biases).enumerate() {
-                    grads.weights[layer + i] += w;
-                    grads.biases[layer + i] += b;
+                // The tail's parameters are the model's from `layer` on, in the same layout.
+                for (g, &t) in grads[p.tail_offset..].iter_mut().zip(&p.tail_grads) {
+                    *g += t;
                 }
             }
             if !loss.is_finite() {
@@ -568,7 +572,7 @@ pub fn adversarial_train(
                 lr
             };
             step += 1;
-            sgd_step(model, &mut grads, &mut velocity, cfg, step_lr);
+            sgd_step(model, &grads, &mut velocity, cfg, step_lr);
         }
         let mean = total_loss / total_rows.max(1) as f64;
         epoch_loss.push(mean);
@@ -611,31 +615,22 @@ pub fn adversarial_train(
 }
 
 /// `g ← g + λ W`; `v ← μ v − η g`; `θ ← θ + v` for every weight and bias.
-fn sgd_step(
-    model: &mut Mlp,
-    grads: &mut Gradients,
-    velocity: &mut Gradients,
-    cfg: &AdvTrainConfig,
-    lr: f64,
-) {
+fn sgd_step(model: &mut Mlp, grads: &[f64], velocity: &mut [f64], cfg: &AdvTrainConfig, lr: f64) {
     let mu = cfg.momentum;
-    for (l, layer) in model.layers_mut().iter_mut().enumerate() {
+    model.for_each_param_mut(|l, start, weight, bias| {
         let lam = cfg.weight_decay[l];
-        Zip::from(&mut layer.weight)
-            .and(&mut velocity.weights[l])
-            .and(&grads.weights[l])
-            .for_each(|w, v, &g| {
-                *v = mu * *v - lr * (g + lam * *w);
-                *w += *v;
-            });
-        Zip::from(&mut layer.bias)
-            .and(&mut velocity.biases[l])
-            .and(&grads.biases[l])
-            .for_each(|b, v, &g| {
-                *v = mu * *v - lr * g;
-                *b += *v;
-            });
-    }
+        let (gw, gb) = grads[start..start + weight.len() + bias.len()].split_at(weight.len());
+        let (vw, vb) =
+            velocity[start..start + weight.len() + bias.len()].split_at_mut(weight.len());
+        for ((w, v), &g) in weight.iter_mut().zip(vw).zip(gw) {
+            *v = mu * *v - lr * (g + lam * *w);
+            *w += *v;
+        }
+        for ((b, v), &g) in bias.iter_mut().zip(vb).zip(gb) {
+            *v = mu * *v - lr * g;
+            *b += *v;
+        }
+    });
 }
 
 // ---------------------------------------------------------------------------------------
