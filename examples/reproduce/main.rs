@@ -409,11 +409,10 @@ fn run_advstudy(args: &Args, data: &ExperimentData, names: &[String]) -> intrigu
             (Some(spec), _) => spec.clone(),
             (None, Some(r)) => r.1.to_string(),
             (None, None) => {
-                eprintln!(
+                return Err(intriguing::Error::InvalidConfig(format!(
                     "unknown study row {name:?} (rows: {})",
                     ADV_STUDY.iter().map(|r| r.0).collect::<Vec<_>>().join(", ")
-                );
-                usage()
+                )));
             }
         };
         let (row, _) = advtrain_row(name, &spec, data, args.threads, &mut progress)?;
