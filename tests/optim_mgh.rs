@@ -117,7 +117,6 @@ fn lbfgsb_with_nonbinding_bounds_reaches_published_minima() {
             .collect();
         tight()
             .with_bounds(Bounds::new(lower, upper).unwrap())
-            .unwrap()
     });
 }
 

@@ -1,5 +1,6 @@
 //! Central finite-difference gradient checking.
 
+use crate::classifier::ClassifierExt;
 use super::{Classifier, softmax_cross_entropy};
 use crate::error::{Error, Result, check_finite};
 use crate::validate;
@@ -132,7 +133,7 @@ pub fn check_gradient<C: Classifier + ?Sized>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::classifier::LossSeed;
+    use crate::classifier::LogitsLoss;
     use ndarray::{Array2, ArrayView2, ArrayViewMut2, array};
 
     /// Logits = W x, with a deliberately wrong backward pass when `bug` is set.
@@ -159,7 +160,7 @@ mod tests {
         fn loss_gradient_into(
             &self,
             x: ArrayView2<'_, f64>,
-            seed: LossSeed<'_>,
+            seed: LogitsLoss<'_>,
             mut grad: ArrayViewMut2<'_, f64>,
         ) -> Result<f64> {
             let z = x.dot(&self.w.t());

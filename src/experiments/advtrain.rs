@@ -4,7 +4,7 @@ use super::recipes::{ModelKind, TrainedModel, TrainingSet};
 use super::sample::{ExperimentData, seeded_sample};
 use super::table1::{attack_rows, attack_set};
 use super::{Event, ExperimentConfig, Progress, Scale};
-use crate::Classifier;
+use crate::ClassifierExt;
 use crate::attack::{AttackConfig, Target};
 use crate::data::subset;
 use crate::error::{Error, Result};

@@ -1,6 +1,7 @@
 //! Table 1: training and test error, and the average minimum distortion needed to
 //! misclassify a seeded sample of training images.
 
+use crate::classifier::ClassifierExt;
 use super::recipes::{TrainedModel, TrainingSet};
 use super::sample::{AdversarialSet, ExperimentData, median, seeded_sample};
 use super::{Event, ExperimentConfig, Progress};

@@ -1,5 +1,6 @@
 //! The transfer tables: adversarial (or noisy) examples made for one model, fed to others.
 
+use crate::classifier::ClassifierExt;
 use super::NamedModel;
 use super::sample::AdversarialSet;
 use crate::error::Result;

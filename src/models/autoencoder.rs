@@ -23,7 +23,7 @@
 //! # Examples
 //!
 //! ```
-//! use intriguing::Classifier;
+//! use intriguing::{Classifier, ClassifierExt};
 //! use intriguing::models::autoencoder::{SparseAutoencoder, SparseAeConfig, SoftmaxConfig};
 //! use ndarray::Array2;
 //!

@@ -5,7 +5,7 @@
 //!
 //! ```
 //! use intriguing::models::cnn::Cnn;
-//! use intriguing::Classifier;
+//! use intriguing::{Classifier, ClassifierExt};
 //! use ndarray::Array2;
 //! let net = Cnn::lenet(6, 16, 120, 7)?; // conv5×5·6 → pool → conv5×5·16 → pool → 120 → 10
 //! assert_eq!((net.input_dim(), net.num_classes()), (784, 10));
@@ -14,8 +14,9 @@
 //! # Ok::<(), intriguing::Error>(())
 //! ```
 
+use crate::classifier::ClassifierExt;
 use super::conv::{Conv2d, MaxPool2d};
-use crate::classifier::{Classifier, LossSeed, softmax_cross_entropy_batch};
+use crate::classifier::{Classifier, LogitsLoss, softmax_cross_entropy_batch};
 use crate::error::{Error, Result, check_finite};
 use crate::validate;
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut2, Axis, s};
@@ -420,7 +421,7 @@ impl Classifier for Cnn {
     fn loss_gradient_into(
         &self,
         inputs: ArrayView2<'_, f64>,
-        seed: LossSeed<'_>,
+        seed: LogitsLoss<'_>,
         mut grad: ArrayViewMut2<'_, f64>,
     ) -> Result<f64> {
         let (acts, aux) = self.forward_cached(inputs);

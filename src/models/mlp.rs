@@ -1,7 +1,8 @@
 //! Dense layers and the multilayer perceptron.
 
+use crate::classifier::ClassifierExt;
 use super::Activation;
-use crate::classifier::{Classifier, LossSeed, softmax_cross_entropy};
+use crate::classifier::{Classifier, LogitsLoss, softmax_cross_entropy};
 use crate::error::{Error, Result, check_finite};
 use ndarray::linalg::general_mat_mul;
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut2, Axis};
@@ -137,7 +138,7 @@ impl Gradients {
 /// # Examples
 ///
 /// ```
-/// use intriguing::Classifier;
+/// use intriguing::{Classifier, ClassifierExt};
 /// use intriguing::classifier::check_gradient;
 /// use intriguing::models::{Activation, Mlp};
 /// use ndarray::Array1;
@@ -450,7 +451,7 @@ impl Mlp {
     pub fn gradients_with(
         &self,
         inputs: ArrayView2<'_, f64>,
-        seed: LossSeed<'_>,
+        seed: LogitsLoss<'_>,
     ) -> Result<(f64, Gradients)> {
         self.check_inputs(inputs)?;
         if inputs.nrows() == 0 {
@@ -514,7 +515,7 @@ impl Mlp {
         &self,
         x: ArrayView2<'_, f64>,
         buf: &mut [f64],
-        seed: LossSeed<'_>,
+        seed: LogitsLoss<'_>,
         mut grads: Option<&mut Gradients>,
         input_grad: Option<ArrayViewMut2<'_, f64>>,
     ) -> f64 {
@@ -598,7 +599,7 @@ impl Classifier for Mlp {
     fn loss_gradient_into(
         &self,
         inputs: ArrayView2<'_, f64>,
-        seed: LossSeed<'_>,
+        seed: LogitsLoss<'_>,
         grad: ArrayViewMut2<'_, f64>,
     ) -> Result<f64> {
         self.check_shapes(inputs, grad.view(), "input gradient", self.input_dim())?;

@@ -1,5 +1,6 @@
 //! Minibatch training: SGD with momentum or Adam, per-layer L2 weight decay, seeded shuffling.
 
+use crate::classifier::ClassifierExt;
 use super::Mlp;
 use super::mlp::{Gradients, weighted_sq_norm};
 use crate::classifier::{Classifier, softmax_cross_entropy};
@@ -294,7 +295,7 @@ pub struct TrainReport {
 /// # Examples
 ///
 /// ```
-/// use intriguing::Classifier;
+/// use intriguing::{Classifier, ClassifierExt};
 /// use intriguing::models::{train, Activation, Mlp, TrainConfig};
 /// use ndarray::array;
 ///
