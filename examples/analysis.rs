@@ -15,7 +15,7 @@
 
 mod common;
 
-use intriguing::Classifier;
+use intriguing::ClassifierExt;
 use intriguing::analysis::{
     Certifier, CrownConfig, CrownModel, Direction, DistortionBracket, LayerwiseLipschitz,
     PowerIterationConfig, distortion_brackets, distortion_brackets_with, lipschitz_report,

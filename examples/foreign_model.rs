@@ -14,6 +14,7 @@
 
 mod common;
 
+use intriguing::ClassifierExt;
 use intriguing::classifier::{Classifier, LogitsLoss, check_gradient};
 use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, Axis};
 

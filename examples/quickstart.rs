@@ -14,7 +14,7 @@
 
 mod common;
 
-use intriguing::Classifier;
+use intriguing::ClassifierExt;
 use intriguing::attack::{AttackConfig, Target, find_minimal_perturbation};
 use intriguing::models::{Preset, train};
 use intriguing::viz::{GridSpec, magnify_around_grey, write_grid_png};

@@ -16,7 +16,7 @@
 
 mod common;
 
-use intriguing::Classifier;
+use intriguing::ClassifierExt;
 use intriguing::models::{Preset, train};
 use std::path::PathBuf;
 use std::time::Instant;

@@ -202,9 +202,8 @@ impl From<String> for Shape {
         }
         if let Some(inner) = t.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
             let axes: Vec<&str> = inner.split(',').map(str::trim).collect();
-            let simple = |a: &str| {
-                !a.is_empty() && a.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-            };
+            let simple =
+                |a: &str| !a.is_empty() && a.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
             if !inner.trim().is_empty() && axes.iter().all(|a| simple(a)) {
                 return Shape::Dims(axes.iter().map(|a| a.parse().ok()).collect());
             }

@@ -111,7 +111,10 @@ mod tests {
         match positive("learning rate", -2.0) {
             Err(e @ Error::InvalidParameter { name, .. }) => {
                 assert_eq!(name, "learning rate");
-                assert_eq!(e.to_string(), "learning rate must be finite and > 0, got -2");
+                assert_eq!(
+                    e.to_string(),
+                    "learning rate must be finite and > 0, got -2"
+                );
             }
             other => panic!("{other:?}"),
         }

@@ -3,6 +3,7 @@
 //! line search along the logit-difference gradient; LeNet training on an MNIST subset.
 
 use intriguing::Classifier;
+use intriguing::ClassifierExt;
 use intriguing::analysis::{Certifier, LayerwiseLipschitz, PowerIterationConfig};
 use intriguing::attack::{AttackConfig, Target, find_minimal_perturbation};
 use intriguing::data::Mnist;

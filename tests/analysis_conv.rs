@@ -2,7 +2,7 @@
 //! input and weight gradients; the Fourier bound against power iteration on the explicit
 //! operator and against the closed form of 1×1 convolutions.
 
-use intriguing::Classifier;
+use intriguing::ClassifierExt;
 use intriguing::analysis::{
     PowerIterationConfig, conv_fourier_bound, conv_operator_norm, conv_operator_norm_lanczos,
     lipschitz_report, spectral_norm,

@@ -40,7 +40,11 @@ fn argmin_in_box<O: Objective>(
     let w = res.state().get_best_param().unwrap().clone();
     let counts = (
         res.problem.counts.get("cost_count").copied().unwrap_or(0),
-        res.problem.counts.get("gradient_count").copied().unwrap_or(0),
+        res.problem
+            .counts
+            .get("gradient_count")
+            .copied()
+            .unwrap_or(0),
     );
     let p = res.problem.problem.as_ref().unwrap();
     (p.point_of(&w), p.evaluations(), counts)
@@ -60,7 +64,10 @@ fn argmin_in_tanh_space_matches_the_closed_form_inside_the_box() {
     let q = c / wn;
     let t = (((1.0 - q) / q).ln() - s0) / wn;
     let expected = &x + &(&w * (t / wn));
-    assert!(expected.iter().all(|v| (0.01..0.99).contains(v)), "{expected}");
+    assert!(
+        expected.iter().all(|v| (0.01..0.99).contains(v)),
+        "{expected}"
+    );
 
     let cfg = AttackConfig::default()
         .with_penalty(Penalty::L2)
@@ -74,8 +81,14 @@ fn argmin_in_tanh_space_matches_the_closed_form_inside_the_box() {
     }
     // One evaluation per (cost, gradient) pair at a point: never more than the larger
     // count, and fewer than the two together.
-    assert!(evals as u64 <= costs.max(grads), "{evals} vs {costs} + {grads}");
-    assert!((evals as u64) < costs + grads, "{evals} vs {costs} + {grads}");
+    assert!(
+        evals as u64 <= costs.max(grads),
+        "{evals} vs {costs} + {grads}"
+    );
+    assert!(
+        (evals as u64) < costs + grads,
+        "{evals} vs {costs} + {grads}"
+    );
 }
 
 #[test]
@@ -97,7 +110,10 @@ fn argmin_in_tanh_space_matches_the_squared_penalty_closed_form() {
         if h(m) < 0.0 { lo = m } else { hi = m }
     }
     let expected = &x + &(&w * (lo / wn));
-    assert!(expected.iter().all(|v| (0.01..0.99).contains(v)), "{expected}");
+    assert!(
+        expected.iter().all(|v| (0.01..0.99).contains(v)),
+        "{expected}"
+    );
     let cfg = AttackConfig::default(); // squared L2
     let obj = AttackObjective::new(&model, x.view(), Target::Label(1), c, &cfg).unwrap();
     let (best, _, _) = argmin_in_box(obj, cfg.bounds(), x.as_slice().unwrap(), 300);

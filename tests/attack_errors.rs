@@ -77,7 +77,10 @@ fn each_bad_setting_is_an_invalid_parameter_naming_it() {
     assert_eq!(bad(c().with_tolerances(0.0, 1e-9)), "pgtol");
     assert_eq!(bad(c().with_tolerances(1e-6, -1.0)), "ftol");
     assert_eq!(bad(c().with_bisection_ftol(Some(0.0))), "bisection_ftol");
-    assert_eq!(bad(c().with_bisection_ftol(Some(f64::NAN))), "bisection_ftol");
+    assert_eq!(
+        bad(c().with_bisection_ftol(Some(f64::NAN))),
+        "bisection_ftol"
+    );
     assert_eq!(bad(c().with_growth(1.0)), "growth");
     assert_eq!(bad(c().with_growth(f64::INFINITY)), "growth");
     assert_eq!(bad(c().with_smoothing(0.0)), "smoothing");
@@ -96,10 +99,17 @@ fn each_bad_setting_is_an_invalid_parameter_naming_it() {
         c().with_box(1.0, 0.0),
         Err(Error::EmptyInterval { index: 0, lower, upper }) if lower == 1.0 && upper == 0.0
     ));
-    assert!(matches!(c().with_box(f64::NAN, 1.0), Err(Error::NonFinite { .. })));
+    assert!(matches!(
+        c().with_box(f64::NAN, 1.0),
+        Err(Error::NonFinite { .. })
+    ));
     assert!(matches!(
         Bounds::new(vec![0.0, 0.0], vec![1.0]),
-        Err(Error::ShapeMismatch { expected: Shape::Len(2), found: Shape::Len(1), .. })
+        Err(Error::ShapeMismatch {
+            expected: Shape::Len(2),
+            found: Shape::Len(1),
+            ..
+        })
     ));
     assert!(matches!(
         Bounds::new(vec![0.0, 2.0], vec![1.0, 1.0]),
@@ -148,7 +158,10 @@ fn every_setting_reads_back_and_setters_commute() {
         (d.solver().max_iterations(), d.solver().max_evaluations()),
         (60, 100)
     );
-    assert_eq!((d.growth(), d.max_bracket_steps(), d.bisection_steps()), (2.0, 12, 3));
+    assert_eq!(
+        (d.growth(), d.max_bracket_steps(), d.bisection_steps()),
+        (2.0, 12, 3)
+    );
     assert_eq!(d.relative_tolerance(), 0.1);
     assert_eq!(d.refinement(), (3, 8));
     assert_eq!((d.nearest_candidates(), d.nearest_pruning()), (5, 0.1));
@@ -186,7 +199,11 @@ fn the_objective_returns_the_model_error_and_refuses_nearest() {
     let cfg = AttackConfig::default();
     let mut obj = AttackObjective::new(&m, x.view(), Target::Label(1), 1.0, &cfg).unwrap();
     let mut g = [0.0; 3];
-    assert!(obj.value_gradient(&[0.1, 0.5, 0.1], &mut g).unwrap().is_finite());
+    assert!(
+        obj.value_gradient(&[0.1, 0.5, 0.1], &mut g)
+            .unwrap()
+            .is_finite()
+    );
     match obj.value_gradient(&[0.5, 0.5, 0.5], &mut g) {
         Err(Error::DataFormat(m)) => assert_eq!(m, ErrOutside::MESSAGE),
         other => panic!("{other:?}"),

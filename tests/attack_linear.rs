@@ -4,6 +4,7 @@ mod attack_models;
 
 use attack_models::Linear;
 use intriguing::Classifier;
+use intriguing::ClassifierExt;
 use intriguing::attack::{AttackConfig, AttackResult, Penalty, Target, find_minimal_perturbation};
 use ndarray::{Array1, Array2, ArrayView1};
 

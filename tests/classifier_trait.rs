@@ -1,5 +1,6 @@
 //! The `Classifier` trait's provided methods: object safety, validation and typed errors.
 
+use intriguing::ClassifierExt;
 use intriguing::classifier::{LogitsLoss, argmax, softmax_cross_entropy};
 use intriguing::{Classifier, Error, Result};
 use ndarray::{Array2, ArrayView2, ArrayViewMut2, array};

@@ -13,6 +13,7 @@
 //! few epochs.
 
 use intriguing::Classifier;
+use intriguing::ClassifierExt;
 use intriguing::data::{Mnist, subset};
 use intriguing::experiments::{
     AdvTrainConfig, AdversarialSet, ExperimentConfig, ExperimentData, NamedModel, Scale, Table1Row,

@@ -2,6 +2,7 @@
 //! global allocator), so attacks can call it in their inner loop.
 
 use intriguing::Classifier;
+use intriguing::ClassifierExt;
 use intriguing::classifier::softmax_cross_entropy;
 use intriguing::models::{Activation, Mlp};
 use ndarray::{Array2, ArrayView2, ArrayViewMut2};

@@ -2,9 +2,10 @@
 //! activation, and the batched (matrix-product) path against the single-row path.
 #![allow(clippy::needless_range_loop)] // index loops mirror the formulas
 
-use intriguing::Classifier;
+use intriguing::ClassifierExt;
 use intriguing::classifier::{
-    LogitsLoss, check_gradient, check_gradient_fn, softmax_cross_entropy, softmax_cross_entropy_batch,
+    LogitsLoss, check_gradient, check_gradient_fn, softmax_cross_entropy,
+    softmax_cross_entropy_batch,
 };
 use intriguing::models::{Activation, Dense, Mlp};
 use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, array};

@@ -1,6 +1,7 @@
 //! Bad inputs to every public function of `models` that takes data: a typed error, no panic,
 //! and nothing changed.
 
+use intriguing::ClassifierExt;
 use intriguing::models::{
     Activation, Dense, Mlp, Optimizer, Preset, TrainConfig, WeightDecay, train,
 };

@@ -1,8 +1,9 @@
 //! Safetensors weights I/O: bit-exact round trip, the PyTorch `nn.Sequential` layout, and
 //! typed errors on missing, mis-shaped or foreign tensors.
 
+use intriguing::ClassifierExt;
+use intriguing::Error;
 use intriguing::models::{Activation, Dense, Mlp};
-use intriguing::{Classifier, Error};
 use ndarray::{Array1, Array2, array};
 use proptest::prelude::*;
 use safetensors::tensor::TensorView;

@@ -241,8 +241,16 @@ fn argmin_compat_adapters_round_trip() {
     // One evaluation of ours per argmin (cost, gradient) pair at a point.
     let evals = res.problem.problem.as_ref().unwrap().evaluations() as u64;
     let cost = res.problem.counts.get("cost_count").copied().unwrap_or(0);
-    let grad = res.problem.counts.get("gradient_count").copied().unwrap_or(0);
-    assert!(evals <= cost.max(grad) && evals < cost + grad, "{evals}: {cost} + {grad}");
+    let grad = res
+        .problem
+        .counts
+        .get("gradient_count")
+        .copied()
+        .unwrap_or(0);
+    assert!(
+        evals <= cost.max(grad) && evals < cost + grad,
+        "{evals}: {cost} + {grad}"
+    );
 }
 
 /// An argmin problem that fails: our solver returns the failure as `Error::Argmin`.

@@ -154,7 +154,8 @@ fn separable_quadratic_solution_is_the_clamped_centre() {
     // Near the solution the decrease falls below the rounding of f (≈ ε |f|), which limits
     // the attainable accuracy in x to ≈ sqrt(ε |f| / w).
     for i in 0..n {
-        let expect = a[i].clamp(b.lower()[i], b.upper()[i]);
+        let (lo, hi) = b.interval_at(i);
+        let expect = a[i].clamp(lo, hi);
         assert!(
             (sol.x[i] - expect).abs() < 1e-7,
             "x[{i}] = {} vs {expect}",
@@ -454,8 +455,7 @@ fn invalid_input_is_a_typed_error() {
         s.minimize(&mut obj, &[f64::INFINITY, 0.0]),
         Err(Error::NonFinite { index: 0, .. })
     ));
-    let s3 = Lbfgsb::new()
-        .with_bounds(Bounds::uniform(3, 0.0, 1.0).unwrap());
+    let s3 = Lbfgsb::new().with_bounds(Bounds::uniform(3, 0.0, 1.0).unwrap());
     assert!(matches!(
         s3.minimize(&mut obj, &[0.5, 0.5]),
         Err(Error::ShapeMismatch { .. })

@@ -1,9 +1,9 @@
 //! Certified lower bounds on the L2 perturbation that changes a model's decision.
 
 use super::crown::{Crown, CrownCertificate, CrownConfig, CrownModel};
-use crate::classifier::ClassifierExt;
 use super::lipschitz::{LayerwiseLipschitz, lipschitz_report};
 use super::spectral::PowerIterationConfig;
+use crate::classifier::ClassifierExt;
 use crate::classifier::argmax;
 use crate::error::{Error, Result};
 use ndarray::{Array2, ArrayView2};

@@ -1,9 +1,9 @@
 //! [`AttackObjective`]: `c·pen(x' − x) + loss(x', goal)` for one fixed c, value and gradient
 //! from one forward + backward pass of the model.
 
-use crate::classifier::ClassifierExt;
 use super::config::{AttackConfig, Penalty};
 use super::result::Target;
+use crate::classifier::ClassifierExt;
 use crate::classifier::{Classifier, argmax, logsumexp, softmax_cross_entropy};
 use crate::error::{Error, Result};
 use crate::optim::{Bounds, Objective};
@@ -355,12 +355,7 @@ impl<'m, C: Classifier + ?Sized> AttackObjective<'m, C> {
         }
     }
 
-    fn value_gradient_impl(
-        &self,
-        s: &mut Scratch,
-        x: &[f64],
-        grad: &mut [f64],
-    ) -> Result<f64> {
+    fn value_gradient_impl(&self, s: &mut Scratch, x: &[f64], grad: &mut [f64]) -> Result<f64> {
         let Some((loss, label)) = self.eval_into(s, x)? else {
             grad.fill(0.0);
             return Ok(f64::NAN);
@@ -398,7 +393,11 @@ impl<C: Classifier + ?Sized> Objective for AttackObjective<'_, C> {
 
     fn value_gradient(&mut self, x: &[f64], grad: &mut [f64]) -> Result<f64> {
         if x.len() != self.x0.len() {
-            return Err(Error::shape("attack objective point", self.x0.len(), x.len()));
+            return Err(Error::shape(
+                "attack objective point",
+                self.x0.len(),
+                x.len(),
+            ));
         }
         if grad.len() != self.x0.len() {
             return Err(Error::shape(
@@ -411,4 +410,3 @@ impl<C: Classifier + ?Sized> Objective for AttackObjective<'_, C> {
         self.value_gradient_impl(&mut s, x, grad)
     }
 }
-

@@ -1,9 +1,9 @@
 //! The c search: bracket geometrically, bisect in log space, keep the best verified point.
 
-use crate::classifier::ClassifierExt;
 use super::config::{AttackConfig, InitialC, Penalty};
 use super::objective::{AttackObjective, Goal};
 use super::result::{Adversarial, AttackResult, CBracket, FailureReason, Target};
+use crate::classifier::ClassifierExt;
 use crate::classifier::{Classifier, argmax};
 use crate::error::{Error, Result};
 use crate::optim::{Objective, Workspace};

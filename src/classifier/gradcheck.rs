@@ -1,7 +1,7 @@
 //! Central finite-difference gradient checking.
 
-use crate::classifier::ClassifierExt;
 use super::{Classifier, softmax_cross_entropy};
+use crate::classifier::ClassifierExt;
 use crate::error::{Error, Result, check_finite};
 use crate::validate;
 use ndarray::{Array1, ArrayView1};

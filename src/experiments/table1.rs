@@ -1,12 +1,12 @@
 //! Table 1: training and test error, and the average minimum distortion needed to
 //! misclassify a seeded sample of training images.
 
-use crate::classifier::ClassifierExt;
 use super::recipes::{TrainedModel, TrainingSet};
 use super::sample::{AdversarialSet, ExperimentData, median, seeded_sample};
 use super::{Event, ExperimentConfig, Progress};
 use crate::Classifier;
 use crate::attack::{AttackConfig, Target, attack_batch};
+use crate::classifier::ClassifierExt;
 use crate::data::subset;
 use crate::error::{Error, Result};
 use crate::models::{Activation, Mlp};

@@ -1,8 +1,8 @@
 //! The transfer tables: adversarial (or noisy) examples made for one model, fed to others.
 
-use crate::classifier::ClassifierExt;
 use super::NamedModel;
 use super::sample::AdversarialSet;
+use crate::classifier::ClassifierExt;
 use crate::error::Result;
 
 /// Rows = sources of examples, columns = evaluated models, entries = share of the examples

@@ -859,7 +859,7 @@ mod tests {
         )
         .unwrap();
         let mlp = Mlp::new(vec![layer]).unwrap();
-        use crate::Classifier;
+        use crate::ClassifierExt;
         assert_eq!(mlp.error_rate(x.view(), &y).unwrap(), 0.0);
     }
 }

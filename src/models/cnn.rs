@@ -14,8 +14,8 @@
 //! # Ok::<(), intriguing::Error>(())
 //! ```
 
-use crate::classifier::ClassifierExt;
 use super::conv::{Conv2d, MaxPool2d};
+use crate::classifier::ClassifierExt;
 use crate::classifier::{Classifier, LogitsLoss, softmax_cross_entropy_batch};
 use crate::error::{Error, Result, check_finite};
 use crate::validate;

@@ -1,7 +1,7 @@
 //! Dense layers and the multilayer perceptron.
 
-use crate::classifier::ClassifierExt;
 use super::Activation;
+use crate::classifier::ClassifierExt;
 use crate::classifier::{Classifier, LogitsLoss, softmax_cross_entropy};
 use crate::error::{Error, Result, check_finite};
 use ndarray::linalg::general_mat_mul;

@@ -1,8 +1,8 @@
 //! Minibatch training: SGD with momentum or Adam, per-layer L2 weight decay, seeded shuffling.
 
-use crate::classifier::ClassifierExt;
 use super::Mlp;
 use super::mlp::{Gradients, weighted_sq_norm};
+use crate::classifier::ClassifierExt;
 use crate::classifier::{Classifier, softmax_cross_entropy};
 use crate::error::{Error, Result};
 use crate::validate;
