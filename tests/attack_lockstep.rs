@@ -24,7 +24,7 @@ struct Fixture {
 fn fixture() -> &'static Fixture {
     static F: OnceLock<Fixture> = OnceLock::new();
     F.get_or_init(|| {
-        let mnist = Mnist::bundled()
+        let mnist = Mnist::load(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/data/mnist"))
             .expect("bundled MNIST")
             .take(10_000, 24)
             .unwrap();

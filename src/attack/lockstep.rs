@@ -75,22 +75,24 @@ impl<'m, 'c, C: Classifier + ?Sized> Row<'m, 'c, C> {
         index: usize,
         target: Target,
         config: &'c AttackConfig,
-    ) -> std::result::Result<Self, Result<AttackResult>> {
+    ) -> std::result::Result<Self, Box<Result<AttackResult>>> {
         let original_label = match clean_prediction(model, x, target, config) {
-            Err(e) => return Err(Err(e)),
-            Ok(Clean::AlreadyReached(r)) => return Err(Ok(r)),
+            Err(e) => return Err(Box::new(Err(e))),
+            Ok(Clean::AlreadyReached(r)) => return Err(Box::new(Ok(*r))),
             Ok(Clean::Attack(l)) => l,
         };
         let goal = first_goal(target);
-        let obj = AttackObjective::new_unchecked(model, x, goal, 1.0, config).map_err(Err)?;
-        let mut e = Engine::new(obj, config).map_err(Err)?;
+        let obj = AttackObjective::new_unchecked(model, x, goal, 1.0, config)
+            .map_err(|e| Box::new(Err(e)))?;
+        let mut e = Engine::new(obj, config).map_err(|e| Box::new(Err(e)))?;
         let goals = match target {
             Target::Label(_) | Target::Untargeted { .. } => vec![goal],
             Target::Nearest { true_label } => {
                 let labels: Vec<usize> = (0..model.num_classes())
                     .filter(|&l| l != true_label)
                     .collect();
-                let order = rank_labels(model, x, true_label, &labels, &mut e).map_err(Err)?;
+                let order = rank_labels(model, x, true_label, &labels, &mut e)
+                    .map_err(|e| Box::new(Err(e)))?;
                 order
                     .into_iter()
                     .take(config.nearest_candidates)
@@ -400,14 +402,14 @@ fn attack_range<C: Classifier + ?Sized>(
             let joined = catch_unwind(AssertUnwindSafe(|| {
                 let mut row = Row::join(model, inputs.row(i), i, targets[i], config)?;
                 row.drive();
-                Ok(row)
+                Ok::<_, Box<Result<AttackResult>>>(row)
             }));
             match joined {
                 Ok(Ok(row)) if row.stage == Stage::Finished => {
                     out[i - start] = Some(Ok(row.result()));
                 }
                 Ok(Ok(row)) => rows.push(row),
-                Ok(Err(done)) => out[i - start] = Some(done),
+                Ok(Err(done)) => out[i - start] = Some(*done),
                 Err(p) => {
                     out[i - start] = Some(Err(Error::ModelPanicked {
                         row: i,

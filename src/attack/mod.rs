@@ -161,7 +161,7 @@ pub fn find_minimal_perturbation<C: Classifier + ?Sized>(
     config: &AttackConfig,
 ) -> Result<AttackResult> {
     match clean_prediction(model, x, target, config)? {
-        Clean::AlreadyReached(result) => Ok(result),
+        Clean::AlreadyReached(result) => Ok(*result),
         Clean::Attack(original_label) => {
             search::run_attack(model, x, target, original_label, config)
         }
@@ -170,7 +170,7 @@ pub fn find_minimal_perturbation<C: Classifier + ?Sized>(
 
 /// What the clean input needs: nothing (it already satisfies the target) or an attack.
 pub(crate) enum Clean {
-    AlreadyReached(AttackResult),
+    AlreadyReached(Box<AttackResult>),
     Attack(usize),
 }
 
@@ -190,7 +190,7 @@ pub(crate) fn clean_prediction<C: Classifier + ?Sized>(
     let logits = model.logits(xs.view())?;
     let original_label = argmax(logits.row(0));
     if target.is_reached_by(original_label) {
-        return Ok(Clean::AlreadyReached(AttackResult {
+        return Ok(Clean::AlreadyReached(Box::new(AttackResult {
             target,
             original_label,
             adversarial: Some(Adversarial::new(
@@ -205,7 +205,7 @@ pub(crate) fn clean_prediction<C: Classifier + ?Sized>(
             runs: 0,
             gradient_evaluations: 0,
             predictions: 1,
-        }));
+        })));
     }
     Ok(Clean::Attack(original_label))
 }
