@@ -25,8 +25,8 @@
 use criterion::measurement::{Measurement, ValueFormatter, WallTime};
 use criterion::{Criterion, criterion_group, criterion_main};
 use intriguing::Classifier;
-use intriguing::analysis::{Crown, CrownConfig};
 use intriguing::ClassifierExt;
+use intriguing::analysis::{Crown, CrownConfig};
 use intriguing::attack::{AttackConfig, Penalty, Target, attack_batch, find_minimal_perturbation};
 use intriguing::data::Mnist;
 use intriguing::models::{Mlp, Preset, train};

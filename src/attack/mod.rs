@@ -64,7 +64,7 @@ mod result;
 mod search;
 
 pub use batch::attack_batch;
-pub use config::{AttackConfig, InitialC, Penalty};
+pub use config::{AttackConfig, InitialC, MAX_REFINEMENT_POINTS, Penalty};
 pub use objective::AttackObjective;
 pub use result::{Adversarial, AttackResult, CBracket, FailureReason, Target};
 
