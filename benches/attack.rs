@@ -24,7 +24,6 @@
 
 use criterion::measurement::{Measurement, ValueFormatter, WallTime};
 use criterion::{Criterion, criterion_group, criterion_main};
-use intriguing::Classifier;
 use intriguing::ClassifierExt;
 use intriguing::analysis::{Crown, CrownConfig};
 use intriguing::attack::{AttackConfig, Penalty, Target, attack_batch, find_minimal_perturbation};

@@ -15,7 +15,6 @@
 
 mod common;
 
-use intriguing::ClassifierExt;
 use intriguing::analysis::{
     Certifier, CrownConfig, CrownModel, Direction, DistortionBracket, LayerwiseLipschitz,
     PowerIterationConfig, distortion_brackets, distortion_brackets_with, lipschitz_report,
@@ -25,6 +24,7 @@ use intriguing::attack::AttackConfig;
 use intriguing::data::{Mnist, subset};
 use intriguing::models::cnn::{Cnn, CnnTrainConfig, train_cnn};
 use intriguing::models::{Activation, Mlp, Preset, train};
+use intriguing::{Classifier, ClassifierExt};
 use ndarray::{Array2, ArrayView2, s};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
