@@ -588,15 +588,6 @@ impl Module for MaxPool2d {
         }
         Ok(self.output_dim())
     }
-    fn prepare(&mut self) -> Result<()> {
-        Ok(())
-    }
-    fn params(&self) -> (&[f64], &[f64]) {
-        (&[], &[])
-    }
-    fn params_mut(&mut self) -> (&mut [f64], &mut [f64]) {
-        (&mut [], &mut [])
-    }
     fn forward(&self, x: ArrayView2<'_, f64>, mut y: ArrayViewMut2<'_, f64>, _: &mut [f64]) {
         for (xb, mut yb) in x.outer_iter().zip(y.outer_iter_mut()) {
             for (o, v) in yb.iter_mut().enumerate() {

@@ -30,11 +30,17 @@ pub trait Module: Clone + std::fmt::Debug + PartialEq + Send + Sync {
     fn out_dim(&self, in_dim: usize) -> Result<usize>;
 
     /// Checks the layer's own invariants (shapes, finite values) and puts its parameters in
-    /// standard (row-major, contiguous) layout.
-    fn prepare(&mut self) -> Result<()>;
+    /// standard (row-major, contiguous) layout. The default, for parameter-free layers, checks
+    /// nothing.
+    fn prepare(&mut self) -> Result<()> {
+        Ok(())
+    }
 
-    /// The parameters as `(weight, bias)`, each row-major (empty for parameter-free layers).
-    fn params(&self) -> (&[f64], &[f64]);
+    /// The parameters as `(weight, bias)`, each row-major. The default, for parameter-free
+    /// layers, is two empty slices.
+    fn params(&self) -> (&[f64], &[f64]) {
+        (&[], &[])
+    }
 
     /// The shape of the weight (`[out, in]` for a dense layer, PyTorch's `[C_out, C_in, kh, kw]`
     /// for a convolution; empty for parameter-free layers).
@@ -42,8 +48,10 @@ pub trait Module: Clone + std::fmt::Debug + PartialEq + Send + Sync {
         Vec::new()
     }
 
-    /// Mutable [`params`](Module::params).
-    fn params_mut(&mut self) -> (&mut [f64], &mut [f64]);
+    /// Mutable [`params`](Module::params) (two empty slices by default).
+    fn params_mut(&mut self) -> (&mut [f64], &mut [f64]) {
+        (&mut [], &mut [])
+    }
 
     /// Scratch `f64`s [`forward`](Module::forward) and [`backward`](Module::backward) need for
     /// a batch of `n` rows.
@@ -79,15 +87,6 @@ impl Module for Activation {
     }
     fn out_dim(&self, in_dim: usize) -> Result<usize> {
         Ok(in_dim)
-    }
-    fn prepare(&mut self) -> Result<()> {
-        Ok(())
-    }
-    fn params(&self) -> (&[f64], &[f64]) {
-        (&[], &[])
-    }
-    fn params_mut(&mut self) -> (&mut [f64], &mut [f64]) {
-        (&mut [], &mut [])
     }
     fn forward(&self, x: ArrayView2<'_, f64>, mut y: ArrayViewMut2<'_, f64>, _: &mut [f64]) {
         y.assign(&x);
