@@ -122,11 +122,7 @@ impl<L: Module> Sequential<L> {
             return Err(Error::DataFormat(format!(
                 "the file holds {} layers ({}), the model {} layers with parameters",
                 names.len(),
-                names
-                    .iter()
-                    .map(|(w, _)| w.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                weight_names(&names),
                 targets.len()
             )));
         }
@@ -259,11 +255,7 @@ impl Sequential<Dense> {
             return Err(Error::DataFormat(format!(
                 "the file holds {} layers ({}), but {} activations were given",
                 names.len(),
-                names
-                    .iter()
-                    .map(|(w, _)| w.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                weight_names(&names),
                 activations.len()
             )));
         }
@@ -390,4 +382,13 @@ fn read_tensor(st: &SafeTensors<'_>, name: &str) -> Result<(Vec<usize>, Vec<f64>
         }
     };
     Ok((t.shape().to_vec(), values))
+}
+
+/// The weight tensors' names of `find_layers`' result, comma-separated (for messages).
+fn weight_names(names: &[(String, String)]) -> String {
+    names
+        .iter()
+        .map(|(w, _)| w.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
