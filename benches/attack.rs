@@ -25,7 +25,7 @@
 
 use criterion::measurement::{Measurement, ValueFormatter, WallTime};
 use criterion::{Criterion, criterion_group, criterion_main};
-use intriguing::Classifier;
+use intriguing::ClassifierExt;
 use intriguing::analysis::{Crown, CrownConfig};
 use intriguing::attack::{AttackConfig, Penalty, Target, attack_batch, find_minimal_perturbation};
 use intriguing::data::Mnist;
@@ -179,6 +179,8 @@ fn compare(mlp: &Mlp, big: &Mlp, mnist: &Mnist) {
     let tight = |c: AttackConfig| {
         c.with_tolerances(1e-6, 1e-9)
             .unwrap()
+            .with_bisection_ftol(None)
+            .unwrap()
             .with_bisection_steps(10)
             .unwrap()
             .with_relative_tolerance(0.01)
@@ -214,11 +216,19 @@ fn compare(mlp: &Mlp, big: &Mlp, mnist: &Mnist) {
         ),
         (
             "squared L2, ftol 1e-5",
-            d.clone().with_tolerances(1e-6, 1e-5).unwrap(),
+            d.clone()
+                .with_tolerances(1e-6, 1e-5)
+                .unwrap()
+                .with_bisection_ftol(None)
+                .unwrap(),
         ),
         (
             "L2, ftol 1e-5",
-            l2.clone().with_tolerances(1e-6, 1e-5).unwrap(),
+            l2.clone()
+                .with_tolerances(1e-6, 1e-5)
+                .unwrap()
+                .with_bisection_ftol(None)
+                .unwrap(),
         ),
         ("squared L2, converged search", tight(d.clone())),
         ("L2, converged search", tight(l2.clone())),

@@ -148,9 +148,7 @@ fn bench_optim(c: &mut Criterion) {
     let n = 10_000;
     let lower = vec![0.0; n];
     let upper: Vec<f64> = (0..n).map(|i| if i % 2 == 0 { 0.8 } else { 2.0 }).collect();
-    let bounded = ours(n)
-        .with_bounds(Bounds::new(lower, upper).unwrap())
-        .unwrap();
+    let bounded = ours(n).with_bounds(Bounds::new(lower, upper).unwrap());
     let start = x0(n);
     let mut ws = Workspace::new(n, 10);
     let mut obj = FnObjective::new(n, ext_rosenbrock_fg);

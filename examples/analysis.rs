@@ -16,7 +16,6 @@
 mod common;
 
 use clap::Parser;
-use intriguing::Classifier;
 use intriguing::analysis::{
     Certifier, CrownConfig, CrownModel, Direction, DistortionBracket, LayerwiseLipschitz,
     PowerIterationConfig, distortion_brackets, distortion_brackets_with, lipschitz_report,
@@ -27,6 +26,7 @@ use intriguing::data::{Mnist, subset};
 use intriguing::models::cnn::Cnn;
 use intriguing::models::{Activation, Mlp, Preset, TrainConfig, train};
 use intriguing::viz::FigureText;
+use intriguing::{Classifier, ClassifierExt};
 use ndarray::{Array2, ArrayView2, s};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

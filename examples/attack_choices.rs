@@ -21,9 +21,9 @@
 
 mod common;
 
-use intriguing::Classifier;
+use intriguing::ClassifierExt;
 use intriguing::attack::{
-    AttackConfig, AttackLoss, AttackObjective, DeepFoolConfig, Goal, Target, deepfool,
+    AttackConfig, AttackLoss, AttackObjective, DeepFoolConfig, Target, deepfool,
     find_minimal_perturbation,
 };
 use intriguing::models::{Preset, train};
@@ -115,10 +115,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         auto.add(r.l2(), r.gradient_evaluations, r.runs);
 
         let d = df[i].as_ref().map_err(|e| e.to_string())?;
-        let mut obj = AttackObjective::new(&mlp, x.row(i), Goal::AnyBut(label), 0.0, &base)?;
+        let mut obj = AttackObjective::new(
+            &mlp,
+            x.row(i),
+            Target::Untargeted { true_label: label },
+            0.0,
+            &base,
+        )?;
         let mut g = vec![0.0; 784];
         let xs = x.row(i).to_vec();
-        let loss = obj.value_gradient(&xs, &mut g);
+        let loss = obj.value_gradient(&xs, &mut g)?;
         let gn = g.iter().map(|v| v * v).sum::<f64>().sqrt();
         let c0 = match d.adversarial.as_ref() {
             Some(a) if a.l2 > 0.0 => gn / (2.0 * a.l2),

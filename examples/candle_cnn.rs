@@ -17,7 +17,7 @@
 
 mod common;
 
-use intriguing::Classifier;
+use intriguing::ClassifierExt;
 use intriguing::attack::{AttackConfig, Target, attack_batch};
 use intriguing::data::Mnist;
 use intriguing::models::candle::CandleClassifier;

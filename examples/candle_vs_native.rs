@@ -16,13 +16,13 @@
 
 mod common;
 
-use intriguing::Classifier;
 use intriguing::attack::{AttackConfig, AttackResult, Target, find_minimal_perturbation};
 use intriguing::data::Mnist;
 use intriguing::models::candle::CandleClassifier;
 use intriguing::models::candle::candle_core::{self, DType, Device, Module, Tensor};
 use intriguing::models::candle::candle_nn::{self, VarBuilder};
 use intriguing::models::{Mlp, Preset, train};
+use intriguing::{Classifier, ClassifierExt};
 use std::path::PathBuf;
 use std::time::Instant;
 

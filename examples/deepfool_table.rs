@@ -20,13 +20,13 @@
 
 mod common;
 
-use intriguing::Classifier;
 use intriguing::attack::{
     AttackConfig, DeepFoolConfig, FgsmConfig, RowResult, Target, deepfool, fgsm,
     find_minimal_perturbation,
 };
 use intriguing::models::cnn::Cnn;
 use intriguing::models::{Preset, TrainConfig, train};
+use intriguing::{Classifier, ClassifierExt};
 use ndarray::{Array2, ArrayView2};
 use std::fmt::Write as _;
 use std::path::Path;

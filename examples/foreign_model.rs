@@ -14,7 +14,7 @@
 
 mod common;
 
-use intriguing::classifier::{Classifier, LossSeed, check_gradient};
+use intriguing::classifier::{Classifier, ClassifierExt, LogitsLoss, check_gradient};
 use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, Axis};
 
 /// Logits = x Wᵀ + b, with `w` `[classes, inputs]`.
@@ -41,7 +41,7 @@ impl Classifier for Templates {
     fn loss_gradient_into(
         &self,
         x: ArrayView2<f64>,
-        seed: LossSeed<'_>,
+        seed: LogitsLoss<'_>,
         mut grad: ArrayViewMut2<f64>,
     ) -> intriguing::Result<f64> {
         let z = x.dot(&self.w.t()) + &self.b; // forward

@@ -30,7 +30,7 @@
 mod common;
 
 use clap::Parser;
-use intriguing::Classifier;
+use intriguing::ClassifierExt;
 use intriguing::attack::{AttackConfig, Target, find_minimal_perturbation};
 use intriguing::models::{Activation, Mlp, Preset, train};
 use safetensors::{Dtype, View};

@@ -18,7 +18,7 @@
 mod common;
 
 use clap::{Parser, ValueEnum};
-use intriguing::Classifier;
+use intriguing::ClassifierExt;
 use intriguing::attack::{AttackConfig, Target, find_minimal_perturbation};
 use intriguing::models::{Preset, train};
 use intriguing::viz::{AdversarialPanel, write_adversarial_figure};

@@ -14,7 +14,7 @@
 
 mod common;
 
-use intriguing::Classifier;
+use intriguing::ClassifierExt;
 use intriguing::attack::{
     AttackConfig, BoundedAttack, DeepFoolConfig, FgsmConfig, MinimalDistortions, Norm, PgdConfig,
     Target, attack_batch, bounded_accuracy_curve, deepfool,

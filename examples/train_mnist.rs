@@ -17,7 +17,7 @@
 mod common;
 
 use clap::Parser;
-use intriguing::Classifier;
+use intriguing::ClassifierExt;
 use intriguing::models::{Preset, train};
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -11,14 +11,23 @@ use thiserror::Error as ThisError;
 #[non_exhaustive]
 pub enum Error {
     /// An array or slice had the wrong length or shape.
-    #[error("shape mismatch in {context}: expected {expected}, got {got}")]
+    ///
+    /// ```
+    /// use intriguing::error::{Error, Shape};
+    /// use intriguing::optim::Bounds;
+    /// match Bounds::new(vec![0.0; 3], vec![1.0; 2]) {
+    ///     Err(Error::ShapeMismatch { expected: Shape::Len(3), found: Shape::Len(2), .. }) => {}
+    ///     other => panic!("{other:?}"),
+    /// }
+    /// ```
+    #[error("shape mismatch in {context}: expected {expected}, got {found}")]
     ShapeMismatch {
         /// Which argument or operation.
         context: String,
-        /// The shape that was expected, e.g. `"[n, 784]"`.
-        expected: String,
+        /// The shape that was expected, e.g. `Shape::Dims([None, Some(784)])` for `[n, 784]`.
+        expected: Shape,
         /// The shape that was given.
-        got: String,
+        found: Shape,
     },
     /// A NaN or infinite value where finite numbers are required.
     #[error("non-finite value in {context} at flat index {index}")]
@@ -48,6 +57,17 @@ pub enum Error {
         /// Upper bound at that coordinate.
         upper: f64,
     },
+    /// An interval `[lower, upper]` with no point in it (`lower > upper`, a `+inf` lower or a
+    /// `-inf` upper bound) at coordinate `index`.
+    #[error("empty interval [{lower}, {upper}] at index {index}")]
+    EmptyInterval {
+        /// The coordinate (0 for a single interval).
+        index: usize,
+        /// Its lower bound.
+        lower: f64,
+        /// Its upper bound.
+        upper: f64,
+    },
     /// A model produced NaN/Inf logits or gradients on finite input.
     #[error("the model returned a non-finite {what}")]
     ModelNonFinite {
@@ -63,7 +83,29 @@ pub enum Error {
         /// The panic message, when it was a string.
         message: String,
     },
-    /// A setting or parameter outside its valid range.
+    /// A setting or parameter outside its valid range: `name` is the parameter (as written
+    /// in its setter's documentation, e.g. `"max_iterations"`), `value` the rejected value
+    /// as text, `expected` the accepted range.
+    ///
+    /// ```
+    /// use intriguing::Error;
+    /// use intriguing::optim::Lbfgsb;
+    /// match Lbfgsb::new().with_memory(0) {
+    ///     Err(Error::InvalidParameter { name: "memory", value, .. }) => assert_eq!(value, "0"),
+    ///     other => panic!("{other:?}"),
+    /// }
+    /// ```
+    #[error("{name} must be {expected}, got {value}")]
+    InvalidParameter {
+        /// The parameter's name.
+        name: &'static str,
+        /// The rejected value, formatted.
+        value: String,
+        /// What the parameter accepts, e.g. `"finite and > 0"`.
+        expected: &'static str,
+    },
+    /// A condition on several values or on the data as a whole that no single parameter
+    /// names (e.g. an empty data set); single settings are [`Error::InvalidParameter`].
     #[error("invalid configuration: {0}")]
     InvalidConfig(String),
     /// A file that is not in the expected format (bad magic number, truncated, wrong tensors).
@@ -84,6 +126,10 @@ pub enum Error {
     /// An error from the PNG encoder.
     #[error("png: {0}")]
     Png(#[from] png::EncodingError),
+    /// An error returned by an argmin problem (feature `argmin`), with argmin's message.
+    #[cfg(feature = "argmin")]
+    #[error("argmin problem: {0}")]
+    Argmin(String),
     /// A linear-algebra backend failure (feature `linalg`).
     #[error("linear algebra: {0}")]
     Linalg(String),
@@ -97,17 +143,117 @@ pub enum Error {
 /// `Result` with [`Error`].
 pub type Result<T> = std::result::Result<T, Error>;
 
+/// An expected or found shape in [`Error::ShapeMismatch`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Shape {
+    /// A length (of a slice, a 1-D array, a row, or a count).
+    Len(usize),
+    /// The dimensions of an array, row-major; `None` for an axis of any size (`[n, 784]` is
+    /// `Dims(vec![None, Some(784)])`).
+    Dims(Vec<Option<usize>>),
+    /// A requirement no length or dimension list states, e.g. `"non-empty"`.
+    Other(String),
+}
+
+impl std::fmt::Display for Shape {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Shape::Len(n) => write!(f, "{n}"),
+            Shape::Dims(d) => {
+                write!(f, "[")?;
+                for (i, a) in d.iter().enumerate() {
+                    if i > 0 {
+                        write!(f, ", ")?;
+                    }
+                    match a {
+                        Some(n) => write!(f, "{n}")?,
+                        None => write!(f, "n")?,
+                    }
+                }
+                write!(f, "]")
+            }
+            Shape::Other(s) => write!(f, "{s}"),
+        }
+    }
+}
+
+impl From<usize> for Shape {
+    fn from(n: usize) -> Self {
+        Shape::Len(n)
+    }
+}
+
+impl From<&[usize]> for Shape {
+    fn from(d: &[usize]) -> Self {
+        Shape::Dims(d.iter().map(|&n| Some(n)).collect())
+    }
+}
+
+impl<const N: usize> From<[usize; N]> for Shape {
+    fn from(d: [usize; N]) -> Self {
+        Shape::from(&d[..])
+    }
+}
+
+impl From<String> for Shape {
+    /// Parses `"[3, 4]"` or `"[n, 784]"` (any non-numeric axis is `None`) into
+    /// [`Shape::Dims`] and a plain number into [`Shape::Len`]; anything else is
+    /// [`Shape::Other`].
+    fn from(s: String) -> Self {
+        let t = s.trim();
+        if let Ok(n) = t.parse::<usize>() {
+            return Shape::Len(n);
+        }
+        if let Some(inner) = t.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
+            let axes: Vec<&str> = inner.split(',').map(str::trim).collect();
+            let simple =
+                |a: &str| !a.is_empty() && a.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !inner.trim().is_empty() && axes.iter().all(|a| simple(a)) {
+                return Shape::Dims(axes.iter().map(|a| a.parse().ok()).collect());
+            }
+        }
+        Shape::Other(s)
+    }
+}
+
+impl From<&str> for Shape {
+    fn from(s: &str) -> Self {
+        Shape::from(s.to_string())
+    }
+}
+
+impl From<ndarray::ShapeError> for Shape {
+    fn from(e: ndarray::ShapeError) -> Self {
+        Shape::Other(e.to_string())
+    }
+}
+
 impl Error {
-    /// Shorthand for [`Error::ShapeMismatch`].
+    /// Shorthand for [`Error::ShapeMismatch`]; `expected` and `found` are anything that
+    /// converts into a [`Shape`] (a length, a dims slice, or a `"[n, 784]"` string).
     pub(crate) fn shape(
         context: impl Into<String>,
-        expected: impl std::fmt::Display,
-        got: impl std::fmt::Display,
+        expected: impl Into<Shape>,
+        found: impl Into<Shape>,
     ) -> Self {
         Error::ShapeMismatch {
             context: context.into(),
-            expected: expected.to_string(),
-            got: got.to_string(),
+            expected: expected.into(),
+            found: found.into(),
+        }
+    }
+
+    /// Shorthand for [`Error::InvalidParameter`].
+    pub(crate) fn parameter(
+        name: &'static str,
+        value: impl std::fmt::Display,
+        expected: &'static str,
+    ) -> Self {
+        Error::InvalidParameter {
+            name,
+            value: value.to_string(),
+            expected,
         }
     }
 }

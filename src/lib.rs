@@ -73,6 +73,9 @@
 // docs.rs (nightly rustdoc, `--cfg docsrs`): badges on feature-gated items. `doc_cfg` also
 // covers what the former `doc_auto_cfg` did (rust-lang/rust#138907).
 #![cfg_attr(docsrs, feature(doc_cfg))]
+// No unsafe code in this crate. `deny`, not `forbid`: ndarray's `s!` macro expands to an
+// `#[allow(unsafe_code)]` block, which `forbid` would reject at every slice.
+#![deny(unsafe_code)]
 
 pub mod analysis;
 pub mod attack;
@@ -86,8 +89,16 @@ pub mod optim;
 mod validate;
 pub mod viz;
 
-pub use classifier::Classifier;
+pub use classifier::{Classifier, ClassifierExt};
 pub use error::{Error, Result};
+
+/// The traits and types most programs need: `use intriguing::prelude::*;`.
+pub mod prelude {
+    pub use crate::attack::{AttackConfig, AttackResult, Target, find_minimal_perturbation};
+    pub use crate::classifier::{Classifier, ClassifierExt, LogitsLoss};
+    pub use crate::error::{Error, Result};
+    pub use crate::optim::{Bounds, Lbfgsb, Objective};
+}
 
 /// The README's code blocks, compiled and run as doctests.
 #[doc = include_str!("../README.md")]

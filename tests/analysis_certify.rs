@@ -2,12 +2,12 @@
 //! distortions the attack (`find_minimal_perturbation`) finds, and against an independent
 //! line search along the logit-difference gradient; LeNet training on an MNIST subset.
 
-use intriguing::Classifier;
 use intriguing::analysis::{Certifier, LayerwiseLipschitz, PowerIterationConfig};
 use intriguing::attack::{AttackConfig, Target, find_minimal_perturbation};
 use intriguing::data::Mnist;
 use intriguing::models::cnn::Cnn;
 use intriguing::models::{Activation, Mlp, Optimizer, TrainConfig, train};
+use intriguing::{Classifier, ClassifierExt};
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut2, s};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;

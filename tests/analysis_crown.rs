@@ -3,12 +3,12 @@
 //! and, on MNIST-trained models, the distortions found by targeted attacks (every class) and
 //! an independent box-projected line search.
 
-use intriguing::Classifier;
 use intriguing::analysis::{Certifier, Crown, CrownConfig, PowerIterationConfig};
 use intriguing::attack::{AttackConfig, Target, find_minimal_perturbation};
 use intriguing::data::Mnist;
 use intriguing::models::cnn::Cnn;
 use intriguing::models::{Activation, Mlp};
+use intriguing::{Classifier, ClassifierExt};
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut2, array};
 use rand::seq::SliceRandom;
 use rand::{RngExt, SeedableRng};

@@ -232,10 +232,10 @@ fn power_iteration_agrees_with_lapack_svd() {
 }
 
 mod reports {
-    use intriguing::Classifier;
     use intriguing::analysis::{PowerIterationConfig, lipschitz_report, spectral_norm};
     use intriguing::models::cnn::Cnn;
     use intriguing::models::{Activation, Mlp};
+    use intriguing::{Classifier, ClassifierExt};
     use ndarray::{Array2, Axis};
     use rand::{RngExt, SeedableRng};
     use rand_chacha::ChaCha8Rng;

@@ -10,6 +10,7 @@ use intriguing::attack::{
     BoundedAttack, DeepFoolConfig, FgsmConfig, MinimalDistortions, Norm, PgdConfig, RowResult,
     bounded_accuracy_curve, deepfool, fgsm, pgd,
 };
+use intriguing::optim::Bounds;
 use ndarray::{Array1, Array2, ArrayView1, array};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -396,15 +397,13 @@ fn bad_batches_and_parameters_are_typed_errors() {
     assert!(DeepFoolConfig::default().with_candidates(0).is_err());
     assert!(DeepFoolConfig::default().with_box(f64::NAN, 1.0).is_err());
     assert!(FgsmConfig::default().with_box(1.0, 0.0).is_err());
-    assert!(
-        PgdConfig::default()
-            .with_bounds(vec![0.0], vec![1.0, 1.0])
-            .is_err()
-    );
+    assert!(matches!(
+        Bounds::new(vec![0.0], vec![1.0, 1.0]),
+        Err(Error::ShapeMismatch { .. })
+    ));
     // Per-coordinate bounds of the wrong length for the model.
-    let cfg = DeepFoolConfig::default()
-        .with_bounds(vec![0.0; 3], vec![1.0; 3])
-        .unwrap();
+    let cfg =
+        DeepFoolConfig::default().with_bounds(Bounds::new(vec![0.0; 3], vec![1.0; 3]).unwrap());
     assert!(matches!(
         deepfool(&m, x.view(), &[0], &cfg, 1),
         Err(Error::ShapeMismatch { .. })
@@ -461,25 +460,33 @@ fn a_model_returning_nan_or_panicking_fails_only_its_rows() {
 
 #[test]
 fn carlini_wagner_margin_loss_closed_forms_and_a_linear_attack() {
-    use intriguing::attack::{AttackConfig, AttackLoss, Goal, Target, find_minimal_perturbation};
+    use intriguing::attack::{AttackConfig, AttackLoss, Target, find_minimal_perturbation};
     let z = array![0.3, 1.2, -0.5];
     let margin = AttackLoss::Margin { kappa: 0.5 };
     let mut g = Array1::zeros(3);
     // Targeted t = 0: max_{j≠0} z_j − z_0 = 0.9, gradient e₁ − e₀.
-    let v = Goal::Label(0).loss_with(margin, z.view(), g.view_mut());
+    let v = margin
+        .evaluate(Target::Label(0), z.view(), g.view_mut())
+        .unwrap();
     assert!((v - 0.9).abs() < 1e-15);
     assert_eq!(g, array![-1.0, 1.0, 0.0]);
     // Untargeted y = 1: z_1 − max_{j≠1} z_j = 0.9, gradient e₁ − e₀.
-    let v = Goal::AnyBut(1).loss_with(margin, z.view(), g.view_mut());
+    let v = margin
+        .evaluate(Target::Untargeted { true_label: 1 }, z.view(), g.view_mut())
+        .unwrap();
     assert!((v - 0.9).abs() < 1e-15);
     assert_eq!(g, array![-1.0, 1.0, 0.0]);
     // Reached by more than κ: the loss is flat at −κ.
-    let v = Goal::Label(1).loss_with(margin, z.view(), g.view_mut());
+    let v = margin
+        .evaluate(Target::Label(1), z.view(), g.view_mut())
+        .unwrap();
     assert_eq!((v, g.clone()), (-0.5, array![0.0, 0.0, 0.0]));
     // Cross-entropy is unchanged through loss_with.
     let mut g2 = Array1::zeros(3);
-    let ce = Goal::Label(2).loss(z.view(), g2.view_mut());
-    let ce2 = Goal::Label(2).loss_with(AttackLoss::CrossEntropy, z.view(), g.view_mut());
+    let ce = intriguing::classifier::softmax_cross_entropy(z.view(), 2, g2.view_mut());
+    let ce2 = AttackLoss::CrossEntropy
+        .evaluate(Target::Label(2), z.view(), g.view_mut())
+        .unwrap();
     assert_eq!((ce, g2), (ce2, g.clone()));
     assert!(
         AttackConfig::default()

@@ -2,7 +2,7 @@
 //! adversarial is re-checked here (re-classified, finite, inside [0, 1], within ε),
 //! independently of the attacks' own verification.
 
-use intriguing::Classifier;
+use intriguing::ClassifierExt;
 use intriguing::attack::{
     BoundedAttack, DeepFoolConfig, FgsmConfig, MinimalDistortions, Norm, PgdConfig, RowResult,
     bounded_accuracy_curve, deepfool, fgsm, pgd,

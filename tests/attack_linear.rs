@@ -3,8 +3,8 @@
 mod attack_models;
 
 use attack_models::Linear;
-use intriguing::Classifier;
 use intriguing::attack::{AttackConfig, AttackResult, Penalty, Target, find_minimal_perturbation};
+use intriguing::{Classifier, ClassifierExt};
 use ndarray::{Array1, Array2, ArrayView1};
 
 /// Deterministic pseudo-random numbers in [-1, 1).

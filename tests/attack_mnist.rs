@@ -2,7 +2,7 @@
 //! targets each; every adversarial is re-checked here, independently of the attack's own
 //! verification.
 
-use intriguing::Classifier;
+use intriguing::ClassifierExt;
 use intriguing::attack::{AttackConfig, Penalty, Target, attack_batch};
 use intriguing::data::Mnist;
 use intriguing::models::{Mlp, Preset, train};

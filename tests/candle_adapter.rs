@@ -5,7 +5,9 @@ use intriguing::Error;
 use intriguing::attack::{
     AttackConfig, FailureReason, Target, attack_batch, find_minimal_perturbation,
 };
-use intriguing::classifier::{Classifier, check_gradient, softmax_cross_entropy_batch};
+use intriguing::classifier::{
+    Classifier, ClassifierExt, check_gradient, softmax_cross_entropy_batch,
+};
 use intriguing::models::candle::candle_core::{self, DType, Device, Module, Tensor};
 use intriguing::models::candle::{CandleClassifier, candle_nn};
 use intriguing::models::{Activation, Mlp};

@@ -10,7 +10,7 @@
 //! - transfer pattern: the diagonal of the transfer table is 100 %, Gaussian noise (counted
 //!   on originally correct images, the paper's measure) far below the adversarial rows.
 
-use intriguing::Classifier;
+use intriguing::ClassifierExt;
 use intriguing::attack::{AttackConfig, Target, attack_batch};
 use intriguing::data::Mnist;
 use intriguing::experiments::{

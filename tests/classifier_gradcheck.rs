@@ -3,7 +3,7 @@
 //! activation and step in 1e-6..=1e-4. Run with `-- --nocapture` for the table the docs quote.
 
 use approx::assert_relative_eq;
-use intriguing::Classifier;
+use intriguing::ClassifierExt;
 use intriguing::classifier::check_gradient;
 use intriguing::data::Mnist;
 use intriguing::models::{Activation, Mlp};

@@ -1,7 +1,7 @@
 //! The `Classifier` trait's provided methods: object safety, validation and typed errors.
 
-use intriguing::classifier::{LossSeed, argmax, softmax_cross_entropy};
-use intriguing::{Classifier, Error, Result};
+use intriguing::classifier::{LogitsLoss, argmax, softmax_cross_entropy};
+use intriguing::{Classifier, ClassifierExt, Error, Result};
 use ndarray::{Array2, ArrayView2, ArrayViewMut2, array};
 use std::sync::Arc;
 
@@ -34,7 +34,7 @@ impl Classifier for Affine {
     fn loss_gradient_into(
         &self,
         x: ArrayView2<'_, f64>,
-        seed: LossSeed<'_>,
+        seed: LogitsLoss<'_>,
         mut grad: ArrayViewMut2<'_, f64>,
     ) -> Result<f64> {
         let mut z = Array2::zeros((x.nrows(), self.num_classes()));

@@ -12,13 +12,13 @@
 //! The models are trained once per test binary (`OnceLock`), on 10 000 / 5 000 images for a
 //! few epochs.
 
-use intriguing::Classifier;
 use intriguing::data::{Mnist, subset};
 use intriguing::experiments::{
     AdversarialSet, ExperimentConfig, ExperimentData, NamedModel, Scale, Table1Row, TrainedModel,
     cross_training_models, gaussian_noise_set, linear_min_rms, magnify_set, table1, table1_models,
     table1_sample, table3, train_or_load, transfer_table,
 };
+use intriguing::{Classifier, ClassifierExt};
 use std::sync::OnceLock;
 
 struct Quick {

@@ -1,9 +1,9 @@
 //! `Mlp::loss_gradient_into` with one row does not allocate in steady state (counted by a
 //! global allocator), so attacks can call it in their inner loop.
 
-use intriguing::Classifier;
 use intriguing::classifier::softmax_cross_entropy;
 use intriguing::models::{Activation, Mlp};
+use intriguing::{Classifier, ClassifierExt};
 use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 
 mod counting_alloc;

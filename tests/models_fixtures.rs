@@ -69,7 +69,7 @@ fn fixture_inputs_are_the_recorded_ones() {
 
 #[test]
 fn mlp_files_load_unchanged() {
-    use intriguing::Classifier;
+    use intriguing::ClassifierExt;
     for name in ["fc10", "fc100_100_10", "ae25_10"] {
         let mlp = Mlp::load_safetensors(fixture(&format!("{name}.safetensors"))).unwrap();
         let (x, want) = expected(name);
@@ -85,7 +85,7 @@ fn mlp_files_load_unchanged() {
 
 #[test]
 fn pytorch_style_lenet_file_loads_into_lenet() {
-    use intriguing::Classifier;
+    use intriguing::ClassifierExt;
     use intriguing::models::cnn::Cnn;
     // Any seed: every parameter comes from the file.
     let mut net = Cnn::lenet(6, 16, 120, 12345).unwrap();

@@ -2,11 +2,12 @@
 //! activation, and the batched (matrix-product) path against the single-row path.
 #![allow(clippy::needless_range_loop)] // index loops mirror the formulas
 
-use intriguing::Classifier;
 use intriguing::classifier::{
-    LossSeed, check_gradient, check_gradient_fn, softmax_cross_entropy, softmax_cross_entropy_batch,
+    LogitsLoss, check_gradient, check_gradient_fn, softmax_cross_entropy,
+    softmax_cross_entropy_batch,
 };
 use intriguing::models::{Activation, Dense, Mlp};
+use intriguing::{Classifier, ClassifierExt};
 use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, array};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -172,7 +173,7 @@ fn re_entrant_seed_does_not_panic() {
         dz[[0, 0]] = 1.0;
         z[[0, 0]] + 0.0 * l
     };
-    let seed: LossSeed<'_> = &mut seed;
+    let seed: LogitsLoss<'_> = &mut seed;
     let (loss, g) = mlp.loss_gradient(x.view(), seed).unwrap();
     assert!(loss.is_finite() && g.iter().all(|v| v.is_finite()));
 }

@@ -4,7 +4,7 @@
 use intriguing::models::{
     Activation, Dense, Mlp, Optimizer, Preset, TrainConfig, WeightDecay, train,
 };
-use intriguing::{Classifier, Error};
+use intriguing::{Classifier, ClassifierExt, Error};
 use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, array};
 
 fn mlp() -> Mlp {

@@ -2,7 +2,7 @@
 //! typed errors on missing, mis-shaped or foreign tensors.
 
 use intriguing::models::{Activation, Dense, Mlp};
-use intriguing::{Classifier, Error};
+use intriguing::{ClassifierExt, Error};
 use ndarray::{Array1, Array2, array};
 use proptest::prelude::*;
 use safetensors::tensor::TensorView;

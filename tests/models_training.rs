@@ -3,7 +3,7 @@
 //! seconds per FC100-100-10 epoch on one core).
 #![allow(clippy::needless_range_loop)] // index loops mirror the formulas
 
-use intriguing::Classifier;
+use intriguing::ClassifierExt;
 use intriguing::data::Mnist;
 use intriguing::models::{
     Activation, EpochInfo, Mlp, Optimizer, Preset, TrainConfig, train, train_with_loss,

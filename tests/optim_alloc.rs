@@ -37,9 +37,7 @@ fn solves_with_a_sized_workspace_allocate_only_the_result() {
     // for half of the coordinates so that bounds are active).
     let lower = vec![0.0; n];
     let upper: Vec<f64> = (0..n).map(|i| if i % 4 == 1 { 0.5 } else { 1.0 }).collect();
-    let boxed = Lbfgsb::new()
-        .with_bounds(Bounds::new(lower, upper).unwrap())
-        .unwrap();
+    let boxed = Lbfgsb::new().with_bounds(Bounds::new(lower, upper).unwrap());
     let mut ws = Workspace::new(n, 10);
     for (solver, start) in [(&free, &x0), (&boxed, &x0b)] {
         let mut obj = FnObjective::new(n, ext_rosenbrock);

@@ -230,7 +230,6 @@ fn argmin_compat_adapters_round_trip() {
         .minimize(&mut obj, &wood.x0)
         .unwrap();
     assert!(sol.value < 1e-12, "{sol:?}");
-    assert!(obj.last_error().is_none());
     // argmin's L-BFGS on our objective.
     let ours = FnObjective::new(wood.n(), |x: &[f64], g: &mut [f64]| (wood.fg)(x, g));
     let solver = LBFGS::new(MoreThuenteLineSearch::new(), 10);
@@ -239,4 +238,44 @@ fn argmin_compat_adapters_round_trip() {
         .run()
         .unwrap();
     assert!(res.state.get_best_cost() < 1e-10);
+    // One evaluation of ours per argmin (cost, gradient) pair at a point.
+    let evals = res.problem.problem.as_ref().unwrap().evaluations() as u64;
+    let cost = res.problem.counts.get("cost_count").copied().unwrap_or(0);
+    let grad = res
+        .problem
+        .counts
+        .get("gradient_count")
+        .copied()
+        .unwrap_or(0);
+    assert!(
+        evals <= cost.max(grad) && evals < cost + grad,
+        "{evals}: {cost} + {grad}"
+    );
+}
+
+/// An argmin problem that fails: our solver returns the failure as `Error::Argmin`.
+#[cfg(feature = "argmin")]
+#[test]
+fn an_argmin_error_is_returned_by_our_solver() {
+    use intriguing::optim::argmin_compat::FromArgmin;
+    struct Fails;
+    impl CostFunction for Fails {
+        type Param = Vec<f64>;
+        type Output = f64;
+        fn cost(&self, _: &Vec<f64>) -> Result<f64, ArgminError> {
+            Err(ArgminError::msg("no cost today"))
+        }
+    }
+    impl Gradient for Fails {
+        type Param = Vec<f64>;
+        type Gradient = Vec<f64>;
+        fn gradient(&self, x: &Vec<f64>) -> Result<Vec<f64>, ArgminError> {
+            Ok(vec![0.0; x.len()])
+        }
+    }
+    let r = Lbfgsb::new().minimize(&mut FromArgmin::new(Fails, 2), &[0.0, 0.0]);
+    match r {
+        Err(intriguing::Error::Argmin(m)) => assert!(m.contains("no cost today"), "{m}"),
+        other => panic!("{other:?}"),
+    }
 }

@@ -50,7 +50,7 @@ fn scipy_lbfgsb_bounds_case() {
         vec![f64::INFINITY, f64::INFINITY],
     )
     .unwrap();
-    let solver = Lbfgsb::new().with_bounds(b.clone()).unwrap();
+    let solver = Lbfgsb::new().with_bounds(b.clone());
     let (sol, outside) = solve_in_box(&solver, &b, &[0.0, -1.0], |x, g| {
         g[0] = x[0];
         g[1] = x[1];
@@ -70,7 +70,7 @@ fn rosenbrock_with_optimum_on_one_bound() {
     // Box [-2, 0.5] × [-2, 2]: f(0.5, y) = 0.25 + 100 (y − 0.25)², and ∂f/∂x < 0 there, so
     // the solution is (0.5, 0.25) with f = 0.25 and the bound on x active.
     let b = Bounds::new(vec![-2.0, -2.0], vec![0.5, 2.0]).unwrap();
-    let solver = tight().with_bounds(b.clone()).unwrap();
+    let solver = tight().with_bounds(b.clone());
     let (sol, outside) = solve_in_box(&solver, &b, &[-1.2, 1.0], rosen);
     assert_eq!(outside, 0);
     assert_eq!(sol.x[0], 0.5);
@@ -89,7 +89,7 @@ fn rosenbrock_with_optimum_at_a_corner_and_on_an_edge() {
     // Box [-2, 0.5] × [-2, 0.1]: with y = 0.1 active, the minimiser in x solves
     // h(x) = −2(1 − x) − 400 x (0.1 − x²) = 0 on [-2, 0.5] (h(0.5) = 29 > 0, so x < 0.5).
     let b = Bounds::new(vec![-2.0, -2.0], vec![0.5, 0.1]).unwrap();
-    let solver = tight().with_bounds(b.clone()).unwrap();
+    let solver = tight().with_bounds(b.clone());
     let (sol, outside) = solve_in_box(&solver, &b, &[-1.2, 1.0], rosen);
     assert_eq!(outside, 0);
     assert_eq!(sol.x[1], 0.1);
@@ -112,7 +112,7 @@ fn rosenbrock_with_optimum_at_a_corner_and_on_an_edge() {
     // Box [-2, -1] × [2, 3]: the minimiser lies on the edge y = 2 (∂f/∂y > 0 there) with x
     // interior; checked by KKT (projected gradient) and against a grid search.
     let b = Bounds::new(vec![-2.0, 2.0], vec![-1.0, 3.0]).unwrap();
-    let solver = tight().with_bounds(b.clone()).unwrap();
+    let solver = tight().with_bounds(b.clone());
     let (sol, outside) = solve_in_box(&solver, &b, &[-1.5, 2.5], rosen);
     assert_eq!(outside, 0);
     assert_eq!(sol.x[1], 2.0);
@@ -139,7 +139,7 @@ fn separable_quadratic_solution_is_the_clamped_centre() {
         .map(|i| if i % 3 == 0 { f64::INFINITY } else { 1.5 })
         .collect();
     let b = Bounds::new(lower, upper).unwrap();
-    let solver = tight().with_bounds(b.clone()).unwrap();
+    let solver = tight().with_bounds(b.clone());
     let (sol, outside) = solve_in_box(&solver, &b, &vec![0.0; n], |x, g| {
         let mut f = 0.0;
         for i in 0..x.len() {
@@ -154,7 +154,7 @@ fn separable_quadratic_solution_is_the_clamped_centre() {
     // Near the solution the decrease falls below the rounding of f (≈ ε |f|), which limits
     // the attainable accuracy in x to ≈ sqrt(ε |f| / w).
     for i in 0..n {
-        let expect = a[i].clamp(b.lower()[i], b.upper()[i]);
+        let expect = a[i].clamp(b.interval_at(i).0, b.interval_at(i).1);
         assert!(
             (sol.x[i] - expect).abs() < 1e-7,
             "x[{i}] = {} vs {expect}",
@@ -268,7 +268,7 @@ proptest! {
             .with_pgtol(1e-9).unwrap()
             .with_ftol(0.0).unwrap()
             .with_memory(5).unwrap()
-            .with_bounds(bounds.clone()).unwrap();
+            .with_bounds(bounds.clone());
         let mut outside = 0usize;
         let mut obj = FnObjective::new(q.n, |x: &[f64], g: &mut [f64]| {
             if !bounds.contains(x) { outside += 1; }
@@ -315,7 +315,6 @@ fn one_variable_free_and_bounded() {
     let b = Bounds::uniform(1, -1.0, 1.0).unwrap();
     let sol = Lbfgsb::new()
         .with_bounds(b)
-        .unwrap()
         .minimize(&mut FnObjective::new(1, f), &[-0.5])
         .unwrap();
     assert_eq!(sol.termination, Termination::GradientTolerance);
@@ -333,7 +332,6 @@ fn all_variables_fixed() {
     });
     let sol = Lbfgsb::new()
         .with_bounds(b)
-        .unwrap()
         .minimize(&mut obj, &[0.0, 0.0, 0.0])
         .unwrap();
     assert_eq!(sol.x, vec![1.0, -2.0, 0.5]);
@@ -386,7 +384,6 @@ fn nan_away_from_the_start_shrinks_the_step() {
     let b = Bounds::uniform(2, 0.0, 1.0).unwrap();
     let sol = Lbfgsb::new()
         .with_bounds(b)
-        .unwrap()
         .minimize(&mut FnObjective::new(2, barrier), &[0.05, 0.5])
         .unwrap();
     assert!(sol.converged(), "{:?}", sol.termination);
@@ -435,7 +432,6 @@ fn start_outside_the_box_is_projected() {
     });
     let sol = Lbfgsb::new()
         .with_bounds(b)
-        .unwrap()
         .minimize(&mut obj, &[5.0, -3.0, 0.5])
         .unwrap();
     assert_eq!(first.unwrap(), vec![1.0, -1.0, 0.5]);
@@ -458,9 +454,7 @@ fn invalid_input_is_a_typed_error() {
         s.minimize(&mut obj, &[f64::INFINITY, 0.0]),
         Err(Error::NonFinite { index: 0, .. })
     ));
-    let s3 = Lbfgsb::new()
-        .with_bounds(Bounds::uniform(3, 0.0, 1.0).unwrap())
-        .unwrap();
+    let s3 = Lbfgsb::new().with_bounds(Bounds::uniform(3, 0.0, 1.0).unwrap());
     assert!(matches!(
         s3.minimize(&mut obj, &[0.5, 0.5]),
         Err(Error::ShapeMismatch { .. })
@@ -551,7 +545,7 @@ fn budgets_and_observer_stop() {
 #[test]
 fn workspace_reuse_across_sizes_gives_identical_results() {
     let b10 = Bounds::uniform(10, -0.5, 0.8).unwrap();
-    let s10 = Lbfgsb::new().with_bounds(b10).unwrap();
+    let s10 = Lbfgsb::new().with_bounds(b10);
     let s2 = Lbfgsb::new();
     let ext = |x: &[f64], g: &mut [f64]| {
         let mut f = 0.0;
@@ -619,7 +613,6 @@ fn attack_like_repeated_small_budget_solves() {
         let budget = 5 + k % 20;
         let solver = Lbfgsb::new()
             .with_bounds(bounds.clone())
-            .unwrap()
             .with_max_iterations(budget)
             .unwrap();
         let mut outside = 0;

@@ -115,9 +115,7 @@ fn lbfgsb_with_nonbinding_bounds_reaches_published_minima() {
         let upper: Vec<f64> = (0..n)
             .map(|i| if i % 2 == 0 { big } else { f64::INFINITY })
             .collect();
-        tight()
-            .with_bounds(Bounds::new(lower, upper).unwrap())
-            .unwrap()
+        tight().with_bounds(Bounds::new(lower, upper).unwrap())
     });
 }
 

@@ -3,6 +3,7 @@
 use super::crown::{Crown, CrownCertificate, CrownConfig, CrownModel};
 use super::lipschitz::{LayerwiseLipschitz, lipschitz_report};
 use super::spectral::PowerIterationConfig;
+use crate::classifier::ClassifierExt;
 use crate::classifier::argmax;
 use crate::error::{Error, Result};
 use ndarray::{Array2, ArrayView2};

@@ -107,7 +107,7 @@ pub fn default_threads() -> usize {
 ///
 /// ```
 /// use intriguing::attack::{attack_batch, AttackConfig, Target};
-/// # use intriguing::classifier::{Classifier, LossSeed};
+/// # use intriguing::classifier::{Classifier, LogitsLoss};
 /// # use intriguing::Result;
 /// # use ndarray::{array, Array2, ArrayView2, ArrayViewMut2};
 /// # struct Linear(Array2<f64>);
@@ -117,7 +117,7 @@ pub fn default_threads() -> usize {
 /// #     fn logits_into(&self, x: ArrayView2<f64>, mut out: ArrayViewMut2<f64>) -> Result<()> {
 /// #         out.assign(&x.dot(&self.0.t())); Ok(())
 /// #     }
-/// #     fn loss_gradient_into(&self, x: ArrayView2<f64>, seed: LossSeed<'_>,
+/// #     fn loss_gradient_into(&self, x: ArrayView2<f64>, seed: LogitsLoss<'_>,
 /// #                           mut grad: ArrayViewMut2<f64>) -> Result<f64> {
 /// #         let z = x.dot(&self.0.t());
 /// #         let mut dz = Array2::zeros(z.raw_dim());

@@ -1,8 +1,8 @@
-//! [`AttackConfig`]: the box, the penalty, the c search and the optimizer budget.
+//! [`AttackConfig`]: the box, the penalty, the c search and the solver settings.
 
 use crate::error::{Error, Result};
 use crate::optim::{Bounds, Lbfgsb};
-use crate::validate::{at_least_one, positive};
+use crate::validate::{at_least_one, greater_than_one, non_negative_or_infinite, positive};
 
 /// The distortion penalty `pen(r)` in the attack objective `c·pen(r) + loss(x + r)`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -30,102 +30,6 @@ pub enum AttackLoss {
     },
 }
 
-/// The box `[lower, upper]` the adversarial input `x + r` must stay in.
-#[derive(Debug, Clone, PartialEq)]
-pub enum BoxDomain {
-    /// The same interval for every coordinate (the default is `[0, 1]`, pixel intensities).
-    Uniform {
-        /// Lower bound.
-        lower: f64,
-        /// Upper bound.
-        upper: f64,
-    },
-    /// One interval per coordinate (lengths must equal the model's input dimension).
-    PerCoordinate {
-        /// Lower bounds.
-        lower: Vec<f64>,
-        /// Upper bounds.
-        upper: Vec<f64>,
-    },
-}
-
-impl BoxDomain {
-    /// Lower and upper bound of coordinate `i`.
-    pub(crate) fn interval(&self, i: usize) -> (f64, f64) {
-        match self {
-            BoxDomain::Uniform { lower, upper } => (*lower, *upper),
-            BoxDomain::PerCoordinate { lower, upper } => (lower[i], upper[i]),
-        }
-    }
-
-    /// The optimizer's [`Bounds`] for inputs of length `n`.
-    pub(crate) fn bounds(&self, n: usize) -> Result<Bounds> {
-        match self {
-            BoxDomain::Uniform { lower, upper } => Bounds::uniform(n, *lower, *upper),
-            BoxDomain::PerCoordinate { lower, upper } => {
-                if lower.len() != n {
-                    return Err(Error::shape("attack box", n, lower.len()));
-                }
-                Bounds::new(lower.clone(), upper.clone())
-            }
-        }
-    }
-
-    /// Checks `x` (length already checked) against the box.
-    pub(crate) fn check_contains(&self, x: &[f64]) -> Result<()> {
-        for (index, &value) in x.iter().enumerate() {
-            let (lower, upper) = self.interval(index);
-            if !(lower <= value && value <= upper) {
-                return Err(Error::OutOfBounds {
-                    index,
-                    value,
-                    lower,
-                    upper,
-                });
-            }
-        }
-        Ok(())
-    }
-
-    /// True when every coordinate of `x` is finite and inside the box.
-    pub(crate) fn contains(&self, x: &[f64]) -> bool {
-        x.iter().enumerate().all(|(i, &v)| {
-            let (lo, hi) = self.interval(i);
-            v.is_finite() && lo <= v && v <= hi
-        })
-    }
-
-    fn validate(&self) -> Result<()> {
-        let check = |lo: f64, hi: f64| {
-            if lo.is_nan()
-                || hi.is_nan()
-                || lo > hi
-                || lo == f64::INFINITY
-                || hi == f64::NEG_INFINITY
-            {
-                Err(Error::InvalidConfig(format!(
-                    "attack box interval [{lo}, {hi}] is not a valid interval"
-                )))
-            } else {
-                Ok(())
-            }
-        };
-        match self {
-            BoxDomain::Uniform { lower, upper } => check(*lower, *upper),
-            BoxDomain::PerCoordinate { lower, upper } => {
-                if lower.len() != upper.len() {
-                    return Err(Error::shape(
-                        "attack box upper bounds",
-                        lower.len(),
-                        upper.len(),
-                    ));
-                }
-                lower.iter().zip(upper).try_for_each(|(&l, &u)| check(l, u))
-            }
-        }
-    }
-}
-
 /// How the first c of the search is chosen.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum InitialC {
@@ -144,21 +48,31 @@ pub enum InitialC {
 
 /// Settings of [`find_minimal_perturbation`](super::find_minimal_perturbation).
 ///
-/// Build with [`AttackConfig::default`] and the validating `with_*` setters.
+/// Build with [`AttackConfig::default`] and the validating `with_*` setters; every setting
+/// has a getter of the same name. Each setter changes only its own setting, so the order of
+/// the calls does not matter. The box is one [`Bounds`]; the two L-BFGS-B solvers (the
+/// bracketing runs' and the bisection runs', which differ only in `ftol`) are built by the
+/// setters, once, not per attack.
 ///
 /// ```
 /// use intriguing::attack::{AttackConfig, Penalty};
+/// use intriguing::Error;
 /// let cfg = AttackConfig::default()
 ///     .with_penalty(Penalty::SquaredL2)
 ///     .with_bisection_steps(6)?
 ///     .with_box(-1.0, 1.0)?;
-/// assert!(AttackConfig::default().with_growth(0.5).is_err());
-/// # let _ = cfg;
+/// assert_eq!(cfg.bisection_steps(), 6);
+/// assert_eq!(cfg.bounds().interval_at(0), (-1.0, 1.0));
+/// assert_eq!(cfg.solver().bounds(), Some(cfg.bounds()));
+/// assert!(matches!(
+///     AttackConfig::default().with_growth(0.5),
+///     Err(Error::InvalidParameter { name: "growth", .. })
+/// ));
 /// # Ok::<(), intriguing::Error>(())
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct AttackConfig {
-    pub(crate) domain: BoxDomain,
+    pub(crate) bounds: Bounds,
     pub(crate) penalty: Penalty,
     pub(crate) loss: AttackLoss,
     pub(crate) smoothing: f64,
@@ -167,12 +81,12 @@ pub struct AttackConfig {
     pub(crate) max_bracket_steps: usize,
     pub(crate) bisection_steps: usize,
     pub(crate) rel_tol: f64,
-    pub(crate) max_iterations: usize,
-    pub(crate) max_evaluations: usize,
-    pub(crate) memory: usize,
-    pub(crate) pgtol: f64,
-    pub(crate) ftol: f64,
-    pub(crate) bisection_ftol: f64,
+    /// The bracketing runs' solver (its bounds are `bounds`).
+    pub(crate) solver: Lbfgsb,
+    /// `None`: the bisection runs use `solver`'s ftol.
+    pub(crate) bisection_ftol: Option<f64>,
+    /// `solver` with the bisection runs' ftol (derived, kept in step by the setters).
+    pub(crate) bisection_solver: Lbfgsb,
     pub(crate) warm_start: bool,
     pub(crate) nearest_candidates: usize,
     pub(crate) nearest_prune_margin: f64,
@@ -190,11 +104,12 @@ impl Default for AttackConfig {
     /// [`Target::Nearest`](super::Target::Nearest) with pruning margin 0.1,
     /// boundary refinement with 3 rounds of 8 points.
     fn default() -> Self {
+        let solver = Lbfgsb::new()
+            .with_memory_unchecked(10)
+            .with_budget_unchecked(60, 100)
+            .with_tolerances_unchecked(1e-6, 1e-3);
         AttackConfig {
-            domain: BoxDomain::Uniform {
-                lower: 0.0,
-                upper: 1.0,
-            },
+            bounds: Bounds::unit_interval(),
             penalty: Penalty::SquaredL2,
             loss: AttackLoss::CrossEntropy,
             smoothing: 1e-6,
@@ -203,35 +118,38 @@ impl Default for AttackConfig {
             max_bracket_steps: 12,
             bisection_steps: 3,
             rel_tol: 0.1,
-            max_iterations: 60,
-            max_evaluations: 100,
-            memory: 10,
-            pgtol: 1e-6,
-            ftol: 1e-3,
-            bisection_ftol: 1e-4,
+            bisection_solver: solver.clone(),
+            solver,
+            bisection_ftol: Some(1e-4),
             warm_start: true,
             nearest_candidates: 5,
             nearest_prune_margin: 0.1,
             refine_rounds: 3,
             refine_points: 8,
         }
+        .sync()
     }
 }
 
 impl AttackConfig {
-    /// The same box `[lower, upper]` for every coordinate.
-    pub fn with_box(mut self, lower: f64, upper: f64) -> Result<Self> {
-        let d = BoxDomain::Uniform { lower, upper };
-        d.validate()?;
-        self.domain = d;
-        Ok(self)
+    /// Rebuilds the two solvers from the box and the solver settings.
+    fn sync(mut self) -> Self {
+        self.solver = self.solver.with_bounds(self.bounds.clone());
+        let ftol = self.bisection_ftol.unwrap_or(self.solver.ftol());
+        self.bisection_solver = self.solver.clone().with_ftol_unchecked(ftol);
+        self
     }
-    /// Per-coordinate bounds (lengths are checked against the model at attack time).
-    pub fn with_bounds(mut self, lower: Vec<f64>, upper: Vec<f64>) -> Result<Self> {
-        let d = BoxDomain::PerCoordinate { lower, upper };
-        d.validate()?;
-        self.domain = d;
-        Ok(self)
+
+    /// The same box `[lower, upper]` for every coordinate, whatever the input length
+    /// ([`Bounds::interval`]; errors as there).
+    pub fn with_box(self, lower: f64, upper: f64) -> Result<Self> {
+        Ok(self.with_bounds(Bounds::interval(lower, upper)?))
+    }
+    /// The box as a [`Bounds`]: an [`interval`](Bounds::interval) or a per-coordinate box
+    /// ([`Bounds::new`]), whose length is checked against the model at attack time.
+    pub fn with_bounds(mut self, bounds: Bounds) -> Self {
+        self.bounds = bounds;
+        self.sync()
     }
     /// The distortion penalty.
     pub fn with_penalty(mut self, penalty: Penalty) -> Self {
@@ -247,34 +165,33 @@ impl AttackConfig {
         self.loss = loss;
         Ok(self)
     }
-    /// The smoothing δ > 0 of the [`Penalty::L2`] penalty at `r = 0`.
+    /// The smoothing δ > 0 of the [`Penalty::L2`] penalty at `r = 0` (parameter
+    /// `"smoothing"`).
     pub fn with_smoothing(mut self, delta: f64) -> Result<Self> {
         self.smoothing = positive("smoothing", delta)?;
         Ok(self)
     }
-    /// A fixed first c (> 0) instead of the automatic estimate.
+    /// A fixed first c (> 0, parameter `"initial_c"`) instead of the automatic estimate.
     pub fn with_initial_c(mut self, c: f64) -> Result<Self> {
-        self.initial_c = InitialC::Fixed(positive("initial c", c)?);
+        self.initial_c = InitialC::Fixed(positive("initial_c", c)?);
         Ok(self)
     }
-    /// The automatic first c with the given multiplier (> 0).
+    /// The automatic first c with the given multiplier (> 0, parameter
+    /// `"initial_c_factor"`).
     pub fn with_auto_initial_c(mut self, factor: f64) -> Result<Self> {
         self.initial_c = InitialC::Auto {
-            factor: positive("initial c factor", factor)?,
+            factor: positive("initial_c_factor", factor)?,
         };
         Ok(self)
     }
-    /// The geometric factor (> 1) by which c grows or shrinks while bracketing.
+    /// The geometric factor (finite, > 1, parameter `"growth"`) by which c grows or shrinks
+    /// while bracketing.
     pub fn with_growth(mut self, factor: f64) -> Result<Self> {
-        if !(factor.is_finite() && factor > 1.0) {
-            return Err(Error::InvalidConfig(format!(
-                "growth must be > 1, got {factor}"
-            )));
-        }
-        self.growth = factor;
+        self.growth = greater_than_one("growth", factor)?;
         Ok(self)
     }
-    /// Maximum number of L-BFGS-B runs spent bracketing c (≥ 1).
+    /// Maximum number of L-BFGS-B runs spent bracketing c (≥ 1, parameter
+    /// `"max_bracket_steps"`).
     pub fn with_max_bracket_steps(mut self, n: usize) -> Result<Self> {
         self.max_bracket_steps = at_least_one("max_bracket_steps", n)?;
         Ok(self)
@@ -284,39 +201,62 @@ impl AttackConfig {
         self.bisection_steps = n;
         Ok(self)
     }
-    /// Bisection stops once `c_fail / c_success ≤ 1 + tol` (tol > 0).
+    /// Bisection stops once `c_fail / c_success ≤ 1 + tol` (tol > 0, parameter
+    /// `"relative_tolerance"`).
     pub fn with_relative_tolerance(mut self, tol: f64) -> Result<Self> {
-        self.rel_tol = positive("relative tolerance", tol)?;
+        self.rel_tol = positive("relative_tolerance", tol)?;
         Ok(self)
     }
-    /// L-BFGS-B iteration budget per run (≥ 1).
+    /// The L-BFGS-B settings of every run (memory, budgets, tolerances, line search) from
+    /// `solver`, which must have no bounds: the box is [`with_box`](Self::with_box) /
+    /// [`with_bounds`](Self::with_bounds)'s (a solver with bounds is
+    /// `InvalidParameter { name: "solver", .. }`). The bisection runs use `solver`'s ftol
+    /// unless [`with_bisection_ftol`](Self::with_bisection_ftol) sets their own.
+    pub fn with_solver(mut self, solver: Lbfgsb) -> Result<Self> {
+        if solver.bounds().is_some() {
+            return Err(Error::parameter(
+                "solver",
+                "an Lbfgsb with bounds",
+                "an Lbfgsb without bounds (the box is the attack's with_box / with_bounds)",
+            ));
+        }
+        self.solver = solver;
+        Ok(self.sync())
+    }
+    /// L-BFGS-B iteration budget per run (≥ 1, parameter `"max_iterations"`).
     pub fn with_max_iterations(mut self, n: usize) -> Result<Self> {
-        self.max_iterations = at_least_one("max_iterations", n)?;
-        Ok(self)
+        self.solver = self.solver.with_max_iterations(n)?;
+        Ok(self.sync())
     }
-    /// L-BFGS-B evaluation budget per run (≥ 1).
+    /// L-BFGS-B evaluation budget per run (≥ 1, parameter `"max_evaluations"`).
     pub fn with_max_evaluations(mut self, n: usize) -> Result<Self> {
-        self.max_evaluations = at_least_one("max_evaluations", n)?;
-        Ok(self)
+        self.solver = self.solver.with_max_evaluations(n)?;
+        Ok(self.sync())
     }
-    /// L-BFGS-B history size (≥ 1).
+    /// L-BFGS-B history size (≥ 1, parameter `"memory"`).
     pub fn with_memory(mut self, m: usize) -> Result<Self> {
-        self.memory = at_least_one("memory", m)?;
-        Ok(self)
+        self.solver = self.solver.with_memory(m)?;
+        Ok(self.sync())
     }
-    /// L-BFGS-B projected-gradient and relative-decrease tolerances (both > 0), for every
-    /// run (bisection runs included).
+    /// L-BFGS-B projected-gradient and relative-decrease tolerances (both finite and > 0,
+    /// parameters `"pgtol"` and `"ftol"`). The bisection runs keep their own ftol when one is
+    /// set ([`with_bisection_ftol`](Self::with_bisection_ftol)); otherwise they use `ftol`.
     pub fn with_tolerances(mut self, pgtol: f64, ftol: f64) -> Result<Self> {
-        self.pgtol = positive("pgtol", pgtol)?;
-        self.ftol = positive("ftol", ftol)?;
-        self.bisection_ftol = self.ftol;
-        Ok(self)
+        let pgtol = positive("pgtol", pgtol)?;
+        let ftol = positive("ftol", ftol)?;
+        self.solver = self.solver.with_tolerances_unchecked(pgtol, ftol);
+        Ok(self.sync())
     }
-    /// A separate relative-decrease tolerance (> 0) for the bisection runs, which start
-    /// from a nearby solution and decide the final distortion.
-    pub fn with_bisection_ftol(mut self, ftol: f64) -> Result<Self> {
-        self.bisection_ftol = positive("bisection ftol", ftol)?;
-        Ok(self)
+    /// The relative-decrease tolerance of the bisection runs, which start from a nearby
+    /// solution and decide the final distortion: `Some(ftol)` (finite, > 0, parameter
+    /// `"bisection_ftol"`; the default is `Some(1e-4)`), or `None` for the bracketing runs'
+    /// ftol.
+    pub fn with_bisection_ftol(mut self, ftol: Option<f64>) -> Result<Self> {
+        self.bisection_ftol = match ftol {
+            Some(v) => Some(positive("bisection_ftol", v)?),
+            None => None,
+        };
+        Ok(self.sync())
     }
     /// Start each L-BFGS-B run from the solution of the run with the nearest c (true) or
     /// from the clean input (false).
@@ -327,7 +267,8 @@ impl AttackConfig {
     /// For [`Target::Nearest`](super::Target::Nearest): the labels are ranked by the
     /// linearised distance to their decision boundary, `(z_y − z_l) / ‖∇(z_y − z_l)‖` at
     /// `x` (one batched gradient call), and the full c search runs on the `k` most promising
-    /// ones (≥ 1; default 5, with [`with_nearest_pruning`](Self::with_nearest_pruning)(0.1)
+    /// ones (≥ 1, parameter `"nearest_candidates"`; default 5, with
+    /// [`with_nearest_pruning`](Self::with_nearest_pruning)(0.1)
     /// identical to the exhaustive search on 100 MNIST test images, see
     /// `docs/attack.md`; `usize::MAX` searches every label).
     pub fn with_nearest_candidates(mut self, k: usize) -> Result<Self> {
@@ -339,29 +280,24 @@ impl AttackConfig {
     /// spaced in the current interval of `t`, keeping the smallest `t` that still reaches the
     /// target. The CE loss makes every run overshoot the decision boundary a little; this
     /// removes most of it for `rounds · points` predictions. `rounds = 0` turns it off;
-    /// `points ≥ 1`.
+    /// `points ≥ 1` (parameter `"refinement_points"`).
     pub fn with_refinement(mut self, rounds: usize, points: usize) -> Result<Self> {
-        self.refine_points = at_least_one("refinement points", points)?;
+        self.refine_points = at_least_one("refinement_points", points)?;
         self.refine_rounds = rounds;
         Ok(self)
     }
     /// For [`Target::Nearest`](super::Target::Nearest): a label whose best distortion after
     /// bracketing is more than `(1 + margin)` times the best of the labels searched before it
-    /// skips its bisection runs and boundary refinement (margin ≥ 0; default 0.1;
-    /// `f64::INFINITY` never prunes).
+    /// skips its bisection runs and boundary refinement (margin ≥ 0, parameter
+    /// `"nearest_pruning"`; default 0.1; `f64::INFINITY` never prunes).
     pub fn with_nearest_pruning(mut self, margin: f64) -> Result<Self> {
-        if margin.is_nan() || margin < 0.0 {
-            return Err(Error::InvalidConfig(format!(
-                "nearest pruning margin must be >= 0, got {margin}"
-            )));
-        }
-        self.nearest_prune_margin = margin;
+        self.nearest_prune_margin = non_negative_or_infinite("nearest_pruning", margin)?;
         Ok(self)
     }
 
     /// The box.
-    pub fn domain(&self) -> &BoxDomain {
-        &self.domain
+    pub fn bounds(&self) -> &Bounds {
+        &self.bounds
     }
     /// The penalty.
     pub fn penalty(&self) -> Penalty {
@@ -375,19 +311,53 @@ impl AttackConfig {
     pub fn smoothing(&self) -> f64 {
         self.smoothing
     }
+    /// How the first c is chosen.
+    pub fn initial_c(&self) -> InitialC {
+        self.initial_c
+    }
+    /// The bracketing growth factor.
+    pub fn growth(&self) -> f64 {
+        self.growth
+    }
+    /// The bracketing budget (L-BFGS-B runs).
+    pub fn max_bracket_steps(&self) -> usize {
+        self.max_bracket_steps
+    }
+    /// The bisection budget (L-BFGS-B runs).
+    pub fn bisection_steps(&self) -> usize {
+        self.bisection_steps
+    }
+    /// The bisection's relative tolerance on `c_fail / c_success`.
+    pub fn relative_tolerance(&self) -> f64 {
+        self.rel_tol
+    }
+    /// The solver of the bracketing runs, with the box as its bounds (memory, budgets,
+    /// tolerances: [`Lbfgsb::memory`], [`Lbfgsb::max_iterations`], ...).
+    pub fn solver(&self) -> &Lbfgsb {
+        &self.solver
+    }
+    /// The bisection runs' own ftol (`None`: they use [`solver`](Self::solver)'s).
+    pub fn bisection_ftol(&self) -> Option<f64> {
+        self.bisection_ftol
+    }
+    /// The solver of the bisection runs: [`solver`](Self::solver) with the bisection ftol.
+    pub fn bisection_solver(&self) -> &Lbfgsb {
+        &self.bisection_solver
+    }
     /// Whether warm starts are on.
     pub fn warm_start(&self) -> bool {
         self.warm_start
     }
-
-    /// The configured solver for inputs of length `n`.
-    pub(crate) fn solver(&self, n: usize, ftol: f64) -> Result<Lbfgsb> {
-        Lbfgsb::new()
-            .with_memory(self.memory)?
-            .with_max_iterations(self.max_iterations)?
-            .with_max_evaluations(self.max_evaluations)?
-            .with_pgtol(self.pgtol)?
-            .with_ftol(ftol)?
-            .with_bounds(self.domain.bounds(n)?)
+    /// The number of labels searched for [`Target::Nearest`](super::Target::Nearest).
+    pub fn nearest_candidates(&self) -> usize {
+        self.nearest_candidates
+    }
+    /// The pruning margin for [`Target::Nearest`](super::Target::Nearest).
+    pub fn nearest_pruning(&self) -> f64 {
+        self.nearest_prune_margin
+    }
+    /// The boundary refinement `(rounds, points)`.
+    pub fn refinement(&self) -> (usize, usize) {
+        (self.refine_rounds, self.refine_points)
     }
 }

@@ -1,5 +1,4 @@
 //! DeepFool (Moosavi-Dezfooli et al. 2016): see [`deepfool`](super::deepfool).
-use super::config::BoxDomain;
 use super::result::Adversarial;
 use super::rows::{
     Norm, RowResult, check_batch, clip_into, gather, head_mut, logits_checked, run_rows,
@@ -7,6 +6,7 @@ use super::rows::{
 };
 use crate::classifier::{Classifier, argmax};
 use crate::error::Result;
+use crate::optim::Bounds;
 use crate::validate;
 use ndarray::{Array2, ArrayView2};
 
@@ -29,7 +29,7 @@ pub struct DeepFoolConfig {
     overshoot: f64,
     max_iterations: usize,
     candidates: usize,
-    domain: BoxDomain,
+    domain: Bounds,
     box_masking: bool,
 }
 
@@ -42,10 +42,7 @@ impl Default for DeepFoolConfig {
             overshoot: 0.02,
             max_iterations: 50,
             candidates: usize::MAX,
-            domain: BoxDomain::Uniform {
-                lower: 0.0,
-                upper: 1.0,
-            },
+            domain: Bounds::unit_interval(),
             box_masking: true,
         }
     }
@@ -76,17 +73,14 @@ impl DeepFoolConfig {
     }
     /// The same box `[lower, upper]` for every coordinate.
     pub fn with_box(mut self, lower: f64, upper: f64) -> Result<Self> {
-        let d = BoxDomain::Uniform { lower, upper };
-        super::rows::check_domain(&d, 0)?;
-        self.domain = d;
+        self.domain = Bounds::interval(lower, upper)?;
         Ok(self)
     }
-    /// Per-coordinate bounds (lengths are checked against the model at attack time).
-    pub fn with_bounds(mut self, lower: Vec<f64>, upper: Vec<f64>) -> Result<Self> {
-        let d = BoxDomain::PerCoordinate { lower, upper };
-        super::rows::check_domain(&d, d_len(&d))?;
-        self.domain = d;
-        Ok(self)
+    /// Any box (e.g. per-coordinate [`Bounds::new`]; its length is checked against the
+    /// model at attack time).
+    pub fn with_bounds(mut self, bounds: Bounds) -> Self {
+        self.domain = bounds;
+        self
     }
     /// Remove from each linearised step the coordinates at a bound whose gradient points out
     /// of the box (default true); false: clipping only.
@@ -103,15 +97,8 @@ impl DeepFoolConfig {
         self.overshoot
     }
     /// The box.
-    pub fn domain(&self) -> &BoxDomain {
+    pub fn bounds(&self) -> &Bounds {
         &self.domain
-    }
-}
-
-fn d_len(d: &BoxDomain) -> usize {
-    match d {
-        BoxDomain::Uniform { .. } => 0,
-        BoxDomain::PerCoordinate { lower, .. } => lower.len(),
     }
 }
 
@@ -441,7 +428,7 @@ pub(crate) fn sign(w: f64) -> f64 {
 
 /// A coordinate at its bound whose (ascent) direction `w` points out of the box.
 #[inline]
-fn blocked(domain: &BoxDomain, j: usize, x: f64, w: f64) -> bool {
-    let (lo, hi) = domain.interval(j);
+fn blocked(domain: &Bounds, j: usize, x: f64, w: f64) -> bool {
+    let (lo, hi) = domain.interval_at(j);
     (x >= hi && w > 0.0) || (x <= lo && w < 0.0)
 }

@@ -1,15 +1,15 @@
 //! The ε-bounded gradient attacks: FGSM (Goodfellow, Shlens & Szegedy 2015) and PGD (Madry et
 //! al. 2018), in L∞ and L2. See [`fgsm`](super::fgsm) and [`pgd`](super::pgd).
 
-use super::config::BoxDomain;
 use super::deepfool::sign;
 use super::result::Adversarial;
 use super::rows::{
-    Norm, RowResult, ce_seed, check_batch, check_domain, clip_into, gather, head_mut,
-    logits_checked, row_rng, run_rows, verify_rows, vjp,
+    Norm, RowResult, ce_seed, check_batch, clip_into, gather, head_mut, logits_checked, row_rng,
+    run_rows, verify_rows, vjp,
 };
 use crate::classifier::{Classifier, argmax};
 use crate::error::{Error, Result};
+use crate::optim::Bounds;
 use crate::validate;
 use ndarray::{Array2, ArrayView2, ArrayViewMut1};
 use rand::RngExt;
@@ -19,24 +19,8 @@ fn check_eps(eps: f64) -> Result<f64> {
     validate::non_negative("epsilon", eps)
 }
 
-fn uniform_box() -> BoxDomain {
-    BoxDomain::Uniform {
-        lower: 0.0,
-        upper: 1.0,
-    }
-}
-
-fn box_of(lower: f64, upper: f64) -> Result<BoxDomain> {
-    let d = BoxDomain::Uniform { lower, upper };
-    check_domain(&d, 0)?;
-    Ok(d)
-}
-
-fn bounds_of(lower: Vec<f64>, upper: Vec<f64>) -> Result<BoxDomain> {
-    let n = lower.len();
-    let d = BoxDomain::PerCoordinate { lower, upper };
-    check_domain(&d, n)?;
-    Ok(d)
+fn uniform_box() -> Bounds {
+    Bounds::unit_interval()
 }
 
 /// Settings of [`fgsm`]: the norm and the box.
@@ -51,7 +35,7 @@ fn bounds_of(lower: Vec<f64>, upper: Vec<f64>) -> Result<BoxDomain> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct FgsmConfig {
     norm: Norm,
-    domain: BoxDomain,
+    domain: Bounds,
 }
 
 impl Default for FgsmConfig {
@@ -72,20 +56,21 @@ impl FgsmConfig {
     }
     /// The same box `[lower, upper]` for every coordinate.
     pub fn with_box(mut self, lower: f64, upper: f64) -> Result<Self> {
-        self.domain = box_of(lower, upper)?;
+        self.domain = Bounds::interval(lower, upper)?;
         Ok(self)
     }
-    /// Per-coordinate bounds (lengths are checked against the model at attack time).
-    pub fn with_bounds(mut self, lower: Vec<f64>, upper: Vec<f64>) -> Result<Self> {
-        self.domain = bounds_of(lower, upper)?;
-        Ok(self)
+    /// Any box (e.g. per-coordinate [`Bounds::new`]; its length is checked against the
+    /// model at attack time).
+    pub fn with_bounds(mut self, bounds: Bounds) -> Self {
+        self.domain = bounds;
+        self
     }
     /// The norm.
     pub fn norm(&self) -> Norm {
         self.norm
     }
     /// The box.
-    pub fn domain(&self) -> &BoxDomain {
+    pub fn bounds(&self) -> &Bounds {
         &self.domain
     }
 }
@@ -121,7 +106,7 @@ pub struct PgdConfig {
     random_start: bool,
     seed: u64,
     early_stop: bool,
-    domain: BoxDomain,
+    domain: Bounds,
 }
 
 impl Default for PgdConfig {
@@ -184,13 +169,14 @@ impl PgdConfig {
     }
     /// The same box `[lower, upper]` for every coordinate.
     pub fn with_box(mut self, lower: f64, upper: f64) -> Result<Self> {
-        self.domain = box_of(lower, upper)?;
+        self.domain = Bounds::interval(lower, upper)?;
         Ok(self)
     }
-    /// Per-coordinate bounds (lengths are checked against the model at attack time).
-    pub fn with_bounds(mut self, lower: Vec<f64>, upper: Vec<f64>) -> Result<Self> {
-        self.domain = bounds_of(lower, upper)?;
-        Ok(self)
+    /// Any box (e.g. per-coordinate [`Bounds::new`]; its length is checked against the
+    /// model at attack time).
+    pub fn with_bounds(mut self, bounds: Bounds) -> Self {
+        self.domain = bounds;
+        self
     }
     /// The norm.
     pub fn norm(&self) -> Norm {
@@ -209,7 +195,7 @@ impl PgdConfig {
         }
     }
     /// The box.
-    pub fn domain(&self) -> &BoxDomain {
+    pub fn bounds(&self) -> &Bounds {
         &self.domain
     }
 }
@@ -230,7 +216,7 @@ fn ascent_direction(norm: Norm, mut g: ArrayViewMut1<'_, f64>) {
 
 /// Projects `x` onto `{‖x − x0‖ ≤ ε}` and then clips it into the box. Clipping only moves a
 /// coordinate towards `x0`'s side (`x0` is inside the box), so the result stays in the ball.
-fn project(norm: Norm, eps: f64, domain: &BoxDomain, x: &mut [f64], x0: &[f64]) {
+fn project(norm: Norm, eps: f64, domain: &Bounds, x: &mut [f64], x0: &[f64]) {
     match norm {
         Norm::Linf => {
             for (v, &o) in x.iter_mut().zip(x0) {
@@ -583,7 +569,7 @@ fn finish<C: Classifier + ?Sized>(
     cand: &Array2<f64>,
     ys: &[usize],
     pred0: &[usize],
-    domain: &BoxDomain,
+    domain: &Bounds,
     norm: Norm,
     eps: f64,
     grad_evals: &[usize],

@@ -36,6 +36,9 @@
 //!
 //! # Targets ([`Target`])
 //!
+//! [`Target`] is the one public notion of what an attack aims at; [`AttackObjective`] takes
+//! its single-objective kinds.
+//!
 //! - `Label(l)`: softmax cross-entropy of `l` (the paper).
 //! - `Untargeted { true_label: y }`: any label but `y`, with the loss
 //!   `−log Σ_{j≠y} softmax_j(z) = LSE(z) − LSE(z without y) ≥ 0` (bounded below, unlike
@@ -76,8 +79,8 @@ mod search;
 pub use batch::{
     BatchOptions, BatchProgress, ProgressFn, attack_batch, attack_batch_with, default_threads,
 };
-pub use config::{AttackConfig, AttackLoss, BoxDomain, InitialC, Penalty};
-pub use objective::{AttackObjective, Goal};
+pub use config::{AttackConfig, AttackLoss, InitialC, Penalty};
+pub use objective::AttackObjective;
 pub use result::{Adversarial, AttackResult, CBracket, FailureReason, Target};
 
 pub use deepfool::{DeepFoolConfig, deepfool};
@@ -85,11 +88,13 @@ pub use gradient::{FgsmConfig, PgdConfig, StepSize, fgsm, pgd};
 pub use robust::{BoundedAttack, MinimalDistortions, bounded_accuracy_curve};
 pub use rows::{Norm, RowResult};
 
+use crate::classifier::ClassifierExt;
 use crate::classifier::{Classifier, argmax};
 use crate::error::{Error, Result, check_finite};
 use ndarray::ArrayView1;
 
 /// Checks `x` against the model (length, finite) and the box; the model has ≥ 2 classes.
+/// Called once per attack.
 pub(crate) fn validate_input<C: Classifier + ?Sized>(
     model: &C,
     x: ArrayView1<'_, f64>,
@@ -106,13 +111,11 @@ pub(crate) fn validate_input<C: Classifier + ?Sized>(
         )));
     }
     check_finite(x.iter(), "attack input")?;
-    if let BoxDomain::PerCoordinate { lower, .. } = &config.domain
-        && lower.len() != n
-    {
-        return Err(Error::shape("attack box", n, lower.len()));
+    config.bounds.check_fits(n, "attack box")?;
+    match x.as_slice() {
+        Some(xs) => config.bounds.check_contains(xs),
+        None => config.bounds.check_contains(&x.to_vec()),
     }
-    let xs = x.to_vec();
-    config.domain.check_contains(&xs)
 }
 
 /// Finds a small perturbation `r` such that `model(x + r)` satisfies `target` and `x + r`
@@ -131,7 +134,7 @@ pub(crate) fn validate_input<C: Classifier + ?Sized>(
 ///
 /// ```
 /// use intriguing::attack::{find_minimal_perturbation, AttackConfig, Target};
-/// use intriguing::classifier::{Classifier, LossSeed};
+/// use intriguing::classifier::{Classifier, ClassifierExt, LogitsLoss};
 /// use intriguing::Result;
 /// use ndarray::{array, Array1, Array2, ArrayView2, ArrayViewMut2};
 ///
@@ -146,7 +149,7 @@ pub(crate) fn validate_input<C: Classifier + ?Sized>(
 ///         }
 ///         Ok(())
 ///     }
-///     fn loss_gradient_into(&self, x: ArrayView2<f64>, seed: LossSeed<'_>,
+///     fn loss_gradient_into(&self, x: ArrayView2<f64>, seed: LogitsLoss<'_>,
 ///                           mut grad: ArrayViewMut2<f64>) -> Result<f64> {
 ///         let mut z = Array2::zeros((x.nrows(), 2));
 ///         self.logits_into(x, z.view_mut())?;
@@ -176,7 +179,7 @@ pub fn find_minimal_perturbation<C: Classifier + ?Sized>(
     config: &AttackConfig,
 ) -> Result<AttackResult> {
     validate_input(model, x, config)?;
-    model.check_label(target.label())?;
+    model.check_label(target.named_label())?;
     let xs = x
         .to_shape((1, x.len()))
         .map_err(|e| Error::shape("attack input", "1-D", e))?;

@@ -1,17 +1,19 @@
 //! [`AttackObjective`]: `c·pen(x' − x) + loss(x', goal)` for one fixed c, value and gradient
 //! from one forward + backward pass of the model.
 
-use super::config::{AttackConfig, AttackLoss, BoxDomain, Penalty};
+use super::config::{AttackConfig, AttackLoss, Penalty};
+use super::result::Target;
+use crate::classifier::ClassifierExt;
 use crate::classifier::{Classifier, argmax, logsumexp, softmax_cross_entropy};
 use crate::error::{Error, Result};
-use crate::optim::Objective;
+use crate::optim::{Bounds, Objective};
 use crate::validate;
 use ndarray::{Array2, ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2};
 use std::cell::RefCell;
 
-/// What the adversarial input must be classified as.
+/// What one objective aims at (the single-objective kinds of [`Target`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Goal {
+pub(crate) enum Goal {
     /// Exactly this label (loss: softmax cross-entropy of the label).
     Label(usize),
     /// Any label but this one (loss: `−log Σ_{j≠y} softmax_j(z) = LSE(z) − LSE(z without y)`,
@@ -28,10 +30,27 @@ impl Goal {
         }
     }
 
-    /// The label inside the goal (the target, or the label to avoid).
-    pub fn label(self) -> usize {
+    /// The label inside the goal (the target, or the label to avoid), for range checks.
+    fn named_label(self) -> usize {
         match self {
             Goal::Label(l) | Goal::AnyBut(l) => l,
+        }
+    }
+
+    /// The goal of a single-objective target; `None` for [`Target::Nearest`].
+    pub(crate) fn of(target: Target) -> Option<Goal> {
+        match target {
+            Target::Label(l) => Some(Goal::Label(l)),
+            Target::Untargeted { true_label } => Some(Goal::AnyBut(true_label)),
+            Target::Nearest { .. } => None,
+        }
+    }
+
+    /// The goal as a [`Target`].
+    pub(crate) fn target(self) -> Target {
+        match self {
+            Goal::Label(l) => Target::Label(l),
+            Goal::AnyBut(y) => Target::Untargeted { true_label: y },
         }
     }
 
@@ -48,7 +67,7 @@ impl Goal {
             return self.loss(z, grad);
         };
         // The best label other than `l`.
-        let l = self.label();
+        let l = self.named_label();
         let mut other = usize::from(l == 0);
         for (j, &v) in z.iter().enumerate() {
             if j != l && v > z[other] {
@@ -102,6 +121,53 @@ impl Goal {
     }
 }
 
+impl AttackLoss {
+    /// This loss at one logits row `z` for `target` ([`Target::Label`] or
+    /// [`Target::Untargeted`]), its gradient with respect to `z` written into `grad` (the
+    /// function the attack objective adds to `c·pen(r)`).
+    ///
+    /// Errors: [`Error::InvalidParameter`] for [`Target::Nearest`] (one objective per label)
+    /// and [`Error::ShapeMismatch`] when `grad` and `z` differ in length or a label is not
+    /// below `z.len()` ([`Error::LabelOutOfRange`]).
+    ///
+    /// ```
+    /// use intriguing::attack::{AttackLoss, Target};
+    /// use ndarray::{array, Array1};
+    /// let z = array![0.3, 1.2, -0.5];
+    /// let mut g = Array1::zeros(3);
+    /// // Carlini–Wagner margin, target 0: max_{j≠0} z_j − z_0 = 0.9.
+    /// let v = AttackLoss::Margin { kappa: 0.5 }.evaluate(Target::Label(0), z.view(), g.view_mut())?;
+    /// assert!((v - 0.9).abs() < 1e-15);
+    /// assert_eq!(g, array![-1.0, 1.0, 0.0]);
+    /// # Ok::<(), intriguing::Error>(())
+    /// ```
+    pub fn evaluate(
+        self,
+        target: Target,
+        z: ArrayView1<'_, f64>,
+        grad: ArrayViewMut1<'_, f64>,
+    ) -> Result<f64> {
+        let goal = Goal::of(target).ok_or_else(|| {
+            Error::parameter(
+                "target",
+                format!("{target:?}"),
+                "Target::Label or Target::Untargeted",
+            )
+        })?;
+        if grad.len() != z.len() {
+            return Err(Error::shape("loss gradient", z.len(), grad.len()));
+        }
+        let l = goal.named_label();
+        if l >= z.len() {
+            return Err(Error::LabelOutOfRange {
+                label: l,
+                num_classes: z.len(),
+            });
+        }
+        Ok(goal.loss_with(self, z, grad))
+    }
+}
+
 /// The best goal-reaching point seen among evaluations (not yet re-verified).
 #[derive(Debug, Clone)]
 pub(crate) struct Tracked {
@@ -118,7 +184,6 @@ struct Scratch {
     grad: Array2<f64>,
     evaluations: usize,
     non_finite: usize,
-    last_error: Option<Error>,
     tracked: Tracked,
 }
 
@@ -131,14 +196,17 @@ struct Scratch {
 /// goal is remembered if it is closer to `x` than the best seen so far, so a run whose final
 /// point fails can still yield an adversarial example (which the search re-verifies).
 ///
-/// It implements [`optim::Objective`](crate::optim::Objective) and, with the `argmin`
-/// feature, argmin's `CostFunction` and `Gradient` over `Vec<f64>`.
+/// It implements [`optim::Objective`](crate::optim::Objective): a model error is returned as
+/// `Err` (the solver stops and hands it back), non-finite logits or gradients give a NaN
+/// value (the solver shrinks its step). With the `argmin` feature,
+/// [`optim::argmin_compat::BoxedProblem`](crate::optim::argmin_compat) runs it through
+/// argmin's unconstrained solvers inside the box.
 ///
 /// # Examples
 ///
 /// ```
-/// use intriguing::attack::{AttackConfig, AttackObjective, Goal};
-/// use intriguing::classifier::{Classifier, LossSeed};
+/// use intriguing::attack::{AttackConfig, AttackObjective, Target};
+/// use intriguing::classifier::{Classifier, LogitsLoss};
 /// use intriguing::optim::Objective;
 /// use intriguing::Result;
 /// use ndarray::{array, Array2, ArrayView2, ArrayViewMut2};
@@ -151,7 +219,7 @@ struct Scratch {
 ///         out.assign(&x.dot(&self.0.t()));
 ///         Ok(())
 ///     }
-///     fn loss_gradient_into(&self, x: ArrayView2<f64>, seed: LossSeed<'_>,
+///     fn loss_gradient_into(&self, x: ArrayView2<f64>, seed: LogitsLoss<'_>,
 ///                           mut grad: ArrayViewMut2<f64>) -> Result<f64> {
 ///         let z = x.dot(&self.0.t());
 ///         let mut dz = Array2::zeros(z.raw_dim());
@@ -162,9 +230,10 @@ struct Scratch {
 /// }
 /// let model = Linear(array![[1.0, 0.0], [0.0, 1.0]]);
 /// let x = array![0.8, 0.2];
-/// let mut obj = AttackObjective::new(&model, x.view(), Goal::Label(1), 0.5, &AttackConfig::default())?;
+/// let cfg = AttackConfig::default();
+/// let mut obj = AttackObjective::new(&model, x.view(), Target::Label(1), 0.5, &cfg)?;
 /// let mut g = [0.0; 2];
-/// let f = obj.value_gradient(&[0.8, 0.2], &mut g); // r = 0: only the loss
+/// let f = obj.value_gradient(&[0.8, 0.2], &mut g)?; // r = 0: only the loss
 /// assert!((f - (1.0 + 0.6f64.exp()).ln()).abs() < 1e-9);
 /// # Ok::<(), intriguing::Error>(())
 /// ```
@@ -176,7 +245,7 @@ pub struct AttackObjective<'m, C: Classifier + ?Sized> {
     penalty: Penalty,
     loss: AttackLoss,
     delta: f64,
-    domain: BoxDomain,
+    bounds: Bounds,
     scratch: RefCell<Scratch>,
 }
 
@@ -184,7 +253,7 @@ impl<C: Classifier + ?Sized> std::fmt::Debug for AttackObjective<'_, C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AttackObjective")
             .field("dim", &self.x0.len())
-            .field("goal", &self.goal)
+            .field("target", &self.goal.target())
             .field("c", &self.c)
             .field("penalty", &self.penalty)
             .finish_non_exhaustive()
@@ -193,16 +262,37 @@ impl<C: Classifier + ?Sized> std::fmt::Debug for AttackObjective<'_, C> {
 
 impl<'m, C: Classifier + ?Sized> AttackObjective<'m, C> {
     /// The objective around the clean input `x` (finite, of the model's input length, inside
-    /// the configured box) for `goal` and penalty weight `c > 0`.
+    /// the configured box) for `target` and penalty weight `c ≥ 0`.
+    ///
+    /// `target` is [`Target::Label`] or [`Target::Untargeted`]; [`Target::Nearest`] is one
+    /// objective per label and gives `InvalidParameter { name: "target", .. }`.
     pub fn new(
+        model: &'m C,
+        x: ArrayView1<'_, f64>,
+        target: Target,
+        c: f64,
+        config: &AttackConfig,
+    ) -> Result<Self> {
+        let goal = Goal::of(target).ok_or_else(|| {
+            Error::parameter(
+                "target",
+                format!("{target:?}"),
+                "Target::Label or Target::Untargeted (Nearest searches one objective per label)",
+            )
+        })?;
+        super::validate_input(model, x, config)?;
+        model.check_label(goal.named_label())?;
+        Self::new_unchecked(model, x, goal, c, config)
+    }
+
+    /// [`new`](Self::new) for an input and goal the caller has validated.
+    pub(crate) fn new_unchecked(
         model: &'m C,
         x: ArrayView1<'_, f64>,
         goal: Goal,
         c: f64,
         config: &AttackConfig,
     ) -> Result<Self> {
-        super::validate_input(model, x, config)?;
-        model.check_label(goal.label())?;
         let n = x.len();
         let mut obj = AttackObjective {
             model,
@@ -212,13 +302,12 @@ impl<'m, C: Classifier + ?Sized> AttackObjective<'m, C> {
             penalty: config.penalty,
             loss: config.loss,
             delta: config.smoothing,
-            domain: config.domain.clone(),
+            bounds: config.bounds.clone(),
             scratch: RefCell::new(Scratch {
                 input: Array2::zeros((1, n)),
                 grad: Array2::zeros((1, n)),
                 evaluations: 0,
                 non_finite: 0,
-                last_error: None,
                 tracked: Tracked {
                     x: vec![0.0; n],
                     l2sq: f64::INFINITY,
@@ -244,17 +333,33 @@ impl<'m, C: Classifier + ?Sized> AttackObjective<'m, C> {
         Ok(())
     }
 
-    /// The goal.
-    pub fn goal(&self) -> Goal {
+    /// What the objective aims at ([`Target::Label`] or [`Target::Untargeted`]).
+    pub fn target(&self) -> Target {
+        self.goal.target()
+    }
+
+    /// Changes the target (resets the remembered best point); errors as [`new`](Self::new).
+    pub fn set_target(&mut self, target: Target) -> Result<()> {
+        let goal = Goal::of(target).ok_or_else(|| {
+            Error::parameter(
+                "target",
+                format!("{target:?}"),
+                "Target::Label or Target::Untargeted (Nearest searches one objective per label)",
+            )
+        })?;
+        self.model.check_label(goal.named_label())?;
+        self.set_goal(goal);
+        Ok(())
+    }
+
+    pub(crate) fn goal(&self) -> Goal {
         self.goal
     }
 
-    /// Changes the goal (resets the remembered best point).
-    pub fn set_goal(&mut self, goal: Goal) -> Result<()> {
-        self.model.check_label(goal.label())?;
+    /// Changes the goal (checked by the caller) and resets the remembered best point.
+    pub(crate) fn set_goal(&mut self, goal: Goal) {
         self.goal = goal;
         self.reset_tracking(f64::INFINITY);
-        Ok(())
     }
 
     /// The model.
@@ -275,10 +380,6 @@ impl<'m, C: Classifier + ?Sized> AttackObjective<'m, C> {
     /// Number of evaluations at which the model returned an error or non-finite values.
     pub fn non_finite_evaluations(&self) -> usize {
         self.scratch.borrow().non_finite
-    }
-
-    pub(crate) fn take_error(&mut self) -> Option<Error> {
-        self.scratch.get_mut().last_error.take()
     }
 
     /// Only points strictly closer than `sqrt(l2sq)` are remembered from now on.
@@ -304,8 +405,9 @@ impl<'m, C: Classifier + ?Sized> AttackObjective<'m, C> {
     }
 
     /// Loss, gradient of the loss and goal check at `x`, into `scratch`; returns the loss and
-    /// the predicted label, or `None` when the model failed or returned non-finite values.
-    fn eval_into(&self, s: &mut Scratch, x: &[f64]) -> Option<(f64, usize)> {
+    /// the predicted label, `Ok(None)` when the model returned non-finite values, `Err` when
+    /// it returned an error.
+    fn eval_into(&self, s: &mut Scratch, x: &[f64]) -> Result<Option<(f64, usize)>> {
         s.evaluations += 1;
         for (d, &v) in s.input.iter_mut().zip(x) {
             *d = v;
@@ -327,27 +429,23 @@ impl<'m, C: Classifier + ?Sized> AttackObjective<'m, C> {
             .loss_gradient_into(s.input.view(), &mut seed, s.grad.view_mut());
         match res {
             Ok(loss) if loss.is_finite() && s.grad.iter().all(|g| g.is_finite()) => {
-                Some((loss, label))
+                Ok(Some((loss, label)))
             }
             Ok(_) => {
                 s.non_finite += 1;
-                s.last_error = Some(Error::ModelNonFinite {
-                    what: "logits or loss gradient during the attack".into(),
-                });
-                None
+                Ok(None)
             }
             Err(e) => {
                 s.non_finite += 1;
-                s.last_error = Some(e);
-                None
+                Err(e)
             }
         }
     }
 
-    fn value_gradient_impl(&self, s: &mut Scratch, x: &[f64], grad: &mut [f64]) -> f64 {
-        let Some((loss, label)) = self.eval_into(s, x) else {
+    fn value_gradient_impl(&self, s: &mut Scratch, x: &[f64], grad: &mut [f64]) -> Result<f64> {
+        let Some((loss, label)) = self.eval_into(s, x)? else {
             grad.fill(0.0);
-            return f64::NAN;
+            return Ok(f64::NAN);
         };
         let mut l2sq = 0.0;
         for (&xi, &oi) in x.iter().zip(&self.x0) {
@@ -359,7 +457,11 @@ impl<'m, C: Classifier + ?Sized> AttackObjective<'m, C> {
         for (((g, &lg), &xi), &oi) in grad.iter_mut().zip(s.grad.iter()).zip(x).zip(&self.x0) {
             *g = lg + ck * (xi - oi);
         }
-        if self.goal.is_reached(label) && l2sq < s.tracked.l2sq && self.domain.contains(x) {
+        if self.goal.is_reached(label)
+            && l2sq < s.tracked.l2sq
+            && x.iter().all(|v| v.is_finite())
+            && self.bounds.contains(x)
+        {
             let t = &mut s.tracked;
             t.x.copy_from_slice(x);
             t.l2sq = l2sq;
@@ -367,7 +469,7 @@ impl<'m, C: Classifier + ?Sized> AttackObjective<'m, C> {
             t.c = self.c;
             t.fresh = true;
         }
-        self.c * pen + loss
+        Ok(self.c * pen + loss)
     }
 }
 
@@ -376,53 +478,22 @@ impl<C: Classifier + ?Sized> Objective for AttackObjective<'_, C> {
         self.x0.len()
     }
 
-    fn value_gradient(&mut self, x: &[f64], grad: &mut [f64]) -> f64 {
-        if x.len() != self.x0.len() || grad.len() != self.x0.len() {
-            grad.fill(f64::NAN);
-            return f64::NAN;
+    fn value_gradient(&mut self, x: &[f64], grad: &mut [f64]) -> Result<f64> {
+        if x.len() != self.x0.len() {
+            return Err(Error::shape(
+                "attack objective point",
+                self.x0.len(),
+                x.len(),
+            ));
+        }
+        if grad.len() != self.x0.len() {
+            return Err(Error::shape(
+                "attack objective gradient",
+                self.x0.len(),
+                grad.len(),
+            ));
         }
         let mut s = self.scratch.borrow_mut();
         self.value_gradient_impl(&mut s, x, grad)
-    }
-}
-
-#[cfg(feature = "argmin")]
-mod argmin_impl {
-    use super::*;
-
-    fn check(obj_dim: usize, p: &[f64]) -> std::result::Result<(), argmin::core::Error> {
-        if p.len() != obj_dim {
-            return Err(argmin::core::Error::msg(format!(
-                "attack objective: parameter length {} != {}",
-                p.len(),
-                obj_dim
-            )));
-        }
-        Ok(())
-    }
-
-    #[cfg_attr(docsrs, doc(cfg(feature = "argmin")))]
-    impl<C: Classifier + ?Sized> argmin::core::CostFunction for AttackObjective<'_, C> {
-        type Param = Vec<f64>;
-        type Output = f64;
-        fn cost(&self, p: &Vec<f64>) -> std::result::Result<f64, argmin::core::Error> {
-            check(self.x0.len(), p)?;
-            let mut g = vec![0.0; p.len()];
-            let mut s = self.scratch.borrow_mut();
-            Ok(self.value_gradient_impl(&mut s, p, &mut g))
-        }
-    }
-
-    #[cfg_attr(docsrs, doc(cfg(feature = "argmin")))]
-    impl<C: Classifier + ?Sized> argmin::core::Gradient for AttackObjective<'_, C> {
-        type Param = Vec<f64>;
-        type Gradient = Vec<f64>;
-        fn gradient(&self, p: &Vec<f64>) -> std::result::Result<Vec<f64>, argmin::core::Error> {
-            check(self.x0.len(), p)?;
-            let mut g = vec![0.0; p.len()];
-            let mut s = self.scratch.borrow_mut();
-            self.value_gradient_impl(&mut s, p, &mut g);
-            Ok(g)
-        }
     }
 }

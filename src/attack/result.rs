@@ -21,8 +21,32 @@ pub enum Target {
 }
 
 impl Target {
-    /// The label given in the target.
-    pub fn label(&self) -> usize {
+    /// The label the input must be classified as: `Some(l)` for [`Target::Label`], `None`
+    /// for the untargeted kinds.
+    ///
+    /// ```
+    /// use intriguing::attack::Target;
+    /// assert_eq!(Target::Label(3).target_label(), Some(3));
+    /// assert_eq!(Target::Nearest { true_label: 3 }.target_label(), None);
+    /// ```
+    pub fn target_label(&self) -> Option<usize> {
+        match *self {
+            Target::Label(l) => Some(l),
+            Target::Untargeted { .. } | Target::Nearest { .. } => None,
+        }
+    }
+
+    /// The label the input must move away from: `Some(y)` for [`Target::Untargeted`] and
+    /// [`Target::Nearest`], `None` for [`Target::Label`].
+    pub fn true_label(&self) -> Option<usize> {
+        match *self {
+            Target::Label(_) => None,
+            Target::Untargeted { true_label } | Target::Nearest { true_label } => Some(true_label),
+        }
+    }
+
+    /// The one label the target names (the target label or the true label), for range checks.
+    pub(crate) fn named_label(&self) -> usize {
         match *self {
             Target::Label(l) => l,
             Target::Untargeted { true_label } | Target::Nearest { true_label } => true_label,

@@ -9,10 +9,10 @@
 //! error, non-finite values, a panic), the chunk is re-run row by row, so that only the
 //! offending rows get an `Err` in their slot.
 
-use super::config::BoxDomain;
 use super::result::Adversarial;
 use crate::classifier::{Classifier, argmax};
 use crate::error::{Error, Result, check_finite};
+use crate::optim::Bounds;
 use crate::validate;
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut2, s};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -83,39 +83,13 @@ impl RowResult {
     }
 }
 
-/// Checks that a box is a valid interval per coordinate and has length `n` when given per
-/// coordinate.
-pub(crate) fn check_domain(domain: &BoxDomain, n: usize) -> Result<()> {
-    let check = |lo: f64, hi: f64| {
-        if lo.is_nan() || hi.is_nan() || lo > hi || lo == f64::INFINITY || hi == f64::NEG_INFINITY {
-            Err(Error::InvalidConfig(format!(
-                "attack box interval [{lo}, {hi}] is not a valid interval"
-            )))
-        } else {
-            Ok(())
-        }
-    };
-    match domain {
-        BoxDomain::Uniform { lower, upper } => check(*lower, *upper),
-        BoxDomain::PerCoordinate { lower, upper } => {
-            if lower.len() != n {
-                return Err(Error::shape("attack box lower bounds", n, lower.len()));
-            }
-            if upper.len() != n {
-                return Err(Error::shape("attack box upper bounds", n, upper.len()));
-            }
-            lower.iter().zip(upper).try_for_each(|(&l, &u)| check(l, u))
-        }
-    }
-}
-
 /// Whole-batch checks: `inputs` is `[n, input_dim]`, one label per row, a model with ≥ 2
 /// classes, a valid box, `threads ≥ 1`.
 pub(crate) fn check_batch<C: Classifier + ?Sized>(
     model: &C,
     inputs: ArrayView2<'_, f64>,
     labels: &[usize],
-    domain: &BoxDomain,
+    domain: &Bounds,
     threads: usize,
 ) -> Result<()> {
     if inputs.ncols() != model.input_dim() {
@@ -134,7 +108,7 @@ pub(crate) fn check_batch<C: Classifier + ?Sized>(
             model.num_classes()
         )));
     }
-    check_domain(domain, model.input_dim())?;
+    domain.check_fits(model.input_dim(), "attack box")?;
     validate::at_least_one("threads", threads)?;
     Ok(())
 }
@@ -144,11 +118,11 @@ pub(crate) fn check_row<C: Classifier + ?Sized>(
     model: &C,
     x: ArrayView1<'_, f64>,
     label: usize,
-    domain: &BoxDomain,
+    domain: &Bounds,
 ) -> Result<()> {
     check_finite(x.iter(), "attack input")?;
     for (index, &value) in x.iter().enumerate() {
-        let (lower, upper) = domain.interval(index);
+        let (lower, upper) = domain.interval_at(index);
         if !(lower <= value && value <= upper) {
             return Err(Error::OutOfBounds {
                 index,
@@ -168,19 +142,8 @@ pub(crate) fn check_row<C: Classifier + ?Sized>(
 }
 
 /// Clamps `x` into the box, coordinate by coordinate.
-pub(crate) fn clip_into(domain: &BoxDomain, x: &mut [f64]) {
-    match domain {
-        BoxDomain::Uniform { lower, upper } => {
-            for v in x {
-                *v = v.clamp(*lower, *upper);
-            }
-        }
-        BoxDomain::PerCoordinate { lower, upper } => {
-            for ((v, &l), &u) in x.iter_mut().zip(lower).zip(upper) {
-                *v = v.clamp(l, u);
-            }
-        }
-    }
+pub(crate) fn clip_into(domain: &Bounds, x: &mut [f64]) {
+    domain.project(x);
 }
 
 fn non_finite(what: &str) -> Error {
@@ -259,7 +222,7 @@ pub(crate) fn verify_rows<C: Classifier + ?Sized>(
     candidates: ArrayView2<'_, f64>,
     origins: ArrayView2<'_, f64>,
     labels: &[usize],
-    domain: &BoxDomain,
+    domain: &Bounds,
     bound: Option<(Norm, f64)>,
 ) -> Result<Vec<Option<usize>>> {
     let mut z = Array2::zeros((candidates.nrows(), model.num_classes()));
@@ -320,7 +283,7 @@ pub(crate) fn run_rows<C, T, F>(
     model: &C,
     inputs: ArrayView2<'_, f64>,
     labels: &[usize],
-    domain: &BoxDomain,
+    domain: &Bounds,
     threads: usize,
     chunk_fn: F,
 ) -> Vec<Result<T>>

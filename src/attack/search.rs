@@ -3,9 +3,10 @@
 use super::config::{AttackConfig, InitialC, Penalty};
 use super::objective::{AttackObjective, Goal};
 use super::result::{Adversarial, AttackResult, CBracket, FailureReason, Target};
+use crate::classifier::ClassifierExt;
 use crate::classifier::{Classifier, argmax};
-use crate::error::Result;
-use crate::optim::{Lbfgsb, Objective, Workspace};
+use crate::error::{Error, Result};
+use crate::optim::{Objective, Workspace};
 use ndarray::{Array1, ArrayView2};
 use std::ops::ControlFlow;
 
@@ -27,7 +28,10 @@ pub(crate) fn verify<C: Classifier + ?Sized>(
     config: &AttackConfig,
     goal: Goal,
 ) -> Option<usize> {
-    if x.len() != model.input_dim() || !config.domain.contains(x) {
+    if x.len() != model.input_dim()
+        || !x.iter().all(|v| v.is_finite())
+        || !config.bounds.contains(x)
+    {
         return None;
     }
     let view = ArrayView2::from_shape((1, x.len()), x).ok()?;
@@ -40,11 +44,10 @@ fn l2sq(x: &[f64], origin: &[f64]) -> f64 {
     x.iter().zip(origin).map(|(a, b)| (a - b) * (a - b)).sum()
 }
 
-/// The optimizer, its workspace and the counters, shared by all runs of one attack.
+/// The objective, the solver workspace and the counters, shared by all runs of one attack
+/// (the two solvers are the configuration's).
 pub(crate) struct Engine<'m, 'c, C: Classifier + ?Sized> {
     pub obj: AttackObjective<'m, C>,
-    solver: Lbfgsb,
-    fine_solver: Lbfgsb,
     ws: Workspace,
     cfg: &'c AttackConfig,
     pub runs: usize,
@@ -57,12 +60,8 @@ pub(crate) struct Engine<'m, 'c, C: Classifier + ?Sized> {
 
 impl<'m, 'c, C: Classifier + ?Sized> Engine<'m, 'c, C> {
     pub fn new(obj: AttackObjective<'m, C>, cfg: &'c AttackConfig) -> Result<Self> {
-        let solver = cfg.solver(obj.dim(), cfg.ftol)?;
-        let fine_solver = cfg.solver(obj.dim(), cfg.bisection_ftol)?;
         Ok(Engine {
             obj,
-            solver,
-            fine_solver,
             ws: Workspace::default(),
             cfg,
             runs: 0,
@@ -81,7 +80,8 @@ impl<'m, 'c, C: Classifier + ?Sized> Engine<'m, 'c, C> {
                 let x0 = self.obj.origin().to_vec();
                 let mut g = vec![0.0; n];
                 let _ = self.obj.set_c(0.0);
-                let loss = self.obj.value_gradient(&x0, &mut g);
+                // A model error here shows up again in the first run, which reports it.
+                let loss = self.obj.value_gradient(&x0, &mut g).unwrap_or(f64::NAN);
                 let gn = g.iter().map(|v| v * v).sum::<f64>().sqrt();
                 let c = match self.cfg.penalty {
                     Penalty::L2 => factor * gn,
@@ -236,11 +236,7 @@ impl LabelSearch {
 
         if e.obj.goal() != self.goal {
             // Only happens when one engine serves several goals (Nearest).
-            if e.obj.set_goal(self.goal).is_err() {
-                self.done = true;
-                self.failure = Some(FailureReason::NotReached);
-                return;
-            }
+            e.obj.set_goal(self.goal);
         }
         if e.obj.set_c(c).is_err() {
             self.done = true;
@@ -260,22 +256,36 @@ impl LabelSearch {
         };
         let start = start.to_vec();
         e.runs += 1;
-        let solver = if bracketed { &e.fine_solver } else { &e.solver };
+        let solver = if bracketed {
+            &cfg.bisection_solver
+        } else {
+            &cfg.solver
+        };
+        let evaluations_before = e.obj.evaluations();
         let sol = match solver
             .minimize_with(&mut e.obj, &start, &mut e.ws, |_| ControlFlow::Continue(()))
         {
             Ok(s) => s,
             Err(err) => {
                 self.done = true;
-                self.failure = Some(FailureReason::Optimizer(err.to_string()));
+                // An error after an evaluation is the objective's, i.e. the model's; one
+                // before any is the solver refusing its arguments.
+                self.failure = Some(if e.obj.evaluations() > evaluations_before {
+                    FailureReason::ModelFailure(err.to_string())
+                } else {
+                    FailureReason::Optimizer(err.to_string())
+                });
                 return;
             }
         };
-        if let Some(err) = e.obj.take_error()
-            && !sol.value.is_finite()
-        {
+        if !sol.value.is_finite() {
             self.done = true;
-            self.failure = Some(FailureReason::ModelFailure(err.to_string()));
+            self.failure = Some(FailureReason::ModelFailure(
+                Error::ModelNonFinite {
+                    what: "logits or loss gradient during the attack".into(),
+                }
+                .to_string(),
+            ));
             return;
         }
 
@@ -402,12 +412,11 @@ pub(crate) fn run_attack<C: Classifier + ?Sized>(
     original_label: usize,
     config: &AttackConfig,
 ) -> Result<AttackResult> {
-    let first_goal = match target {
-        Target::Label(l) => Goal::Label(l),
-        Target::Untargeted { true_label } => Goal::AnyBut(true_label),
+    let first_goal = Goal::of(target).unwrap_or(match target {
         Target::Nearest { true_label } => Goal::Label(if true_label == 0 { 1 } else { 0 }),
-    };
-    let obj = AttackObjective::new(model, x, first_goal, 1.0, config)?;
+        _ => Goal::Label(0),
+    });
+    let obj = AttackObjective::new_unchecked(model, x, first_goal, 1.0, config)?;
     let mut e = Engine::new(obj, config)?;
     let origin = x.to_vec();
 
@@ -429,7 +438,7 @@ pub(crate) fn run_attack<C: Classifier + ?Sized>(
             let order = rank_labels(model, x, true_label, &labels, &mut e)?;
             let mut searches = Vec::new();
             for &l in order.iter().take(config.nearest_candidates) {
-                e.obj.set_goal(Goal::Label(l))?;
+                e.obj.set_goal(Goal::Label(l));
                 let c0 = e.initial_c();
                 let mut s = LabelSearch::new(Goal::Label(l), c0);
                 s.prunable = config.nearest_prune_margin.is_finite();

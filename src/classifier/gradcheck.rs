@@ -1,6 +1,7 @@
 //! Central finite-difference gradient checking.
 
 use super::{Classifier, softmax_cross_entropy};
+use crate::classifier::ClassifierExt;
 use crate::error::{Error, Result, check_finite};
 use crate::validate;
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut2, Axis, s};
@@ -270,7 +271,7 @@ pub fn check_gradient_batch<C: Classifier + ?Sized>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::classifier::LossSeed;
+    use crate::classifier::LogitsLoss;
     use ndarray::{Array2, ArrayView2, ArrayViewMut2, array};
 
     /// Logits = W x, with a deliberately wrong backward pass when `bug` is set.
@@ -297,7 +298,7 @@ mod tests {
         fn loss_gradient_into(
             &self,
             x: ArrayView2<'_, f64>,
-            seed: LossSeed<'_>,
+            seed: LogitsLoss<'_>,
             mut grad: ArrayViewMut2<'_, f64>,
         ) -> Result<f64> {
             let z = x.dot(&self.w.t());
@@ -357,7 +358,7 @@ mod tests {
         fn loss_gradient_into(
             &self,
             x: ArrayView2<'_, f64>,
-            seed: LossSeed<'_>,
+            seed: LogitsLoss<'_>,
             mut grad: ArrayViewMut2<'_, f64>,
         ) -> Result<f64> {
             let t = x.mapv(f64::tanh);

@@ -2,8 +2,9 @@
 //!
 //! Any differentiable model over `f64` inputs can be attacked by `intriguing` once it
 //! implements [`Classifier`]: four required methods — input dimension, number of classes,
-//! batch logits, and one forward + one backward pass that returns the gradient of a loss
-//! with respect to the inputs.
+//! batch logits, and one forward + one backward pass that returns the gradient of a loss on
+//! the logits ([`LogitsLoss`]) with respect to the inputs. Everything else (validated `logits`,
+//! `predict`, `error_rate`, ...) comes with [`ClassifierExt`].
 //!
 //! # Examples
 //!
@@ -11,7 +12,7 @@
 //! validated with the gradient checker:
 //!
 //! ```
-//! use intriguing::classifier::{check_gradient, Classifier, LossSeed};
+//! use intriguing::classifier::{check_gradient, Classifier, ClassifierExt, LogitsLoss};
 //! use intriguing::Result;
 //! use ndarray::{array, Array2, ArrayView2, ArrayViewMut2};
 //!
@@ -25,7 +26,7 @@
 //!         out.assign(&x.mapv(f64::tanh).dot(&self.w.t()));
 //!         Ok(())
 //!     }
-//!     fn loss_gradient_into(&self, x: ArrayView2<f64>, seed: LossSeed<'_>,
+//!     fn loss_gradient_into(&self, x: ArrayView2<f64>, seed: LogitsLoss<'_>,
 //!                           mut grad: ArrayViewMut2<f64>) -> Result<f64> {
 //!         let h = x.mapv(f64::tanh);
 //!         let z = h.dot(&self.w.t());                  // one forward pass
@@ -52,22 +53,29 @@ pub use loss::{
     log_softmax_into, logsumexp, softmax_cross_entropy, softmax_cross_entropy_batch, softmax_into,
 };
 
-use crate::error::{Error, Result, check_finite};
+use crate::error::{Error, Result, Shape, check_finite};
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut2};
 
-/// The seed of a vector-Jacobian product: given the logits of the current forward pass
-/// (`[n, num_classes]`), writes `dloss/dlogits` into the second argument (same shape,
-/// zero-initialised by the caller is NOT guaranteed: overwrite every entry) and returns the
-/// loss value.
-pub type LossSeed<'a> = &'a mut dyn FnMut(ArrayView2<'_, f64>, ArrayViewMut2<'_, f64>) -> f64;
+/// A loss on logits, the seed of one vector-Jacobian product: called once with the logits of
+/// the current forward pass (`[n, num_classes]`) and a buffer of the same shape, it returns
+/// the loss and writes `dloss/dlogits` into every entry of the buffer (whose initial contents
+/// are unspecified).
+pub type LogitsLoss<'a> = &'a mut dyn FnMut(ArrayView2<'_, f64>, ArrayViewMut2<'_, f64>) -> f64;
 
-/// A differentiable classifier over `f64` inputs.
+/// The former name of [`LogitsLoss`].
+#[deprecated(note = "renamed to `LogitsLoss`")]
+pub type LossSeed<'a> = LogitsLoss<'a>;
+
+/// A differentiable classifier over `f64` inputs: the four methods an implementor writes.
 ///
 /// The trait is object safe: `&dyn Classifier` and `Vec<Box<dyn Classifier>>` work.
-/// Batches are rows: inputs are `[n, input_dim]`, logits `[n, num_classes]`.
+/// Batches are rows: inputs are `[n, input_dim]`, logits `[n, num_classes]`. The validating
+/// and convenience methods (`logits`, `predict`, `check_inputs`, ...) live in
+/// [`ClassifierExt`], implemented for every `Classifier` and not overridable.
 ///
-/// The two required computational methods receive inputs whose shape the caller has already
-/// checked (the provided methods do the checking); they should not panic on any finite input.
+/// The two computational methods receive inputs whose shape the caller has already
+/// checked (the [`ClassifierExt`] methods do the checking); they should not panic on any
+/// finite input.
 pub trait Classifier: Send + Sync {
     /// Length of one input row.
     fn input_dim(&self) -> usize;
@@ -78,24 +86,29 @@ pub trait Classifier: Send + Sync {
     /// Writes the logits of a batch into `out` (`[n, num_classes]`).
     fn logits_into(&self, inputs: ArrayView2<'_, f64>, out: ArrayViewMut2<'_, f64>) -> Result<()>;
 
-    /// One forward and one backward pass: computes the logits of `inputs`, asks `seed` for
-    /// `dloss/dlogits` at those logits, and writes `dloss/dinputs` into `grad`
-    /// (`[n, input_dim]`). Returns the loss that `seed` returned.
+    /// One forward and one backward pass: computes the logits of `inputs`, calls `loss` once
+    /// on those logits for the loss value and `dloss/dlogits`, and writes `dloss/dinputs`
+    /// into `grad` (`[n, input_dim]`). Returns the value `loss` returned.
     fn loss_gradient_into(
         &self,
         inputs: ArrayView2<'_, f64>,
-        seed: LossSeed<'_>,
+        loss: LogitsLoss<'_>,
         grad: ArrayViewMut2<'_, f64>,
     ) -> Result<f64>;
+}
 
+/// Validation and convenience methods of every [`Classifier`] (blanket-implemented, so an
+/// implementor cannot override the checks the attack relies on). In scope through
+/// `use intriguing::prelude::*` or `use intriguing::ClassifierExt`.
+pub trait ClassifierExt: Classifier {
     /// Checks that `inputs` is `[n, input_dim]` and finite.
     fn check_inputs(&self, inputs: ArrayView2<'_, f64>) -> Result<()> {
         if inputs.ncols() != self.input_dim() {
-            return Err(Error::shape(
-                "classifier inputs",
-                format!("[n, {}]", self.input_dim()),
-                format!("{:?}", inputs.shape()),
-            ));
+            return Err(Error::ShapeMismatch {
+                context: "classifier inputs".into(),
+                expected: Shape::Dims(vec![None, Some(self.input_dim())]),
+                found: Shape::from(inputs.shape()),
+            });
         }
         check_finite(inputs.iter(), "classifier inputs")
     }
@@ -176,17 +189,17 @@ pub trait Classifier: Send + Sync {
     fn loss_gradient(
         &self,
         inputs: ArrayView2<'_, f64>,
-        seed: LossSeed<'_>,
+        loss: LogitsLoss<'_>,
     ) -> Result<(f64, Array2<f64>)> {
         self.check_inputs(inputs)?;
         let mut grad = Array2::zeros(inputs.raw_dim());
-        let loss = self.loss_gradient_into(inputs, seed, grad.view_mut())?;
-        if !loss.is_finite() || grad.iter().any(|v| !v.is_finite()) {
+        let value = self.loss_gradient_into(inputs, loss, grad.view_mut())?;
+        if !value.is_finite() || grad.iter().any(|v| !v.is_finite()) {
             return Err(Error::ModelNonFinite {
                 what: "loss gradient".into(),
             });
         }
-        Ok((loss, grad))
+        Ok((value, grad))
     }
 
     /// Softmax cross-entropy of one input against `label`, and its gradient with respect to
@@ -200,13 +213,15 @@ pub trait Classifier: Send + Sync {
         let x2 = x
             .to_shape((1, x.len()))
             .map_err(|e| Error::shape("input", "1-D", e))?;
-        let mut seed = |z: ArrayView2<'_, f64>, mut dz: ArrayViewMut2<'_, f64>| {
+        let mut loss = |z: ArrayView2<'_, f64>, mut dz: ArrayViewMut2<'_, f64>| {
             softmax_cross_entropy(z.row(0), label, dz.row_mut(0))
         };
-        let (loss, g) = self.loss_gradient(x2.view(), &mut seed)?;
-        Ok((loss, g.row(0).to_owned()))
+        let (value, g) = self.loss_gradient(x2.view(), &mut loss)?;
+        Ok((value, g.row(0).to_owned()))
     }
 }
+
+impl<C: Classifier + ?Sized> ClassifierExt for C {}
 
 /// Index of the largest entry (the first one on ties; NaN entries are never chosen unless all
 /// are NaN, in which case 0).
@@ -242,10 +257,10 @@ macro_rules! forward_classifier {
             fn loss_gradient_into(
                 &self,
                 inputs: ArrayView2<'_, f64>,
-                seed: LossSeed<'_>,
+                loss: LogitsLoss<'_>,
                 grad: ArrayViewMut2<'_, f64>,
             ) -> Result<f64> {
-                (**self).loss_gradient_into(inputs, seed, grad)
+                (**self).loss_gradient_into(inputs, loss, grad)
             }
         }
     )*};

@@ -22,9 +22,9 @@
 
 use super::sample::{ExperimentData, seeded_sample};
 use super::{Event, Progress, Scale};
-use crate::Classifier;
 use crate::attack::{AttackConfig, Target, attack_batch};
 use crate::classifier::softmax_cross_entropy;
+use crate::classifier::{Classifier, ClassifierExt};
 use crate::error::{Error, Result};
 use crate::models::{Mlp, Preset};
 use ndarray::{Array2, ArrayView2, ArrayViewMut2, s};
@@ -284,10 +284,11 @@ fn refresh(
     let layer = pool.spec.layer;
     let (results, origins, (lo, hi)) = if layer == 0 {
         let r = attack_batch(model, xs.view(), &targets, &cfg.attack, cfg.threads)?;
-        let bounds = match cfg.attack.domain() {
-            crate::attack::BoxDomain::Uniform { lower, upper } => (*lower, *upper),
-            crate::attack::BoxDomain::PerCoordinate { .. } => (f64::NEG_INFINITY, f64::INFINITY),
-        };
+        let bounds = cfg
+            .attack
+            .bounds()
+            .as_interval()
+            .unwrap_or((f64::NEG_INFINITY, f64::INFINITY));
         (r, xs, bounds)
     } else {
         let h = model.hidden_representation(xs.view(), layer - 1)?;

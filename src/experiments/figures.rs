@@ -1,7 +1,7 @@
 //! Figure-5-style PNG grids: originals, adversarial examples and magnified distortions.
 
 use super::sample::AdversarialSet;
-use crate::Classifier;
+use crate::classifier::{Classifier, ClassifierExt};
 use crate::error::{Error, Result};
 use crate::viz::{AdversarialPanel, write_adversarial_figure};
 use std::path::Path;

@@ -4,7 +4,7 @@
 
 use super::sample::ExperimentData;
 use super::{Event, ExperimentConfig, Progress, Scale};
-use crate::Classifier;
+use crate::ClassifierExt;
 use crate::error::{Error, Result};
 use crate::models::autoencoder::{SoftmaxConfig, SparseAeConfig, SparseAutoencoder};
 use crate::models::{Mlp, Optimizer, Preset, TrainConfig, train};

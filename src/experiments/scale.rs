@@ -14,7 +14,7 @@ use super::recipes::TrainingSet;
 use super::sample::ExperimentData;
 use super::table1::{attack_set, linear_min_perturbation, table1_sample};
 use super::{Event, ExperimentConfig, Progress, Scale};
-use crate::Classifier;
+use crate::classifier::ClassifierExt;
 use crate::data::subset;
 use crate::error::{Error, Result};
 use crate::models::{Mlp, Preset, train};
@@ -344,10 +344,10 @@ fn measure(
         }
     }
     let k = attack_samples.min(sy.len());
-    let attack = cfg
-        .attack
-        .clone()
-        .with_bounds(bounds.0.to_vec(), bounds.1.to_vec())?;
+    let attack = cfg.attack.clone().with_bounds(crate::optim::Bounds::new(
+        bounds.0.to_vec(),
+        bounds.1.to_vec(),
+    )?);
     let set = attack_set(
         name,
         model,

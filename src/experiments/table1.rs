@@ -6,6 +6,7 @@ use super::sample::{AdversarialSet, ExperimentData, median, seeded_sample};
 use super::{Event, ExperimentConfig, Progress};
 use crate::Classifier;
 use crate::attack::{AttackConfig, Target, attack_batch};
+use crate::classifier::ClassifierExt;
 use crate::data::subset;
 use crate::error::{Error, Result};
 use crate::models::{Activation, Mlp};

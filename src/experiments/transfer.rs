@@ -2,6 +2,7 @@
 
 use super::NamedModel;
 use super::sample::AdversarialSet;
+use crate::classifier::ClassifierExt;
 use crate::error::Result;
 
 /// Rows = sources of examples, columns = evaluated models, entries = share of the examples

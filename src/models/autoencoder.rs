@@ -26,7 +26,7 @@
 //! # Examples
 //!
 //! ```
-//! use intriguing::Classifier;
+//! use intriguing::{Classifier, ClassifierExt};
 //! use intriguing::models::autoencoder::{SparseAutoencoder, SparseAeConfig, SoftmaxConfig};
 //! use ndarray::Array2;
 //!
@@ -46,7 +46,7 @@
 use super::layer::Module;
 use super::train::{TrainLoss, fit, train};
 use super::{Activation, Dense, EpochInfo, Gradients, Mlp, Optimizer, TrainConfig, TrainReport};
-use crate::classifier::Classifier;
+use crate::classifier::{Classifier, ClassifierExt};
 use crate::error::{Error, Result, check_finite};
 use crate::validate::{at_least_one, in_open_unit_interval, non_negative};
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut2};
@@ -598,7 +598,7 @@ mod tests {
         )
         .unwrap();
         let mlp = Mlp::new(vec![layer]).unwrap();
-        use crate::Classifier;
+        use crate::classifier::ClassifierExt;
         assert_eq!(mlp.error_rate(x.view(), &y).unwrap(), 0.0);
     }
 }

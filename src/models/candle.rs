@@ -101,7 +101,7 @@
 pub use candle_core;
 pub use candle_nn;
 
-use crate::classifier::{Classifier, LossSeed};
+use crate::classifier::{Classifier, LogitsLoss};
 use crate::error::{Error, Result};
 use candle_core::{DType, Device, ModuleT, Tensor, Var};
 use ndarray::{Array2, ArrayView2, ArrayViewMut2};
@@ -344,7 +344,7 @@ impl<M: ModuleT + Send + Sync> Classifier for CandleClassifier<M> {
     fn loss_gradient_into(
         &self,
         inputs: ArrayView2<'_, f64>,
-        seed: LossSeed<'_>,
+        seed: LogitsLoss<'_>,
         grad: ArrayViewMut2<'_, f64>,
     ) -> Result<f64> {
         let n = inputs.nrows();

@@ -3,7 +3,7 @@
 use super::init::{checked_len, glorot_uniform};
 use super::layer::{Module, width_error};
 use super::{Activation, Sequential};
-use crate::classifier::Classifier;
+use crate::classifier::ClassifierExt;
 use crate::error::{Error, Result, check_finite};
 use ndarray::linalg::general_mat_mul;
 use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2};

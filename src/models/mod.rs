@@ -31,7 +31,7 @@
 //! Train a small sigmoid MLP on 2000 MNIST images and evaluate it:
 //!
 //! ```
-//! use intriguing::Classifier;
+//! use intriguing::{Classifier, ClassifierExt};
 //! use intriguing::data::Mnist;
 //! use intriguing::models::Preset;
 //!

@@ -3,7 +3,7 @@
 //! training) and one flat parameter view.
 
 use super::layer::Module;
-use crate::classifier::{Classifier, LossSeed, softmax_cross_entropy};
+use crate::classifier::{Classifier, ClassifierExt, LogitsLoss, softmax_cross_entropy};
 use crate::error::{Error, Result, check_finite};
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut2, Axis};
 use std::cell::RefCell;
@@ -296,7 +296,7 @@ impl<L: Module> Sequential<L> {
     pub fn gradients_with(
         &self,
         inputs: ArrayView2<'_, f64>,
-        seed: LossSeed<'_>,
+        seed: LogitsLoss<'_>,
     ) -> Result<(f64, Gradients)> {
         self.gradients_inner(inputs, seed, None)
     }
@@ -305,7 +305,7 @@ impl<L: Module> Sequential<L> {
     pub(crate) fn gradients_with_activity(
         &self,
         inputs: ArrayView2<'_, f64>,
-        seed: LossSeed<'_>,
+        seed: LogitsLoss<'_>,
         activity: ActivityHook<'_>,
     ) -> Result<(f64, Gradients)> {
         self.gradients_inner(inputs, seed, Some(activity))
@@ -314,7 +314,7 @@ impl<L: Module> Sequential<L> {
     fn gradients_inner(
         &self,
         inputs: ArrayView2<'_, f64>,
-        seed: LossSeed<'_>,
+        seed: LogitsLoss<'_>,
         activity: Option<ActivityHook<'_>>,
     ) -> Result<(f64, Gradients)> {
         self.check_inputs(inputs)?;
@@ -383,7 +383,7 @@ impl<L: Module> Sequential<L> {
         &self,
         x: ArrayView2<'_, f64>,
         buf: &mut [f64],
-        seed: LossSeed<'_>,
+        seed: LogitsLoss<'_>,
         mut grads: Option<&mut [f64]>,
         mut input_grad: Option<ArrayViewMut2<'_, f64>>,
         mut activity: Option<ActivityHook<'_>>,
@@ -513,7 +513,7 @@ impl<L: Module> Classifier for Sequential<L> {
     fn loss_gradient_into(
         &self,
         inputs: ArrayView2<'_, f64>,
-        seed: LossSeed<'_>,
+        seed: LogitsLoss<'_>,
         grad: ArrayViewMut2<'_, f64>,
     ) -> Result<f64> {
         self.check_shapes(inputs, grad.view(), "input gradient", self.input_dim())?;

@@ -84,7 +84,7 @@ impl Mlp {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Classifier;
+    use crate::classifier::ClassifierExt;
     use ndarray::Array2;
 
     #[test]

@@ -5,7 +5,7 @@
 use super::Sequential;
 use super::layer::Module;
 use super::sequential::mean_cross_entropy;
-use crate::classifier::Classifier;
+use crate::classifier::{Classifier, ClassifierExt};
 use crate::error::{Error, Result};
 use crate::validate;
 use ndarray::{Array2, ArrayView2, ArrayViewMut2};

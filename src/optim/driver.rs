@@ -10,6 +10,8 @@
 //! 4. store `s = x⁺ − x`, `y = g⁺ − g` if `sᵀy > ε ‖s‖ ‖y‖`;
 //! 5. stop on the relative decrease test or a budget.
 //!
+//! An objective that returns `Err` stops the run at once; the error is returned unchanged.
+//!
 //! When the line search fails with a nonempty memory, the memory is dropped and the
 //! iteration retried from the steepest-descent model (as the L-BFGS-B paper's code does);
 //! with an empty memory the run ends with `LineSearchFailed`, keeping the best point.
@@ -21,6 +23,7 @@ use super::subspace::subspace_step;
 use super::{
     IterationInfo, Lbfgsb, Objective, Solution, Termination, Workspace, projected_gradient_norm,
 };
+use crate::error::Result;
 use std::ops::ControlFlow;
 
 /// Largest step allowed without bounds (as in L-BFGS-B).
@@ -35,16 +38,40 @@ pub(crate) fn run<O: Objective + ?Sized>(
     obj: &mut O,
     x0: &[f64],
     ws: &mut Workspace,
-    mut observer: impl FnMut(&IterationInfo) -> ControlFlow<()>,
-) -> Solution {
+    observer: impl FnMut(&IterationInfo) -> ControlFlow<()>,
+) -> Result<Solution> {
     let n = x0.len();
     let bounds = cfg.bounds.as_ref().filter(|b| !b.is_unbounded());
+    // The per-coordinate bounds live in the workspace for the run (no allocation once sized).
+    let (mut lower, mut upper) = (std::mem::take(&mut ws.lower), std::mem::take(&mut ws.upper));
+    match bounds {
+        Some(b) => b.materialize(n, &mut lower, &mut upper),
+        None => {
+            lower.clear();
+            upper.clear();
+        }
+    }
     let bounded = bounds.is_some();
     let boxed = bounds.is_some_and(|b| b.is_boxed());
-    let (lower, upper): (&[f64], &[f64]) = match bounds {
-        Some(b) => (b.lower(), b.upper()),
-        None => (&[], &[]),
-    };
+    let out = run_in(cfg, obj, x0, ws, observer, &lower, &upper, bounded, boxed);
+    ws.lower = lower;
+    ws.upper = upper;
+    out
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_in<O: Objective + ?Sized>(
+    cfg: &Lbfgsb,
+    obj: &mut O,
+    x0: &[f64],
+    ws: &mut Workspace,
+    mut observer: impl FnMut(&IterationInfo) -> ControlFlow<()>,
+    lower: &[f64],
+    upper: &[f64],
+    bounded: bool,
+    boxed: bool,
+) -> Result<Solution> {
+    let n = x0.len();
     ws.prepare(n, cfg.memory, bounded);
     let pgnorm = |x: &[f64], g: &[f64]| {
         if bounded {
@@ -55,10 +82,12 @@ pub(crate) fn run<O: Objective + ?Sized>(
     };
 
     ws.x.copy_from_slice(x0);
-    if let Some(b) = bounds {
-        b.project(&mut ws.x);
+    if bounded {
+        for ((v, l), u) in ws.x.iter_mut().zip(lower).zip(upper) {
+            *v = v.clamp(*l, *u);
+        }
     }
-    let mut f = obj.value_gradient(&ws.x, &mut ws.g);
+    let mut f = obj.value_gradient(&ws.x, &mut ws.g)?;
     let mut evals = 1usize;
     let mut iter = 0usize;
     let finish =
@@ -72,11 +101,11 @@ pub(crate) fn run<O: Objective + ?Sized>(
         };
     if !f.is_finite() || !ws.g.iter().all(|v| v.is_finite()) {
         let pg = pgnorm(&ws.x, &ws.g);
-        return finish(ws, f, pg, 0, evals, Termination::NonFiniteStart);
+        return Ok(finish(ws, f, pg, 0, evals, Termination::NonFiniteStart));
     }
     let mut pg = pgnorm(&ws.x, &ws.g);
     if pg <= cfg.pgtol {
-        return finish(ws, f, pg, 0, evals, Termination::GradientTolerance);
+        return Ok(finish(ws, f, pg, 0, evals, Termination::GradientTolerance));
     }
     let ls_params = cfg.line_search;
 
@@ -187,7 +216,7 @@ pub(crate) fn run<O: Objective + ?Sized>(
                     *xt = x + stp * d;
                 }
             }
-            let ft = obj.value_gradient(&ws.xt, &mut ws.gt);
+            let ft = obj.value_gradient(&ws.xt, &mut ws.gt)?;
             evals += 1;
             trials += 1;
             let dphi = dot(&ws.gt, &ws.d);
@@ -304,5 +333,5 @@ pub(crate) fn run<O: Objective + ?Sized>(
             break Termination::MaxEvaluations;
         }
     };
-    finish(ws, f, pg, iter, evals, termination)
+    Ok(finish(ws, f, pg, iter, evals, termination))
 }

@@ -33,7 +33,7 @@
 //!     a * a + 100.0 * b * b
 //! });
 //! let solver = Lbfgsb::new()
-//!     .with_bounds(Bounds::new(vec![-2.0, -2.0], vec![0.5, 2.0])?)?
+//!     .with_bounds(Bounds::new(vec![-2.0, -2.0], vec![0.5, 2.0])?)
 //!     .with_pgtol(1e-8)?;
 //! let sol = solver.minimize(&mut rosen, &[-1.2, 1.0])?;
 //! assert_eq!(sol.termination, Termination::GradientTolerance);
@@ -66,31 +66,46 @@ use crate::validate;
 use std::ops::ControlFlow;
 
 /// A smooth function to minimise: value and gradient in one call.
+///
+/// The contract of [`value_gradient`](Self::value_gradient):
+///
+/// - `Ok(f)` with `f` and every gradient entry finite: a usable point.
+/// - `Ok(f)` with `f` or a gradient entry NaN/±inf: the point is unusable but the function is
+///   fine elsewhere; the line search shrinks the step (at the start point the run ends with
+///   [`Termination::NonFiniteStart`]).
+/// - `Err(e)`: the evaluation itself failed (the model behind the objective returned an
+///   error, ...); the solver stops at once and [`Lbfgsb::minimize`] returns that `e`.
+///
+/// One call is one evaluation; a solver that needs the value and the gradient at a point
+/// calls it once. The solver drives the calls (ask for `(x)`, receive `(f, ∇f)`), so any
+/// objective can equally be fed by a caller that evaluates many points at once.
 pub trait Objective {
     /// Number of variables.
     fn dim(&self) -> usize;
-    /// Returns `f(x)` and writes `∇f(x)` into `grad` (`grad.len() == x.len() == dim()`).
-    /// May return a non-finite value; the line search then shrinks the step.
-    fn value_gradient(&mut self, x: &[f64], grad: &mut [f64]) -> f64;
+    /// Returns `f(x)` and writes `∇f(x)` into `grad` (`grad.len() == x.len() == dim()`); see
+    /// the trait documentation for what a non-finite value and an `Err` mean.
+    fn value_gradient(&mut self, x: &[f64], grad: &mut [f64]) -> Result<f64>;
 }
 
 impl<O: Objective + ?Sized> Objective for &mut O {
     fn dim(&self) -> usize {
         (**self).dim()
     }
-    fn value_gradient(&mut self, x: &[f64], grad: &mut [f64]) -> f64 {
+    fn value_gradient(&mut self, x: &[f64], grad: &mut [f64]) -> Result<f64> {
         (**self).value_gradient(x, grad)
     }
 }
 
-/// Adapts a closure `FnMut(x, grad_out) -> f(x)` of a given dimension into an [`Objective`].
+/// Adapts a closure of a given dimension into an [`Objective`]: `FnMut(x, grad_out) -> f(x)`
+/// ([`new`](Self::new), which cannot fail) or `FnMut(x, grad_out) -> Result<f(x)>`
+/// ([`fallible`](FnObjective::fallible)).
 pub struct FnObjective<F> {
     dim: usize,
     f: F,
 }
 
 impl<F: FnMut(&[f64], &mut [f64]) -> f64> FnObjective<F> {
-    /// Wraps `f` as an objective on `dim` variables.
+    /// Wraps the infallible `f` as an objective on `dim` variables.
     pub fn new(dim: usize, f: F) -> Self {
         FnObjective { dim, f }
     }
@@ -108,100 +123,268 @@ impl<F: FnMut(&[f64], &mut [f64]) -> f64> Objective for FnObjective<F> {
     fn dim(&self) -> usize {
         self.dim
     }
-    fn value_gradient(&mut self, x: &[f64], grad: &mut [f64]) -> f64 {
+    fn value_gradient(&mut self, x: &[f64], grad: &mut [f64]) -> Result<f64> {
+        Ok((self.f)(x, grad))
+    }
+}
+
+/// A fallible closure as an [`Objective`] (made by [`FnObjective::fallible`]).
+pub struct FallibleFnObjective<F> {
+    dim: usize,
+    f: F,
+}
+
+impl FnObjective<fn(&[f64], &mut [f64]) -> f64> {
+    /// Wraps the fallible `f` as an objective on `dim` variables: an `Err` stops the solver,
+    /// which returns it.
+    ///
+    /// ```
+    /// use intriguing::optim::{FnObjective, Lbfgsb};
+    /// use intriguing::Error;
+    /// let mut obj = FnObjective::fallible(1, |x: &[f64], g: &mut [f64]| {
+    ///     if x[0] < 0.5 {
+    ///         return Err(Error::DataFormat("the model is gone".into()));
+    ///     }
+    ///     g[0] = 2.0 * x[0];
+    ///     Ok(x[0] * x[0])
+    /// });
+    /// let r = Lbfgsb::new().minimize(&mut obj, &[1.0]);
+    /// assert!(matches!(r, Err(Error::DataFormat(m)) if m == "the model is gone"));
+    /// ```
+    pub fn fallible<F>(dim: usize, f: F) -> FallibleFnObjective<F>
+    where
+        F: FnMut(&[f64], &mut [f64]) -> Result<f64>,
+    {
+        FallibleFnObjective { dim, f }
+    }
+}
+
+impl<F> std::fmt::Debug for FallibleFnObjective<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FallibleFnObjective")
+            .field("dim", &self.dim)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<F: FnMut(&[f64], &mut [f64]) -> Result<f64>> Objective for FallibleFnObjective<F> {
+    fn dim(&self) -> usize {
+        self.dim
+    }
+    fn value_gradient(&mut self, x: &[f64], grad: &mut [f64]) -> Result<f64> {
         (self.f)(x, grad)
     }
 }
 
-/// Per-coordinate box constraints `lower[i] <= x[i] <= upper[i]` (infinite bounds allowed).
+/// Box constraints `lower[i] <= x[i] <= upper[i]` (infinite bounds allowed): one interval for
+/// every coordinate of a vector of any length ([`Bounds::interval`]), or one interval per
+/// coordinate ([`Bounds::new`], [`Bounds::uniform`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Bounds {
-    lower: Vec<f64>,
-    upper: Vec<f64>,
+    repr: BoundsRepr,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum BoundsRepr {
+    Interval { lower: f64, upper: f64 },
+    PerCoordinate { lower: Vec<f64>, upper: Vec<f64> },
+}
+
+fn check_interval(i: usize, l: f64, u: f64) -> Result<()> {
+    if l.is_nan() {
+        return Err(Error::NonFinite {
+            context: "lower bounds".into(),
+            index: i,
+        });
+    }
+    if u.is_nan() {
+        return Err(Error::NonFinite {
+            context: "upper bounds".into(),
+            index: i,
+        });
+    }
+    if l > u || l == f64::INFINITY || u == f64::NEG_INFINITY {
+        return Err(Error::EmptyInterval {
+            index: i,
+            lower: l,
+            upper: u,
+        });
+    }
+    Ok(())
 }
 
 impl Bounds {
-    /// Checks equal lengths, no NaN, `lower[i] <= upper[i]`, no `+inf` lower / `-inf` upper.
+    /// One interval per coordinate. Checks equal lengths, no NaN, `lower[i] <= upper[i]`, no
+    /// `+inf` lower / `-inf` upper.
     ///
     /// Errors: [`Error::ShapeMismatch`] for unequal lengths, [`Error::NonFinite`] for a NaN
-    /// bound, [`Error::InvalidConfig`] for `lower[i] > upper[i]`, a `+inf` lower or a `-inf`
+    /// bound, [`Error::EmptyInterval`] for `lower[i] > upper[i]`, a `+inf` lower or a `-inf`
     /// upper bound.
     pub fn new(lower: Vec<f64>, upper: Vec<f64>) -> Result<Self> {
         if lower.len() != upper.len() {
             return Err(Error::shape("upper bounds", lower.len(), upper.len()));
         }
-        if let Some(index) = lower.iter().position(|v| v.is_nan()) {
-            return Err(Error::NonFinite {
-                context: "lower bounds".into(),
-                index,
-            });
+        for (i, (&l, &u)) in lower.iter().zip(&upper).enumerate() {
+            check_interval(i, l, u)?;
         }
-        if let Some(index) = upper.iter().position(|v| v.is_nan()) {
-            return Err(Error::NonFinite {
-                context: "upper bounds".into(),
-                index,
-            });
-        }
-        for (i, (l, u)) in lower.iter().zip(&upper).enumerate() {
-            if l > u {
-                return Err(Error::InvalidConfig(format!(
-                    "bounds: lower[{i}] = {l} > upper[{i}] = {u}"
-                )));
-            }
-            if *l == f64::INFINITY || *u == f64::NEG_INFINITY {
-                return Err(Error::InvalidConfig(format!(
-                    "bounds: empty interval [{l}, {u}] at index {i}"
-                )));
-            }
-        }
-        Ok(Bounds { lower, upper })
+        Ok(Bounds {
+            repr: BoundsRepr::PerCoordinate { lower, upper },
+        })
     }
-    /// The same interval `[lo, hi]` for all `n` coordinates.
+    /// The same interval `[lo, hi]` for all `n` coordinates (a per-coordinate box of length
+    /// `n`).
     pub fn uniform(n: usize, lo: f64, hi: f64) -> Result<Self> {
         Self::new(vec![lo; n], vec![hi; n])
     }
-    /// Lower bounds.
-    pub fn lower(&self) -> &[f64] {
-        &self.lower
+    /// `[0, 1]` for every coordinate (infallible [`interval`](Self::interval)).
+    pub(crate) fn unit_interval() -> Self {
+        Bounds {
+            repr: BoundsRepr::Interval {
+                lower: 0.0,
+                upper: 1.0,
+            },
+        }
     }
-    /// Upper bounds.
-    pub fn upper(&self) -> &[f64] {
-        &self.upper
+    /// The same interval `[lo, hi]` for every coordinate of a vector of any length (e.g. the
+    /// pixel box `[0, 1]`, whatever the image size). Errors as [`new`](Self::new).
+    pub fn interval(lo: f64, hi: f64) -> Result<Self> {
+        check_interval(0, lo, hi)?;
+        Ok(Bounds {
+            repr: BoundsRepr::Interval {
+                lower: lo,
+                upper: hi,
+            },
+        })
     }
-    /// Number of coordinates.
-    pub fn len(&self) -> usize {
-        self.lower.len()
+    /// The interval `(lower, upper)` of coordinate `i` (for a per-coordinate box, `i` must be
+    /// `< len`).
+    pub fn interval_at(&self, i: usize) -> (f64, f64) {
+        match &self.repr {
+            BoundsRepr::Interval { lower, upper } => (*lower, *upper),
+            BoundsRepr::PerCoordinate { lower, upper } => (lower[i], upper[i]),
+        }
     }
-    /// True when there are no coordinates.
-    pub fn is_empty(&self) -> bool {
-        self.lower.is_empty()
+    /// `Some((lower, upper))` for a box made by [`interval`](Self::interval).
+    pub fn as_interval(&self) -> Option<(f64, f64)> {
+        match &self.repr {
+            BoundsRepr::Interval { lower, upper } => Some((*lower, *upper)),
+            BoundsRepr::PerCoordinate { .. } => None,
+        }
     }
-    /// True when every `x[i]` lies in its interval (and lengths agree).
+    /// Per-coordinate lower bounds (`None` for an [`interval`](Self::interval)).
+    pub fn lower(&self) -> Option<&[f64]> {
+        match &self.repr {
+            BoundsRepr::Interval { .. } => None,
+            BoundsRepr::PerCoordinate { lower, .. } => Some(lower),
+        }
+    }
+    /// Per-coordinate upper bounds (`None` for an [`interval`](Self::interval)).
+    pub fn upper(&self) -> Option<&[f64]> {
+        match &self.repr {
+            BoundsRepr::Interval { .. } => None,
+            BoundsRepr::PerCoordinate { upper, .. } => Some(upper),
+        }
+    }
+    /// Number of coordinates of a per-coordinate box; `None` for an interval, which fits any
+    /// length.
+    pub fn len(&self) -> Option<usize> {
+        match &self.repr {
+            BoundsRepr::Interval { .. } => None,
+            BoundsRepr::PerCoordinate { lower, .. } => Some(lower.len()),
+        }
+    }
+    /// True when the box applies to vectors of length `n`.
+    pub fn fits(&self, n: usize) -> bool {
+        self.len().is_none_or(|m| m == n)
+    }
+    /// [`Error::ShapeMismatch`] (context `what`) unless the box applies to length `n`.
+    pub(crate) fn check_fits(&self, n: usize, what: &'static str) -> Result<()> {
+        match self.len() {
+            Some(m) if m != n => Err(Error::shape(what, n, m)),
+            _ => Ok(()),
+        }
+    }
+    /// True when every `x[i]` lies in its interval (and, for a per-coordinate box, the
+    /// lengths agree). NaN is never inside.
     pub fn contains(&self, x: &[f64]) -> bool {
-        x.len() == self.len()
-            && x.iter()
-                .zip(&self.lower)
-                .zip(&self.upper)
-                .all(|((v, l), u)| l <= v && v <= u)
+        self.fits(x.len())
+            && x.iter().enumerate().all(|(i, v)| {
+                let (l, u) = self.interval_at(i);
+                l <= *v && *v <= u
+            })
+    }
+    /// [`Error::OutOfBounds`] naming the first coordinate of `x` outside the box (the length
+    /// must fit, see [`fits`](Self::fits)).
+    pub fn check_contains(&self, x: &[f64]) -> Result<()> {
+        for (index, &value) in x.iter().enumerate() {
+            let (lower, upper) = self.interval_at(index);
+            if !(lower <= value && value <= upper) {
+                return Err(Error::OutOfBounds {
+                    index,
+                    value,
+                    lower,
+                    upper,
+                });
+            }
+        }
+        Ok(())
     }
     /// True when every bound is infinite (the problem is unconstrained).
     pub fn is_unbounded(&self) -> bool {
-        self.lower.iter().all(|l| *l == f64::NEG_INFINITY)
-            && self.upper.iter().all(|u| *u == f64::INFINITY)
+        match &self.repr {
+            BoundsRepr::Interval { lower, upper } => {
+                *lower == f64::NEG_INFINITY && *upper == f64::INFINITY
+            }
+            BoundsRepr::PerCoordinate { lower, upper } => {
+                lower.iter().all(|l| *l == f64::NEG_INFINITY)
+                    && upper.iter().all(|u| *u == f64::INFINITY)
+            }
+        }
     }
     /// True when every coordinate has two finite bounds.
     pub fn is_boxed(&self) -> bool {
-        self.lower.iter().all(|l| l.is_finite()) && self.upper.iter().all(|u| u.is_finite())
+        match &self.repr {
+            BoundsRepr::Interval { lower, upper } => lower.is_finite() && upper.is_finite(),
+            BoundsRepr::PerCoordinate { lower, upper } => {
+                lower.iter().all(|l| l.is_finite()) && upper.iter().all(|u| u.is_finite())
+            }
+        }
     }
     /// Inf-norm of the projected gradient `P(x − g) − x`: zero exactly at the KKT points of
     /// the box-constrained problem.
     pub fn projected_gradient_norm(&self, x: &[f64], g: &[f64]) -> f64 {
-        projected_gradient_norm(x, g, &self.lower, &self.upper)
+        let mut m: f64 = 0.0;
+        for (i, (&xi, &gi)) in x.iter().zip(g).enumerate() {
+            let (l, u) = self.interval_at(i);
+            let pg = if gi < 0.0 {
+                (xi - u).max(gi)
+            } else {
+                (xi - l).min(gi)
+            };
+            m = m.max(pg.abs());
+        }
+        m
     }
     /// Clamps `x` into the box in place.
     pub fn project(&self, x: &mut [f64]) {
-        for ((v, l), u) in x.iter_mut().zip(&self.lower).zip(&self.upper) {
-            *v = v.clamp(*l, *u);
+        for (i, v) in x.iter_mut().enumerate() {
+            let (l, u) = self.interval_at(i);
+            *v = v.clamp(l, u);
+        }
+    }
+    /// Writes the per-coordinate bounds for length `n` into `lower` / `upper` (resized).
+    pub(crate) fn materialize(&self, n: usize, lower: &mut Vec<f64>, upper: &mut Vec<f64>) {
+        lower.clear();
+        upper.clear();
+        match &self.repr {
+            BoundsRepr::Interval { lower: l, upper: u } => {
+                lower.resize(n, *l);
+                upper.resize(n, *u);
+            }
+            BoundsRepr::PerCoordinate { lower: l, upper: u } => {
+                lower.extend_from_slice(l);
+                upper.extend_from_slice(u);
+            }
         }
     }
 }
@@ -294,6 +477,8 @@ pub struct Workspace {
     pub(crate) cauchy: cauchy::CauchyScratch,
     pub(crate) sub: subspace::SubspaceScratch,
     pub(crate) ls: linesearch::MoreThuente,
+    pub(crate) lower: Vec<f64>,
+    pub(crate) upper: Vec<f64>,
 }
 
 impl Workspace {
@@ -338,7 +523,7 @@ impl Workspace {
 /// Configure with the validating `with_*` setters, then call [`minimize`](Self::minimize)
 /// or [`minimize_with`](Self::minimize_with). The solver itself is immutable and can be
 /// shared between threads.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Lbfgsb {
     memory: usize,
     max_iterations: usize,
@@ -371,7 +556,7 @@ impl Lbfgsb {
     }
     /// History size m ≥ 1.
     pub fn with_memory(mut self, m: usize) -> Result<Self> {
-        self.memory = validate::at_least_one("memory m", m)?;
+        self.memory = validate::at_least_one("memory", m)?;
         Ok(self)
     }
     /// Iteration budget ≥ 1.
@@ -396,19 +581,40 @@ impl Lbfgsb {
     }
     /// Line-search constants: 0 < c1 < c2 < 1, max_trials ≥ 1.
     pub fn with_line_search(mut self, c1: f64, c2: f64, max_trials: usize) -> Result<Self> {
-        if !(0.0 < c1 && c1 < c2 && c2 < 1.0) {
-            return Err(Error::InvalidConfig(format!(
-                "line search needs 0 < c1 < c2 < 1, got c1 = {c1}, c2 = {c2}"
-            )));
+        if !(0.0 < c1 && c1 < 1.0) {
+            return Err(Error::parameter("line search c1", c1, "in (0, 1) and < c2"));
+        }
+        if !(c1 < c2 && c2 < 1.0) {
+            return Err(Error::parameter("line search c2", c2, "in (c1, 1)"));
         }
         validate::at_least_one("line search max_trials", max_trials)?;
         self.line_search = LineSearch { c1, c2, max_trials };
         Ok(self)
     }
-    /// Box constraints (their length is checked against `x0` at `minimize`).
-    pub fn with_bounds(mut self, bounds: Bounds) -> Result<Self> {
+    /// Box constraints (a per-coordinate box's length is checked against `x0` at
+    /// `minimize`; an [`interval`](Bounds::interval) fits any length).
+    pub fn with_bounds(mut self, bounds: Bounds) -> Self {
         self.bounds = Some(bounds);
-        Ok(self)
+        self
+    }
+    /// Crate-private setters for values the caller has validated already.
+    pub(crate) fn with_memory_unchecked(mut self, m: usize) -> Self {
+        self.memory = m.max(1);
+        self
+    }
+    pub(crate) fn with_budget_unchecked(mut self, iterations: usize, evaluations: usize) -> Self {
+        self.max_iterations = iterations.max(1);
+        self.max_evaluations = evaluations.max(1);
+        self
+    }
+    pub(crate) fn with_tolerances_unchecked(mut self, pgtol: f64, ftol: f64) -> Self {
+        self.pgtol = pgtol;
+        self.ftol = ftol;
+        self
+    }
+    pub(crate) fn with_ftol_unchecked(mut self, ftol: f64) -> Self {
+        self.ftol = ftol;
+        self
     }
     /// Removes the box constraints.
     pub fn without_bounds(mut self) -> Self {
@@ -447,7 +653,8 @@ impl Lbfgsb {
     /// outside the bounds is projected into them.
     ///
     /// Errors: [`Error::ShapeMismatch`] if `x0.len() != obj.dim()` or the bounds have another
-    /// length, [`Error::NonFinite`] if `x0` holds NaN/Inf. Everything else (a non-finite
+    /// length, [`Error::NonFinite`] if `x0` holds NaN/Inf, and the objective's own error
+    /// when an evaluation returns `Err` (see [`Objective`]). Everything else (a non-finite
     /// objective at the start, a failed line search, spent budgets) is reported in
     /// [`Solution::termination`] with the best point kept.
     pub fn minimize<O: Objective + ?Sized>(&self, obj: &mut O, x0: &[f64]) -> Result<Solution> {
@@ -472,7 +679,7 @@ impl Lbfgsb {
     ///
     /// let n = 784;
     /// let solver = Lbfgsb::new()
-    ///     .with_bounds(Bounds::uniform(n, 0.0, 1.0)?)?
+    ///     .with_bounds(Bounds::interval(0.0, 1.0)?)
     ///     .with_max_iterations(30)?;
     /// let mut ws = Workspace::new(n, solver.memory());
     /// for target in [0.2, 0.5, 0.8] {
@@ -508,12 +715,10 @@ impl Lbfgsb {
             return Err(Error::shape("x0", n, x0.len()));
         }
         crate::error::check_finite(x0, "x0")?;
-        if let Some(b) = &self.bounds
-            && b.len() != n
-        {
-            return Err(Error::shape("bounds", n, b.len()));
+        if let Some(b) = &self.bounds {
+            b.check_fits(n, "bounds")?;
         }
-        Ok(driver::run(self, obj, x0, ws, observer))
+        driver::run(self, obj, x0, ws, observer)
     }
 }
 

@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use intriguing::Result;
-use intriguing::classifier::{Classifier, LossSeed};
+use intriguing::classifier::{Classifier, LogitsLoss};
 use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -41,7 +41,7 @@ impl Classifier for Linear {
     fn loss_gradient_into(
         &self,
         x: ArrayView2<'_, f64>,
-        seed: LossSeed<'_>,
+        seed: LogitsLoss<'_>,
         mut grad: ArrayViewMut2<'_, f64>,
     ) -> Result<f64> {
         let z = x.dot(&self.w.t()) + &self.b;
@@ -90,7 +90,7 @@ impl Classifier for NanOutside {
     fn loss_gradient_into(
         &self,
         x: ArrayView2<'_, f64>,
-        seed: LossSeed<'_>,
+        seed: LogitsLoss<'_>,
         mut grad: ArrayViewMut2<'_, f64>,
     ) -> Result<f64> {
         if self.is_outside(x) {
@@ -98,6 +98,56 @@ impl Classifier for NanOutside {
             return Ok(f64::NAN);
         }
         self.inner.loss_gradient_into(x, seed, grad)
+    }
+}
+
+/// A linear model that returns an error (not NaN) once the input leaves a ball around a
+/// point, to test that a model error reaches the caller as that error.
+pub struct ErrOutside {
+    pub inner: Linear,
+    pub center: Array1<f64>,
+    pub radius: f64,
+}
+
+impl ErrOutside {
+    pub const MESSAGE: &'static str = "ErrOutside: input left the ball";
+    fn check(&self, x: ArrayView2<'_, f64>) -> Result<()> {
+        let outside = NanOutside {
+            inner: Linear {
+                w: self.inner.w.clone(),
+                b: self.inner.b.clone(),
+            },
+            center: self.center.clone(),
+            radius: self.radius,
+        }
+        .is_outside(x);
+        if outside {
+            Err(intriguing::Error::DataFormat(Self::MESSAGE.into()))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl Classifier for ErrOutside {
+    fn input_dim(&self) -> usize {
+        self.inner.input_dim()
+    }
+    fn num_classes(&self) -> usize {
+        self.inner.num_classes()
+    }
+    fn logits_into(&self, x: ArrayView2<'_, f64>, out: ArrayViewMut2<'_, f64>) -> Result<()> {
+        self.check(x)?;
+        self.inner.logits_into(x, out)
+    }
+    fn loss_gradient_into(
+        &self,
+        x: ArrayView2<'_, f64>,
+        loss: LogitsLoss<'_>,
+        grad: ArrayViewMut2<'_, f64>,
+    ) -> Result<f64> {
+        self.check(x)?;
+        self.inner.loss_gradient_into(x, loss, grad)
     }
 }
 
@@ -122,7 +172,7 @@ impl Classifier for PanicsOnRow {
     fn loss_gradient_into(
         &self,
         x: ArrayView2<'_, f64>,
-        seed: LossSeed<'_>,
+        seed: LogitsLoss<'_>,
         grad: ArrayViewMut2<'_, f64>,
     ) -> Result<f64> {
         self.calls.fetch_add(1, Ordering::Relaxed);
