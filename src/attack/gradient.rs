@@ -250,7 +250,7 @@ fn project(norm: Norm, eps: f64, domain: &Bounds, x: &mut [f64], x0: &[f64]) {
 /// clean input is a success with `r = 0` (as in foolbox). One gradient row and one or two
 /// prediction rows per input.
 ///
-/// Errors: ε negative, NaN or infinite ([`Error::InvalidConfig`]); the rest as for
+/// Errors: ε negative, NaN or infinite ([`Error::InvalidParameter`]); the rest as for
 /// [`deepfool`](super::deepfool) (per-row `Err` for bad rows and model failures).
 ///
 /// # Examples
@@ -399,9 +399,7 @@ pub fn pgd<C: Classifier + ?Sized>(
     check_batch(model, inputs, labels, &config.domain, threads)?;
     let alpha = config.step_size(eps);
     if !alpha.is_finite() {
-        return Err(Error::InvalidConfig(format!(
-            "PGD step size must be finite, got {alpha}"
-        )));
+        return Err(Error::parameter("PGD step size", alpha, "finite"));
     }
     let domain = &config.domain;
     Ok(run_rows(model, inputs, labels, domain, threads, |rows| {

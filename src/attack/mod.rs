@@ -105,10 +105,11 @@ pub(crate) fn validate_input<C: Classifier + ?Sized>(
         return Err(Error::shape("attack input", n, x.len()));
     }
     if model.num_classes() < 2 {
-        return Err(Error::InvalidConfig(format!(
-            "an attack needs a model with >= 2 classes, this one has {}",
-            model.num_classes()
-        )));
+        return Err(Error::parameter(
+            "model num_classes",
+            model.num_classes(),
+            ">= 2 for an attack",
+        ));
     }
     check_finite(x.iter(), "attack input")?;
     config.bounds.check_fits(n, "attack box")?;

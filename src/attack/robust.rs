@@ -99,9 +99,11 @@ impl MinimalDistortions {
 fn check_grid(eps: &[f64]) -> Result<()> {
     for (index, &e) in eps.iter().enumerate() {
         if !(e.is_finite() && e >= 0.0) {
-            return Err(Error::InvalidConfig(format!(
-                "epsilon grid value {index} must be finite and >= 0, got {e}"
-            )));
+            return Err(Error::parameter(
+                "epsilon grid value",
+                format!("{e} (at index {index})"),
+                "finite and >= 0",
+            ));
         }
     }
     Ok(())

@@ -103,10 +103,11 @@ pub(crate) fn check_batch<C: Classifier + ?Sized>(
         return Err(Error::shape("attack labels", inputs.nrows(), labels.len()));
     }
     if model.num_classes() < 2 {
-        return Err(Error::InvalidConfig(format!(
-            "an attack needs a model with >= 2 classes, this one has {}",
-            model.num_classes()
-        )));
+        return Err(Error::parameter(
+            "model num_classes",
+            model.num_classes(),
+            ">= 2 for an attack",
+        ));
     }
     domain.check_fits(model.input_dim(), "attack box")?;
     validate::at_least_one("threads", threads)?;
