@@ -33,7 +33,7 @@
 //! [`models::Mlp::load_safetensors`]):
 //!
 //! ```
-//! use intriguing::Classifier;
+//! use intriguing::{Classifier, ClassifierExt};
 //! use intriguing::attack::{find_minimal_perturbation, AttackConfig, Target};
 //! use intriguing::classifier::check_gradient;
 //! use intriguing::models::{Activation, Mlp};

@@ -2,6 +2,7 @@
 //! input and weight gradients; the Fourier bound against power iteration on the explicit
 //! operator and against the closed form of 1×1 convolutions.
 
+use intriguing::ClassifierExt;
 use intriguing::analysis::{
     PowerIterationConfig, conv_fourier_bound, conv_operator_norm, conv_operator_norm_lanczos,
     lipschitz_report, spectral_norm,
@@ -10,7 +11,6 @@ use intriguing::classifier::{check_gradient, check_gradient_fn, softmax_cross_en
 use intriguing::models::cnn::{Cnn, CnnLayer};
 use intriguing::models::conv::{Conv2d, MaxPool2d, PaddingMode};
 use intriguing::models::{Activation, Dense, Optimizer, TrainConfig, train};
-use intriguing::{Classifier, ClassifierExt};
 use ndarray::{Array1, Array2, Array4, Axis};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;

@@ -1,7 +1,8 @@
 //! The `Classifier` trait's provided methods: object safety, validation and typed errors.
 
+use intriguing::ClassifierExt;
 use intriguing::classifier::{LogitsLoss, argmax, softmax_cross_entropy};
-use intriguing::{Classifier, ClassifierExt, Error, Result};
+use intriguing::{Classifier, Error, Result};
 use ndarray::{Array2, ArrayView2, ArrayViewMut2, array};
 use std::sync::Arc;
 

@@ -1,10 +1,11 @@
 //! Bad inputs to every public function of `models` that takes data: a typed error, no panic,
 //! and nothing changed.
 
+use intriguing::ClassifierExt;
 use intriguing::models::{
     Activation, Dense, Mlp, Optimizer, Preset, TrainConfig, WeightDecay, train,
 };
-use intriguing::{Classifier, ClassifierExt, Error};
+use intriguing::{Classifier, Error};
 use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, array};
 
 fn mlp() -> Mlp {
@@ -250,7 +251,10 @@ fn configs_validate_their_settings() {
     );
     assert!(matches!(
         Preset::Fc10(-1.0).build(0),
-        Err(Error::InvalidConfig(_))
+        Err(Error::InvalidParameter {
+            name: "FC10 weight decay",
+            ..
+        })
     ));
     for bad in ["FC10", "FC10(-1)", "FC10(nan)", "FC100-100", ""] {
         assert!(

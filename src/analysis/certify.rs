@@ -229,7 +229,7 @@ impl DistortionBracket {
 /// let mlp = Mlp::random(&[16, 8, 3], Activation::Tanh, 4)?;
 /// let cert = Certifier::new(&mlp, &PowerIterationConfig::default())?;
 /// let x = Array2::from_elem((1, 16), 0.5);
-/// let y = intriguing::Classifier::predict_batch(&mlp, x.view())?;
+/// let y = intriguing::ClassifierExt::predict_batch(&mlp, x.view())?;
 /// let b = distortion_brackets(&mlp, &cert, x.view(), &y, &AttackConfig::default())?;
 /// if let Some(upper) = b[0].upper {
 ///     assert!(b[0].certified.untargeted <= upper);

@@ -155,6 +155,7 @@ pub fn attack_batch<C: Classifier + ?Sized>(
 ///
 /// ```
 /// use intriguing::attack::{attack_batch_with, AttackConfig, BatchOptions, BatchProgress, Target};
+/// use intriguing::ClassifierExt;
 /// use intriguing::models::{Activation, Mlp};
 /// use ndarray::Array2;
 /// use std::sync::Mutex;

@@ -460,7 +460,10 @@ mod tests {
         ));
         assert!(matches!(
             check_gradient(&m, array![0.0, 1.0].view(), 0, -1.0),
-            Err(Error::InvalidConfig(_))
+            Err(Error::InvalidParameter {
+                name: "finite-difference step",
+                ..
+            })
         ));
     }
 }

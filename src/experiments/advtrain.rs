@@ -367,7 +367,7 @@ fn ce_seed(
 /// A hidden-layer pool on a toy problem:
 ///
 /// ```
-/// use intriguing::Classifier;
+/// use intriguing::{Classifier, ClassifierExt};
 /// use intriguing::experiments::{adversarial_train, AdvTrainConfig, PoolSpec};
 /// use intriguing::models::{Activation, Mlp};
 /// use ndarray::Array2;

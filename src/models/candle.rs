@@ -61,7 +61,7 @@
 //! use intriguing::classifier::check_gradient;
 //! use intriguing::models::candle::{CandleClassifier, candle_core, candle_nn};
 //! use candle_core::{DType, Device, Tensor};
-//! use intriguing::Classifier;
+//! use intriguing::{Classifier, ClassifierExt};
 //!
 //! let dev = Device::Cpu;
 //! let w = Tensor::new(&[[1.0f64, -2.0, 0.5], [0.3, 0.7, -1.1]], &dev)?;
@@ -82,7 +82,7 @@
 //! ```
 //! use intriguing::models::candle::{CandleClassifier, candle_core};
 //! use candle_core::{DType, Device, Tensor};
-//! use intriguing::Classifier;
+//! use intriguing::{Classifier, ClassifierExt};
 //!
 //! // logits = (sum of the image, minus the sum): two classes.
 //! let model = CandleClassifier::new(

@@ -5,7 +5,7 @@
 //!
 //! ```
 //! use intriguing::models::cnn::Cnn;
-//! use intriguing::Classifier;
+//! use intriguing::{Classifier, ClassifierExt};
 //! use ndarray::Array2;
 //! let net = Cnn::lenet(6, 16, 120, 7)?; // conv5×5·6 → pool → conv5×5·16 → pool → 120 → 10
 //! assert_eq!((net.input_dim(), net.num_classes()), (784, 10));

@@ -99,7 +99,7 @@ impl<L: Module> Sequential<L> {
     /// # Examples
     ///
     /// ```
-    /// use intriguing::Classifier;
+    /// use intriguing::{Classifier, ClassifierExt};
     /// use intriguing::models::cnn::Cnn;
     /// let trained = Cnn::lenet(2, 3, 8, 1)?;
     /// let bytes = trained.to_safetensors_bytes()?;

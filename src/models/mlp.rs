@@ -217,7 +217,7 @@ impl Module for Dense {
 /// # Examples
 ///
 /// ```
-/// use intriguing::Classifier;
+/// use intriguing::{Classifier, ClassifierExt};
 /// use intriguing::classifier::check_gradient;
 /// use intriguing::models::{Activation, Mlp};
 /// use ndarray::Array1;

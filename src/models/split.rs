@@ -42,7 +42,7 @@ impl Mlp {
     /// # Examples
     ///
     /// ```
-    /// use intriguing::Classifier;
+    /// use intriguing::{Classifier, ClassifierExt};
     /// use intriguing::models::{Activation, Mlp};
     /// use ndarray::Array2;
     ///

@@ -356,7 +356,7 @@ impl TrainLoss for OutputLoss<'_> {
 /// # Examples
 ///
 /// ```
-/// use intriguing::Classifier;
+/// use intriguing::{Classifier, ClassifierExt};
 /// use intriguing::models::{train, Activation, Mlp, TrainConfig};
 /// use ndarray::array;
 ///

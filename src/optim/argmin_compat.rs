@@ -222,6 +222,12 @@ impl<O: Objective> ToArgmin<O> {
     /// sees points inside the box. Map a start point with [`param_of`](Self::param_of) and
     /// argmin's result back with [`point_of`](Self::point_of).
     ///
+    /// A start coordinate exactly on a bound maps to `w ≈ ±13.8`, where the map is flat to
+    /// 1e-12: the coordinate can barely move, and argmin 0.11's Moré–Thuente line search was
+    /// seen to stall there (a 784-pixel start with pixels at 0 and 1 did not return). Start
+    /// strictly inside the box, or use this crate's [`Lbfgsb`](crate::optim::Lbfgsb), which
+    /// keeps bounds exactly.
+    ///
     /// Errors: [`Error::ShapeMismatch`] when a per-coordinate box does not have
     /// `objective.dim()` coordinates; [`Error::InvalidParameter`] (name `"bounds"`) when a
     /// bound is infinite (the change of variables needs a finite box).

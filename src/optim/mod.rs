@@ -293,6 +293,10 @@ impl Bounds {
             BoundsRepr::PerCoordinate { lower, .. } => Some(lower.len()),
         }
     }
+    /// True for a per-coordinate box of no coordinates.
+    pub fn is_empty(&self) -> bool {
+        self.len() == Some(0)
+    }
     /// True when the box applies to vectors of length `n`.
     pub fn fits(&self, n: usize) -> bool {
         self.len().is_none_or(|m| m == n)
