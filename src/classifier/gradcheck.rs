@@ -187,10 +187,10 @@ pub fn check_gradient<C: Classifier + ?Sized>(
 
 /// Checks a [`Classifier`]'s input gradients of the softmax cross-entropy of a whole batch:
 /// row `i` of `inputs` against `labels[i]`, the analytic gradients from one
-/// [`loss_gradient`](Classifier::loss_gradient) call on the batch (loss = the sum over rows),
+/// [`loss_gradient`](crate::classifier::ClassifierExt::loss_gradient) call on the batch (loss = the sum over rows),
 /// the numeric ones by central differences of each row's own loss (step `h` relative to
 /// `max(1, |x|)`, the perturbed rows evaluated in batches of 64 through
-/// [`Classifier::logits`]).
+/// [`ClassifierExt::logits`](crate::classifier::ClassifierExt::logits)).
 ///
 /// Row `i`'s loss depends on row `i` only, so each row's analytic gradient must match its own
 /// finite differences: a backward pass that leaks one row into another fails. Threshold:

@@ -316,7 +316,7 @@ impl<M: ModuleT + Send + Sync> Classifier for CandleClassifier<M> {
 
     /// Logits in forward passes of at most [`with_chunk_rows`](CandleClassifier::with_chunk_rows)
     /// rows, widened to `f64` (not checked for finiteness here: the provided
-    /// [`logits`](Classifier::logits) does that).
+    /// [`logits`](crate::classifier::ClassifierExt::logits) does that).
     fn logits_into(
         &self,
         inputs: ArrayView2<'_, f64>,

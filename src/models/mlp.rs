@@ -284,7 +284,7 @@ impl Sequential<Dense> {
     }
 
     /// Output of the last layer (the logits) for a batch, validated: same as
-    /// [`Classifier::logits`].
+    /// [`ClassifierExt::logits`](crate::classifier::ClassifierExt::logits).
     pub fn forward(&self, inputs: ArrayView2<'_, f64>) -> Result<Array2<f64>> {
         self.logits(inputs)
     }
