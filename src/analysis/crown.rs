@@ -311,12 +311,7 @@ struct Pass {
     /// Magnitude bound of each op's output (`mag[k]` for op `k`); `mag_in` for the input.
     mag: Vec<Vec<f64>>,
     mag_in: Vec<f64>,
-    /// Per linear op except the last: the interval `[l, u]` of its outputs on the set.
-    bounds: Vec<Bounds>,
 }
-
-/// Lower and upper bounds of one layer's outputs.
-type Bounds = (Vec<f64>, Vec<f64>);
 
 impl Crown {
     fn build(ops: Vec<Op>, input_dim: usize) -> Result<Self> {
@@ -530,7 +525,7 @@ impl Crown {
         }
         let x0 = x.to_vec();
         let first = self.first_layer_prep(&x0, cfg.use_box);
-        Ok(self.evaluate(&x0, &first, label, eps, cfg.use_box, None).0)
+        Ok(self.evaluate(&x0, &first, label, eps, cfg.use_box))
     }
 
     fn check_label(&self, label: usize) -> Result<()> {
@@ -551,11 +546,9 @@ impl Crown {
         label: usize,
         eps: f64,
         use_box: bool,
-        cached: Option<&[Bounds]>,
-    ) -> (Vec<f64>, Vec<Bounds>) {
-        let pass = self.pass(x0, first, eps, use_box, cached);
-        let f = self.spec_bounds(&pass, x0, label, eps, use_box);
-        (f, pass.bounds)
+    ) -> Vec<f64> {
+        let pass = self.pass(x0, first, eps, use_box);
+        self.spec_bounds(&pass, x0, label, eps, use_box)
     }
 
     /// The final margins' lower bounds from a pass.
@@ -667,17 +660,12 @@ impl Crown {
     }
 
     /// Intermediate bounds, relaxations and magnitudes at radius `eps`.
-    ///
-    /// With `cached` (the `bounds` of a pass at a radius `ε' ≥ eps`, valid on
-    /// `S(eps) ⊆ S(ε')`), the layers after the first take those intervals instead of
-    /// computing their own (the first layer's are recomputed: they are cheap).
     fn pass(
         &self,
         x0: &[f64],
         first: &[RowPrep],
         eps: f64,
         use_box: bool,
-        cached: Option<&[Bounds]>,
     ) -> Pass {
         let n_ops = self.ops.len();
         let mag_in: Vec<f64> = x0
@@ -689,7 +677,6 @@ impl Crown {
             pool: vec![Vec::new(); n_ops],
             mag: Vec::with_capacity(n_ops),
             mag_in,
-            bounds: vec![(Vec::new(), Vec::new()); n_ops],
         };
         // Bounds of the current op's input.
         let mut lo: Vec<f64> = Vec::new();
@@ -711,13 +698,7 @@ impl Crown {
                     if k == n_ops - 1 {
                         break;
                     }
-                    let (l, u) = match cached.map(|c| &c[k]) {
-                        Some((l, u)) if k > 0 && l.len() == w.rows() => (l.clone(), u.clone()),
-                        _ => self.linear_bounds(&pass, k, x0, first, eps, use_box),
-                    };
-                    pass.bounds[k] = (l.clone(), u.clone());
-                    lo = l;
-                    hi = u;
+                    (lo, hi) = self.linear_bounds(&pass, k, x0, first, eps, use_box);
                 }
                 Op::Act(a) => {
                     let rel: Vec<Relax> =
@@ -832,7 +813,6 @@ impl Crown {
             pool: vec![Vec::new(); n_ops],
             mag: Vec::new(),
             mag_in: Vec::new(),
-            bounds: Vec::new(),
         };
         for k in 0..n_ops {
             let input = if k == 0 {
@@ -927,42 +907,13 @@ impl Crown {
             .iter()
             .enumerate()
             .any(|(j, &m)| j != label && m <= 0.0);
-        // The intervals of every full pass, by radius: a pass at `ε' ≥ ε` gives valid
-        // intervals at `ε`. Before a full pass, a cheap one with the intervals of the smallest
-        // such `ε'` is tried (only the margins' backward pass); when it already certifies what
-        // the search asks (`need`: one class, or all for `None`) it is taken — a valid
-        // certificate, since those intervals hold on `S(ε)`. Refutations come from full
-        // passes only, so the bracket the search ends with is the one of full passes.
-        let mut passes: Vec<(f64, Vec<Bounds>)> = Vec::new();
         let eval = |eps: f64,
-                    need: Option<usize>,
-                    lo: &mut Vec<(f64, f64)>,
-                    hi: &mut Vec<Option<(f64, f64)>>,
-                    evaluations: &mut usize,
-                    passes: &mut Vec<(f64, Vec<Bounds>)>|
+                        lo: &mut Vec<(f64, f64)>,
+                        hi: &mut Vec<Option<(f64, f64)>>,
+                        evaluations: &mut usize|
          -> Vec<f64> {
-            let nearest_above = passes
-                .iter()
-                .filter(|(e, _)| *e >= eps)
-                .min_by(|a, b| a.0.total_cmp(&b.0));
-            if let Some((_, b)) = nearest_above {
-                let (f, _) = self.evaluate(&x0, &first, label, eps, cfg.use_box, Some(b));
-                let certified = match need {
-                    None => (0..k).all(|j| j == label || f[j] > 0.0),
-                    Some(j) => f[j] > 0.0,
-                };
-                if certified {
-                    for j in (0..k).filter(|&j| j != label) {
-                        if f[j] > 0.0 && eps > lo[j].0 {
-                            lo[j] = (eps, f[j]);
-                        }
-                    }
-                    return f;
-                }
-            }
             *evaluations += 1;
-            let (f, bounds) = self.evaluate(&x0, &first, label, eps, cfg.use_box, None);
-            passes.push((eps, bounds));
+            let f = self.evaluate(&x0, &first, label, eps, cfg.use_box);
             for j in (0..k).filter(|&j| j != label) {
                 if f[j] > 0.0 {
                     if eps > lo[j].0 {
@@ -997,7 +948,7 @@ impl Crown {
                 .map(|(_, &m)| m)
                 .fold(f64::INFINITY, f64::min);
             search((0.0, f0), None, guess, eps_max, cfg, &mut |eps| {
-                let f = eval(eps, None, &mut lo, &mut hi, &mut evaluations, &mut passes);
+                let f = eval(eps, &mut lo, &mut hi, &mut evaluations);
                 let (v, j) = min_f(&f);
                 if v <= 0.0 {
                     nearest_class = j;
@@ -1014,14 +965,7 @@ impl Crown {
                 }
                 let (l0, h0) = (lo[j], hi[j]);
                 out[j] = search(l0, h0, guess.max(l0.0), eps_max, cfg, &mut |eps| {
-                    eval(
-                        eps,
-                        Some(j),
-                        &mut lo,
-                        &mut hi,
-                        &mut evaluations,
-                        &mut passes,
-                    )[j]
+eval(eps, &mut lo, &mut hi, &mut evaluations)[j]
                 })
                 .max(untargeted);
             }
@@ -1145,32 +1089,69 @@ struct RowPrep {
     na: f64,
     box_v: f64,
     abs_sum: f64,
+    /// `|aᵢ|` and `cᵢ` of the movable coordinates (the first `movable` entries).
     abs_a: Vec<f64>,
     cap: Vec<f64>,
+    movable: usize,
     cap2: f64,
-    t_max: f64,
 }
 
 impl RowPrep {
+    /// Two branch-free passes over the row: the sums in four lanes each, then the movable
+    /// coordinates, each written at the next free slot unconditionally and kept by advancing
+    /// the slot. `cᵢ = 0` for `aᵢ = 0` (such a coordinate does not move either).
     fn fill(&mut self, a: ArrayView1<'_, f64>, x0: &[f64], use_box: bool) {
-        let (mut ax0, mut mag, mut na2, mut box_v, mut abs_sum) = (0.0, 0.0, 0.0, 0.0, 0.0);
-        let (mut t_max, mut cap2) = (0.0f64, 0.0);
-        self.abs_a.clear();
-        self.cap.clear();
-        for (&ai, &xi) in a.iter().zip(x0) {
-            ax0 += ai * xi;
-            mag += (ai * xi).abs();
-            na2 += ai * ai;
-            box_v += ai.min(0.0);
-            abs_sum += ai.abs();
-            if use_box && ai != 0.0 {
-                let c = if ai > 0.0 { xi } else { 1.0 - xi };
-                if c > 0.0 {
-                    self.abs_a.push(ai.abs());
-                    self.cap.push(c);
-                    t_max = t_max.max(c / ai.abs());
-                    cap2 += c * c;
-                }
+        let n = a.len();
+        if self.abs_a.len() < n {
+            self.abs_a.resize(n, 0.0);
+            self.cap.resize(n, 0.0);
+        }
+        let owned;
+        let a: &[f64] = match a.as_slice() {
+            Some(s) => s,
+            None => {
+                owned = a.to_vec();
+                &owned
+            }
+        };
+        // `xᵢ` for `aᵢ > 0`, `1 − xᵢ` for `aᵢ < 0`, else 0, by arithmetic on the comparisons
+        // (a branch on the sign would be mispredicted half the time); exact.
+        let cap_of = |ai: f64, xi: f64| {
+            let pos = f64::from(u8::from(ai > 0.0));
+            let neg = f64::from(u8::from(ai < 0.0));
+            pos * xi + neg * (1.0 - xi)
+        };
+        let mut acc = [[0.0f64; 4]; 6];
+        let (ac, xc) = (a.chunks_exact(4), x0[..n].chunks_exact(4));
+        let (ar, xr) = (ac.remainder(), xc.remainder());
+        let lane = |acc: &mut [[f64; 4]; 6], l: usize, ai: f64, xi: f64| {
+            let p = ai * xi;
+            acc[0][l] += p;
+            acc[1][l] += p.abs();
+            acc[2][l] += ai * ai;
+            acc[3][l] += ai.min(0.0);
+            acc[4][l] += ai.abs();
+            let c = cap_of(ai, xi);
+            acc[5][l] += c * c;
+        };
+        for (a4, x4) in ac.zip(xc) {
+            for l in 0..4 {
+                lane(&mut acc, l, a4[l], x4[l]);
+            }
+        }
+        for (&ai, &xi) in ar.iter().zip(xr) {
+            lane(&mut acc, 0, ai, xi);
+        }
+        let [ax0, mag, na2, box_v, abs_sum, cap2] =
+            acc.map(|v| (v[0] + v[1]) + (v[2] + v[3]));
+        let mut m = 0usize;
+        if use_box {
+            let (abs_a, cap) = (&mut self.abs_a[..n], &mut self.cap[..n]);
+            for (&ai, &xi) in a.iter().zip(x0) {
+                let c = cap_of(ai, xi);
+                abs_a[m] = ai.abs();
+                cap[m] = c;
+                m += (c > 0.0) as usize;
             }
         }
         self.ax0 = ax0;
@@ -1178,32 +1159,38 @@ impl RowPrep {
         self.na = na2.sqrt();
         self.box_v = box_v;
         self.abs_sum = abs_sum;
-        self.t_max = t_max;
+        self.movable = m;
         self.cap2 = cap2;
     }
 }
 
-/// `(Σ sᵢ², Σ |aᵢ| sᵢ)` with `sᵢ = min(|aᵢ| t, cᵢ)` (the clipped dual step's length in each
-/// coordinate), four partial sums (the error bound of a sum does not depend on its order).
-fn dual_sums(abs_a: &[f64], cap: &[f64], t: f64) -> (f64, f64) {
-    let (mut s2, mut sa) = ([0.0f64; 4], [0.0f64; 4]);
+/// `(Σ sᵢ², Σ |aᵢ| sᵢ, Σ_{sᵢ < cᵢ} aᵢ²)` with `sᵢ = min(|aᵢ| t, cᵢ)` (the clipped dual step's
+/// length in each coordinate; the last sum over the coordinates not at their limit), four
+/// partial sums each (the error bound of a sum does not depend on its order).
+fn dual_sums(abs_a: &[f64], cap: &[f64], t: f64) -> (f64, f64, f64) {
+    let (mut s2, mut sa, mut fr) = ([0.0f64; 4], [0.0f64; 4], [0.0f64; 4]);
     let (ac, cc) = (abs_a.chunks_exact(4), cap.chunks_exact(4));
     let (ar, cr) = (ac.remainder(), cc.remainder());
+    // Arithmetic on the comparison instead of a branch (mispredicted at random).
+    let lane = |s2: &mut f64, sa: &mut f64, fr: &mut f64, a: f64, c: f64| {
+        let at = a * t;
+        let s = at.min(c);
+        *s2 += s * s;
+        *sa += a * s;
+        *fr += f64::from(u8::from(at < c)) * (a * a);
+    };
     for (a4, c4) in ac.zip(cc) {
         for l in 0..4 {
-            let s = (a4[l] * t).min(c4[l]);
-            s2[l] += s * s;
-            sa[l] += a4[l] * s;
+            lane(&mut s2[l], &mut sa[l], &mut fr[l], a4[l], c4[l]);
         }
     }
     for (&a, &c) in ar.iter().zip(cr) {
-        let s = (a * t).min(c);
-        s2[0] += s * s;
-        sa[0] += a * s;
+        lane(&mut s2[0], &mut sa[0], &mut fr[0], a, c);
     }
     (
         (s2[0] + s2[1]) + (s2[2] + s2[3]),
         (sa[0] + sa[1]) + (sa[2] + sa[3]),
+        (fr[0] + fr[1]) + (fr[2] + fr[3]),
     )
 }
 
@@ -1218,6 +1205,14 @@ fn concretise(a: ArrayView1<'_, f64>, x0: &[f64], eps: f64, use_box: bool) -> (f
 
 /// [`concretise`] from the row's `ε`-independent part. With `sᵢ` the clipped step
 /// (`xₜᵢ − x₀ᵢ = −sign(aᵢ) sᵢ`), `a·xₜ = a·x₀ − Σ|aᵢ|sᵢ` and `‖xₜ − x₀‖² = Σ sᵢ²`.
+///
+/// The dual step `t = 1/μ` is found by the active-set iteration from the unclipped ball
+/// step `t₀ = ε/‖a‖`: with `C` the `Σ cᵢ²` of the coordinates clipped at `t` and `A` the
+/// `Σ aᵢ²` of the others, the next `t' = √((ε² − C)/A)` solves `‖step‖ = ε` with that
+/// clipped set fixed. Starting from `F(t₀) ≤ 0` (`F(t) = Σ sᵢ² − ε²`), every iterate has
+/// `F ≤ 0` (clipping more only shortens the step) and `t` increases to the root, reached
+/// exactly once the clipped set stops growing. Each iterate's `g(1/t)` is a lower bound (weak
+/// duality), so the iteration only affects tightness.
 fn concretise_prepped(p: &RowPrep, eps: f64, use_box: bool) -> (f64, f64) {
     let na = p.na;
     let ball = p.ax0 - eps * na;
@@ -1228,64 +1223,33 @@ fn concretise_prepped(p: &RowPrep, eps: f64, use_box: bool) -> (f64, f64) {
     // |aᵢ xₜᵢ| ≤ |aᵢ| and |aᵢ| sᵢ ≤ |aᵢ|: both sums are within `abs_sum`.
     mag += p.abs_sum;
     let e2 = eps * eps;
-    // F(t) = Σ min(aᵢ²t², cᵢ²) − ε² and the dual value g(1/t), in one pass.
-    let eval = |t: f64| -> (f64, f64, f64) {
-        let (s2, sa) = dual_sums(&p.abs_a, &p.cap, t);
-        let g = p.ax0 - sa + (s2 - e2) / (2.0 * t);
-        // The quadratic terms' magnitude:
-        (s2 - e2, g, (s2 + e2) / (2.0 * t))
-    };
     let mut best = ball.max(p.box_v);
-    // t_max: every coordinate at its box limit, F(t_max) = Σ cᵢ² − ε².
-    let t_max = p.t_max;
-    let fmax = p.cap2 - e2;
-    if fmax <= 0.0 {
-        // The box minimiser lies in the ball: the box bound is the minimum.
+    if p.cap2 - e2 <= 0.0 {
+        // Every coordinate at its box limit is within the ball: the box bound is the minimum.
         return (best, mag);
     }
-    // The unclipped ball step t₀ = ε/‖a‖ has F(t₀) ≤ 0 (clipping only shortens it).
-    let t0 = eps / na;
-    let (f0, g0, m0) = eval(t0);
-    let (mut ta, mut fa) = (t0, f0);
-    let mut extra = m0;
-    if g0 > best {
-        best = g0;
-    }
-    if f0 >= 0.0 {
-        return (best, mag + extra);
-    }
-    let (mut tb, mut fb) = (t_max, fmax);
-    let mut side = 0i8;
-    // The dual is flat at its maximum: a clipped step within 1 % of ε (in squared norm)
-    // loses a second-order amount of the bound.
-    for _ in 0..8 {
-        let mut t = tb - fb * (tb - ta) / (fb - fa);
-        if !(t > ta && t < tb) {
-            t = 0.5 * (ta + tb);
+    let (abs_a, cap) = (&p.abs_a[..p.movable], &p.cap[..p.movable]);
+    let mut t = eps / na;
+    let mut extra = 0.0;
+    for _ in 0..32 {
+        let (s2, sa, free) = dual_sums(abs_a, cap, t);
+        let g = p.ax0 - sa + (s2 - e2) / (2.0 * t);
+        if g > best {
+            best = g;
+            // The quadratic terms' magnitude:
+            extra = (s2 + e2) / (2.0 * t);
         }
-        let (ft, gt, mt) = eval(t);
-        if gt > best {
-            best = gt;
-            extra = mt;
-        }
-        if ft.abs() <= 1e-2 * e2 {
+        // The dual is flat at its maximum: a step within 0.01 % of ε² (in squared norm)
+        // loses a negligible, second-order amount of the bound.
+        if s2 - e2 >= -1e-4 * e2 || free <= 0.0 {
             break;
         }
-        if ft < 0.0 {
-            if side == -1 {
-                fb *= 0.5;
-            }
-            ta = t;
-            fa = ft;
-            side = -1;
-        } else {
-            if side == 1 {
-                fa *= 0.5;
-            }
-            tb = t;
-            fb = ft;
-            side = 1;
+        let clipped = s2 - t * t * free;
+        let next = ((e2 - clipped) / free).sqrt();
+        if !(next > t) {
+            break;
         }
+        t = next;
     }
     (best, mag + extra)
 }
@@ -1353,8 +1317,14 @@ fn s_upper(a: Activation, l: f64, u: f64) -> (f64, f64) {
     if through(u) < 0.0 {
         return chord(a, l, u);
     }
-    // Smallest valid d in [0, u]: through() increases in d; keep hi valid.
-    let (mut dlo, mut dhi) = (0.0, u);
+    // The tangent at the midpoint when it is valid (as for `l ≥ 0`, so the line is
+    // continuous in `l` at 0), else the one through `(l, f(l))`: the smallest valid `d`,
+    // bisected in `[max(0, mid), u]` (through() increases in d; keep hi valid).
+    let mid = 0.5 * (l + u);
+    if mid > 0.0 && through(mid) >= 0.0 {
+        return tangent(a, mid);
+    }
+    let (mut dlo, mut dhi) = (mid.max(0.0), u);
     for _ in 0..40 {
         let mid = 0.5 * (dlo + dhi);
         if mid <= dlo || mid >= dhi {
