@@ -46,6 +46,18 @@ impl Goal {
         }
     }
 
+    /// The goal of a single-objective target; [`Error::InvalidParameter`] (name `"target"`)
+    /// for [`Target::Nearest`].
+    pub(crate) fn single(target: Target) -> Result<Goal> {
+        Goal::of(target).ok_or_else(|| {
+            Error::parameter(
+                "target",
+                format!("{target:?}"),
+                "Target::Label or Target::Untargeted (Nearest searches one objective per label)",
+            )
+        })
+    }
+
     /// The goal as a [`Target`].
     pub(crate) fn target(self) -> Target {
         match self {
@@ -147,13 +159,7 @@ impl AttackLoss {
         z: ArrayView1<'_, f64>,
         grad: ArrayViewMut1<'_, f64>,
     ) -> Result<f64> {
-        let goal = Goal::of(target).ok_or_else(|| {
-            Error::parameter(
-                "target",
-                format!("{target:?}"),
-                "Target::Label or Target::Untargeted",
-            )
-        })?;
+        let goal = Goal::single(target)?;
         if grad.len() != z.len() {
             return Err(Error::shape("loss gradient", z.len(), grad.len()));
         }
@@ -273,13 +279,7 @@ impl<'m, C: Classifier + ?Sized> AttackObjective<'m, C> {
         c: f64,
         config: &AttackConfig,
     ) -> Result<Self> {
-        let goal = Goal::of(target).ok_or_else(|| {
-            Error::parameter(
-                "target",
-                format!("{target:?}"),
-                "Target::Label or Target::Untargeted (Nearest searches one objective per label)",
-            )
-        })?;
+        let goal = Goal::single(target)?;
         super::validate_input(model, x, config)?;
         model.check_label(goal.named_label())?;
         Self::new_unchecked(model, x, goal, c, config)
@@ -340,13 +340,7 @@ impl<'m, C: Classifier + ?Sized> AttackObjective<'m, C> {
 
     /// Changes the target (resets the remembered best point); errors as [`new`](Self::new).
     pub fn set_target(&mut self, target: Target) -> Result<()> {
-        let goal = Goal::of(target).ok_or_else(|| {
-            Error::parameter(
-                "target",
-                format!("{target:?}"),
-                "Target::Label or Target::Untargeted (Nearest searches one objective per label)",
-            )
-        })?;
+        let goal = Goal::single(target)?;
         self.model.check_label(goal.named_label())?;
         self.set_goal(goal);
         Ok(())

@@ -122,17 +122,7 @@ pub(crate) fn check_row<C: Classifier + ?Sized>(
     domain: &Bounds,
 ) -> Result<()> {
     check_finite(x.iter(), "attack input")?;
-    for (index, &value) in x.iter().enumerate() {
-        let (lower, upper) = domain.interval_at(index);
-        if !(lower <= value && value <= upper) {
-            return Err(Error::OutOfBounds {
-                index,
-                value,
-                lower,
-                upper,
-            });
-        }
-    }
+    domain.check_contains_values(x.iter())?;
     if label >= model.num_classes() {
         return Err(Error::LabelOutOfRange {
             label,

@@ -320,7 +320,15 @@ impl Bounds {
     /// [`Error::OutOfBounds`] naming the first coordinate of `x` outside the box (the length
     /// must fit, see [`fits`](Self::fits)).
     pub fn check_contains(&self, x: &[f64]) -> Result<()> {
-        for (index, &value) in x.iter().enumerate() {
+        self.check_contains_values(x)
+    }
+    /// [`check_contains`](Self::check_contains) over any sequence of values (e.g. a strided
+    /// ndarray row).
+    pub(crate) fn check_contains_values<'a>(
+        &self,
+        x: impl IntoIterator<Item = &'a f64>,
+    ) -> Result<()> {
+        for (index, &value) in x.into_iter().enumerate() {
             let (lower, upper) = self.interval_at(index);
             if !(lower <= value && value <= upper) {
                 return Err(Error::OutOfBounds {
