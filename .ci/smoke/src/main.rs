@@ -2,7 +2,7 @@
 //! (`Mnist::from_env`, `INTRIGUING_MNIST_DIR`), a few seconds of training, one attack, and an
 //! independent check of the reported adversarial (re-classified here, inside the box).
 
-use intriguing::Classifier;
+use intriguing::ClassifierExt;
 use intriguing::attack::{AttackConfig, Target, find_minimal_perturbation};
 use intriguing::data::Mnist;
 use intriguing::models::{Preset, train};
