@@ -19,7 +19,10 @@
 //!
 //! With the non-default `paper` feature, `experiments` adds the paper's MNIST experiments as
 //! library calls (Table 1, transfer, adversarial training) for the repository's `reproduce`
-//! example.
+//! example. With the `serde` feature, configs, attack results and analysis reports implement
+//! `serde::Serialize` and `Deserialize` (save a run as JSON; a deserialised config is
+//! validated like one built by the setters). The other features (`linalg`, `argmin`,
+//! `candle`) are listed in the README.
 //!
 //! Start with [`attack::find_minimal_perturbation`] for the attack, [`optim::Lbfgsb`] for the
 //! optimizer alone, and [`Classifier`] to bring your own model. Design notes and measured
@@ -86,6 +89,8 @@ pub mod error;
 pub mod experiments;
 pub mod models;
 pub mod optim;
+#[cfg(feature = "serde")]
+mod serde_f64;
 mod validate;
 pub mod viz;
 

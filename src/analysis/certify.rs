@@ -10,6 +10,7 @@ use ndarray::{Array2, ArrayView2};
 
 /// Lower bounds for one input (see [`Certifier::lower_bounds`]).
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct CertifiedBound {
     /// The reference label `y`.
     pub label: usize,
@@ -17,14 +18,17 @@ pub struct CertifiedBound {
     pub predicted: usize,
     /// For each class `j`: no perturbation `r` with `‖r‖₂` below this value makes
     /// `z_j ≥ z_y`. `f64::INFINITY` at `j = y` (and where `w_y = w_j` with a positive margin).
+    #[cfg_attr(feature = "serde", serde(with = "crate::serde_f64::vec"))]
     pub per_class: Vec<f64>,
     /// `min_{j ≠ y} per_class[j]`: no perturbation shorter than this changes the decision
     /// away from `y` (0 when the input is already misclassified).
+    #[cfg_attr(feature = "serde", serde(with = "crate::serde_f64"))]
     pub untargeted: f64,
     /// The class attaining [`untargeted`](CertifiedBound::untargeted).
     pub nearest_class: usize,
     /// The same untargeted bound with the cruder constant `√2 · ‖W_L‖ · L_pen` (the last
     /// layer's norm instead of its row differences), for comparison.
+    #[cfg_attr(feature = "serde", serde(with = "crate::serde_f64"))]
     pub untargeted_naive: f64,
 }
 
@@ -171,6 +175,7 @@ impl Certifier {
 /// The true minimal perturbation of one input lies in `[lower, upper]`: the certified lower
 /// bound and the distortion of the adversarial example the attack found.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct DistortionBracket {
     /// The label attacked (the input's true label).
     pub label: usize,

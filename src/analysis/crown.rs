@@ -138,6 +138,11 @@ struct Relax {
 
 /// Settings of [`Crown::certify`].
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(try_from = "CrownConfigRepr")
+)]
 pub struct CrownConfig {
     use_box: bool,
     rtol: f64,
@@ -153,6 +158,29 @@ impl Default for CrownConfig {
             max_evaluations: 60,
             per_class: false,
         }
+    }
+}
+
+/// The fields of a serialised [`CrownConfig`], checked by its setters on the way in.
+#[cfg(feature = "serde")]
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CrownConfigRepr {
+    use_box: bool,
+    rtol: f64,
+    max_evaluations: usize,
+    per_class: bool,
+}
+
+#[cfg(feature = "serde")]
+impl TryFrom<CrownConfigRepr> for CrownConfig {
+    type Error = crate::Error;
+    fn try_from(r: CrownConfigRepr) -> Result<Self> {
+        Ok(CrownConfig::new()
+            .with_box(r.use_box)
+            .with_rtol(r.rtol)?
+            .with_max_evaluations(r.max_evaluations)?
+            .with_per_class(r.per_class))
     }
 }
 
@@ -205,6 +233,7 @@ impl CrownConfig {
 
 /// The certified radii of one input (see [`Crown::certify`]).
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct CrownCertificate {
     /// The reference label `y`.
     pub label: usize,
@@ -213,6 +242,7 @@ pub struct CrownCertificate {
     /// No input of the set with `‖x − x₀‖₂ ≤ untargeted` (and inside the box when it is used)
     /// has `z_j ≥ z_y` for any `j ≠ y`. 0 when the input is misclassified; `f64::INFINITY`
     /// when the whole box is certified.
+    #[cfg_attr(feature = "serde", serde(with = "crate::serde_f64"))]
     pub untargeted: f64,
     /// The class whose bound failed first at the untargeted search's refuted radius (`y` when
     /// none failed).
@@ -220,6 +250,7 @@ pub struct CrownCertificate {
     /// With [`CrownConfig::with_per_class`]: the certified radius against each class `j`
     /// (no `x` of the set within it has `z_j ≥ z_y`); `f64::INFINITY` at `j = y`. Each entry
     /// is at least `untargeted`.
+    #[cfg_attr(feature = "serde", serde(with = "crate::serde_f64::option_vec"))]
     pub per_class: Option<Vec<f64>>,
     /// Bound evaluations (full relaxation passes) done.
     pub evaluations: usize,

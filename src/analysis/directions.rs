@@ -15,6 +15,7 @@ use rand_chacha::ChaCha8Rng;
 
 /// A direction in a representation space.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum Direction {
     /// The natural basis vector `e_i` (one unit).
     Unit(usize),
@@ -110,6 +111,7 @@ pub fn label_purity(indices: &[usize], labels: &[usize]) -> Result<f64> {
 
 /// Mean, standard deviation and values of purities over a set of directions.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct PurityStats {
     /// The mean purity.
     pub mean: f64,
@@ -138,6 +140,7 @@ impl PurityStats {
 
 /// Units and random directions side by side (see [`purity_comparison`]).
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct PurityComparison {
     /// The `k` of top-k.
     pub k: usize,

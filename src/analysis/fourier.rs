@@ -48,6 +48,7 @@ impl C64 {
 
 /// The paper's Fourier bound on a convolution's operator norm, and what it was computed on.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct FourierBound {
     /// `sup_ξ ‖A(ξ)‖₂` (see [`conv_fourier_bound`]).
     pub value: f64,

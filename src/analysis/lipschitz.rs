@@ -11,6 +11,7 @@ use std::fmt::Write as _;
 
 /// One linear layer of a model, with the non-linearities that follow it.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct LayerBound {
     /// `conv1`, `fc2`, …
     pub name: String,
@@ -20,6 +21,7 @@ pub struct LayerBound {
     pub shape: String,
     /// The operator norm `‖W‖₂` of the layer's linear part: power iteration for a dense
     /// layer, restarted Lanczos on the explicit (zero-padded) operator for a convolution.
+    #[cfg_attr(feature = "serde", serde(with = "crate::serde_f64"))]
     pub operator_norm: f64,
     /// Operator applications used for [`operator_norm`](LayerBound::operator_norm).
     pub iterations: usize,
@@ -30,6 +32,7 @@ pub struct LayerBound {
     /// The norm that enters the product: the Fourier bound for a convolution (a guaranteed
     /// upper bound, as in the paper's Table 5), the converged power-iteration value for a
     /// dense layer.
+    #[cfg_attr(feature = "serde", serde(with = "crate::serde_f64"))]
     pub bound: f64,
     /// What follows the linear map before the next one, e.g. `sigmoid`, `relu, maxpool 2/2`.
     pub after: String,
@@ -37,14 +40,17 @@ pub struct LayerBound {
     /// non-overlapping max-pool 1, identity 1).
     pub activation_constant: f64,
     /// `bound · activation_constant`.
+    #[cfg_attr(feature = "serde", serde(with = "crate::serde_f64"))]
     pub layer_bound: f64,
     /// The product of `layer_bound` over this layer and all before it: an upper Lipschitz
     /// bound of the map from the input to this layer's output (after its non-linearities).
+    #[cfg_attr(feature = "serde", serde(with = "crate::serde_f64"))]
     pub cumulative: f64,
 }
 
 /// The per-layer table of a model; see [`lipschitz_report`].
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct LipschitzReport {
     /// One row per linear layer, in order.
     pub layers: Vec<LayerBound>,

@@ -21,6 +21,11 @@ use rand_chacha::ChaCha8Rng;
 /// close (convergence goes like `(σ₂/σ₁)^{2k}`); the second test makes such a stop need the
 /// iterate to be an actual eigenvector. See `docs/analysis.md` for the argument.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(try_from = "PowerIterationConfigRepr")
+)]
 pub struct PowerIterationConfig {
     tol: f64,
     residual_tol: f64,
@@ -36,6 +41,29 @@ impl Default for PowerIterationConfig {
             max_iterations: 50_000,
             seed: 0x5eed,
         }
+    }
+}
+
+/// The fields of a serialised [`PowerIterationConfig`], checked by its setters on the way in.
+#[cfg(feature = "serde")]
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PowerIterationConfigRepr {
+    tol: f64,
+    residual_tol: f64,
+    max_iterations: usize,
+    seed: u64,
+}
+
+#[cfg(feature = "serde")]
+impl TryFrom<PowerIterationConfigRepr> for PowerIterationConfig {
+    type Error = crate::Error;
+    fn try_from(r: PowerIterationConfigRepr) -> Result<Self> {
+        Ok(PowerIterationConfig::new()
+            .with_tol(r.tol)?
+            .with_residual_tol(r.residual_tol)?
+            .with_max_iterations(r.max_iterations)?
+            .with_seed(r.seed))
     }
 }
 
@@ -93,6 +121,7 @@ impl PowerIterationConfig {
 
 /// The result of a power iteration.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct SpectralNorm {
     /// The estimate of the largest singular value `σ₁ = sqrt(λ_max(AᵀA))`. A Rayleigh quotient
     /// never exceeds `λ_max`, so this is (up to rounding) a lower estimate that converges

@@ -6,6 +6,7 @@ use crate::validate::{at_least_one, greater_than_one, non_negative_or_infinite, 
 
 /// The distortion penalty `pen(r)` in the attack objective `c·pen(r) + loss(x + r)`.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum Penalty {
     /// The paper's `|r|`, the Euclidean norm, smoothed at `r = 0` as
     /// `sqrt(‖r‖² + δ²) − δ` (δ = [`AttackConfig::smoothing`]).
@@ -16,6 +17,7 @@ pub enum Penalty {
 
 /// The classification loss in the attack objective `c·pen(r) + loss(x + r)`.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum AttackLoss {
     /// Softmax cross-entropy of the target label (the paper's); untargeted, the bounded
     /// `LSE(z) − LSE(z without y)`.
@@ -32,6 +34,7 @@ pub enum AttackLoss {
 
 /// How the first c of the search is chosen.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum InitialC {
     /// A fixed value (> 0).
     Fixed(f64),
@@ -70,7 +73,16 @@ pub enum InitialC {
 /// ));
 /// # Ok::<(), intriguing::Error>(())
 /// ```
+///
+/// With the `serde` feature it serialises its settings (the solver's without the box, which
+/// is `bounds`), and deserialising goes through the validating setters above: a JSON config
+/// with, say, `"growth": 0.5` is refused with the setter's message.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(try_from = "AttackConfigRepr", into = "AttackConfigRepr")
+)]
 pub struct AttackConfig {
     pub(crate) bounds: Bounds,
     pub(crate) penalty: Penalty,
@@ -92,6 +104,81 @@ pub struct AttackConfig {
     pub(crate) nearest_prune_margin: f64,
     pub(crate) refine_rounds: usize,
     pub(crate) refine_points: usize,
+}
+
+/// The settings of a serialised [`AttackConfig`], checked by its setters on the way in.
+#[cfg(feature = "serde")]
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AttackConfigRepr {
+    bounds: Bounds,
+    penalty: Penalty,
+    loss: AttackLoss,
+    smoothing: f64,
+    initial_c: InitialC,
+    growth: f64,
+    max_bracket_steps: usize,
+    bisection_steps: usize,
+    relative_tolerance: f64,
+    /// Without bounds (the box is `bounds`).
+    solver: Lbfgsb,
+    bisection_ftol: Option<f64>,
+    warm_start: bool,
+    nearest_candidates: usize,
+    #[serde(with = "crate::serde_f64")]
+    nearest_pruning: f64,
+    refinement_rounds: usize,
+    refinement_points: usize,
+}
+
+#[cfg(feature = "serde")]
+impl From<AttackConfig> for AttackConfigRepr {
+    fn from(c: AttackConfig) -> Self {
+        AttackConfigRepr {
+            bounds: c.bounds,
+            penalty: c.penalty,
+            loss: c.loss,
+            smoothing: c.smoothing,
+            initial_c: c.initial_c,
+            growth: c.growth,
+            max_bracket_steps: c.max_bracket_steps,
+            bisection_steps: c.bisection_steps,
+            relative_tolerance: c.rel_tol,
+            solver: c.solver.without_bounds(),
+            bisection_ftol: c.bisection_ftol,
+            warm_start: c.warm_start,
+            nearest_candidates: c.nearest_candidates,
+            nearest_pruning: c.nearest_prune_margin,
+            refinement_rounds: c.refine_rounds,
+            refinement_points: c.refine_points,
+        }
+    }
+}
+
+#[cfg(feature = "serde")]
+impl TryFrom<AttackConfigRepr> for AttackConfig {
+    type Error = Error;
+    fn try_from(r: AttackConfigRepr) -> Result<Self> {
+        let cfg = AttackConfig::default()
+            .with_bounds(r.bounds)
+            .with_penalty(r.penalty)
+            .with_loss(r.loss)?
+            .with_smoothing(r.smoothing)?;
+        let cfg = match r.initial_c {
+            InitialC::Fixed(c) => cfg.with_initial_c(c)?,
+            InitialC::Auto { factor } => cfg.with_auto_initial_c(factor)?,
+        };
+        cfg.with_growth(r.growth)?
+            .with_max_bracket_steps(r.max_bracket_steps)?
+            .with_bisection_steps(r.bisection_steps)?
+            .with_relative_tolerance(r.relative_tolerance)?
+            .with_solver(r.solver)?
+            .with_bisection_ftol(r.bisection_ftol)?
+            .with_warm_start(r.warm_start)
+            .with_nearest_candidates(r.nearest_candidates)?
+            .with_nearest_pruning(r.nearest_pruning)?
+            .with_refinement(r.refinement_rounds, r.refinement_points)
+    }
 }
 
 impl Default for AttackConfig {

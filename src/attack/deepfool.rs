@@ -24,6 +24,11 @@ use ndarray::{Array2, ArrayView2};
 /// # Ok::<(), intriguing::Error>(())
 /// ```
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(try_from = "DeepFoolConfigRepr")
+)]
 pub struct DeepFoolConfig {
     norm: Norm,
     overshoot: f64,
@@ -31,6 +36,33 @@ pub struct DeepFoolConfig {
     candidates: usize,
     domain: Bounds,
     box_masking: bool,
+}
+
+/// The fields of a serialised [`DeepFoolConfig`], checked by its setters on the way in.
+#[cfg(feature = "serde")]
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeepFoolConfigRepr {
+    norm: Norm,
+    overshoot: f64,
+    max_iterations: usize,
+    candidates: usize,
+    domain: Bounds,
+    box_masking: bool,
+}
+
+#[cfg(feature = "serde")]
+impl TryFrom<DeepFoolConfigRepr> for DeepFoolConfig {
+    type Error = crate::Error;
+    fn try_from(r: DeepFoolConfigRepr) -> Result<Self> {
+        Ok(DeepFoolConfig::default()
+            .with_norm(r.norm)
+            .with_overshoot(r.overshoot)?
+            .with_max_iterations(r.max_iterations)?
+            .with_candidates(r.candidates)?
+            .with_bounds(r.domain)
+            .with_box_masking(r.box_masking))
+    }
 }
 
 impl Default for DeepFoolConfig {

@@ -33,6 +33,7 @@ fn uniform_box() -> Bounds {
 /// # Ok::<(), intriguing::Error>(())
 /// ```
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct FgsmConfig {
     norm: Norm,
     domain: Bounds,
@@ -77,6 +78,7 @@ impl FgsmConfig {
 
 /// The PGD step size.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum StepSize {
     /// `α = factor · ε`.
     Relative(f64),
@@ -99,6 +101,11 @@ pub enum StepSize {
 /// # Ok::<(), intriguing::Error>(())
 /// ```
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(try_from = "PgdConfigRepr")
+)]
 pub struct PgdConfig {
     norm: Norm,
     steps: usize,
@@ -107,6 +114,39 @@ pub struct PgdConfig {
     seed: u64,
     early_stop: bool,
     domain: Bounds,
+}
+
+/// The fields of a serialised [`PgdConfig`], checked by its setters on the way in.
+#[cfg(feature = "serde")]
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PgdConfigRepr {
+    norm: Norm,
+    steps: usize,
+    step: Option<StepSize>,
+    random_start: bool,
+    seed: u64,
+    early_stop: bool,
+    domain: Bounds,
+}
+
+#[cfg(feature = "serde")]
+impl TryFrom<PgdConfigRepr> for PgdConfig {
+    type Error = crate::Error;
+    fn try_from(r: PgdConfigRepr) -> Result<Self> {
+        let cfg = PgdConfig::default()
+            .with_norm(r.norm)
+            .with_steps(r.steps)?
+            .with_random_start(r.random_start)
+            .with_seed(r.seed)
+            .with_early_stop(r.early_stop)
+            .with_bounds(r.domain);
+        Ok(match r.step {
+            None => cfg,
+            Some(StepSize::Relative(f)) => cfg.with_relative_step(f)?,
+            Some(StepSize::Absolute(a)) => cfg.with_step_size(a)?,
+        })
+    }
 }
 
 impl Default for PgdConfig {

@@ -4,6 +4,7 @@ use ndarray::Array1;
 
 /// Which label the attack aims for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum Target {
     /// Exactly this label (the paper's setting).
     Label(usize),
@@ -66,6 +67,7 @@ impl Target {
 
 /// Why an attack did not succeed.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub enum FailureReason {
     /// No run reached the target, down to the smallest c the bracketing budget allowed.
@@ -89,6 +91,7 @@ impl std::fmt::Display for FailureReason {
 
 /// A verified adversarial input: re-classified as the target, finite and inside the box.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Adversarial {
     /// The adversarial input `x + r`.
     pub input: Array1<f64>,
@@ -127,6 +130,7 @@ impl Adversarial {
 /// The c bracket at the end of the search: the largest c whose run succeeded and the
 /// smallest c above it whose run failed (how tight the search got).
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct CBracket {
     /// Largest c whose run ended on a verified adversarial point.
     pub success: Option<f64>,
@@ -136,6 +140,7 @@ pub struct CBracket {
 
 /// The outcome of one attack.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct AttackResult {
     /// The target that was asked for.
     pub target: Target,

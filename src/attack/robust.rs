@@ -28,9 +28,41 @@ use ndarray::ArrayView2;
 /// # Ok::<(), intriguing::Error>(())
 /// ```
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(try_from = "MinimalDistortionsRepr")
+)]
 pub struct MinimalDistortions {
     sorted: Vec<f64>,
     rows: usize,
+}
+
+/// The fields of a serialised [`MinimalDistortions`], checked by [`MinimalDistortions::new`]
+/// on the way in.
+#[cfg(feature = "serde")]
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MinimalDistortionsRepr {
+    sorted: Vec<f64>,
+    rows: usize,
+}
+
+#[cfg(feature = "serde")]
+impl TryFrom<MinimalDistortionsRepr> for MinimalDistortions {
+    type Error = Error;
+    fn try_from(r: MinimalDistortionsRepr) -> Result<Self> {
+        if r.sorted.len() > r.rows {
+            return Err(Error::InvalidConfig(format!(
+                "{} distortions for {} rows",
+                r.sorted.len(),
+                r.rows
+            )));
+        }
+        let mut all: Vec<Option<f64>> = r.sorted.into_iter().map(Some).collect();
+        all.resize(r.rows, None);
+        Self::new(&all)
+    }
 }
 
 impl MinimalDistortions {
@@ -111,6 +143,7 @@ fn check_grid(eps: &[f64]) -> Result<()> {
 
 /// An ε-bounded attack for [`bounded_accuracy_curve`].
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum BoundedAttack {
     /// [`fgsm`](super::fgsm).
     Fgsm(FgsmConfig),

@@ -22,6 +22,7 @@ pub(crate) const CHUNK: usize = 16;
 
 /// The norm an attack measures (and, for ε-bounded attacks, bounds) perturbations in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum Norm {
     /// Euclidean `‖r‖₂`.
     L2,
@@ -53,6 +54,7 @@ impl Norm {
 /// re-evaluated there, predicts a label other than `label`; the point is finite and inside the
 /// box (and, for the ε-bounded attacks, within ε of the input).
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct RowResult {
     /// The true label given for the row.
     pub label: usize,

@@ -40,6 +40,7 @@ use ndarray::{Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut2, Axis, s};
 /// 784-100-100-10 above gives 0.59 at `h = 1e-3`). Models whose input gradients are small next
 /// to their loss (sigmoid MLPs on MNIST) are in the rounding regime: `1e-4` is sharper there.
 #[derive(Debug, Clone)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct GradCheckReport {
     /// The worst relative error over all rows and coordinates:
     /// `|a_i - n_i| / max(|a_i|, |n_i|, 1e-3 · max_j max(|a_j|, |n_j|), 1e-300)`, where `a` is

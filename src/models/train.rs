@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 /// The update rule.
 #[derive(Clone, Copy, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum Optimizer {
     /// Heavy-ball SGD: `v ← μ v − η g`, `θ ← θ + v`.
     Sgd {
@@ -63,6 +64,7 @@ impl Optimizer {
 
 /// Per-layer L2 weight decay.
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum WeightDecay {
     /// The same `λ` for every layer.
     Uniform(f64),
@@ -108,6 +110,11 @@ impl WeightDecay {
 /// # Ok::<(), intriguing::Error>(())
 /// ```
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(try_from = "TrainConfigRepr")
+)]
 pub struct TrainConfig {
     epochs: usize,
     batch_size: usize,
@@ -118,6 +125,42 @@ pub struct TrainConfig {
     weight_decay: WeightDecay,
     seed: u64,
     drop_last: bool,
+}
+
+/// The fields of a serialised [`TrainConfig`], checked by its setters on the way in.
+#[cfg(feature = "serde")]
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TrainConfigRepr {
+    epochs: usize,
+    batch_size: usize,
+    learning_rate: f64,
+    lr_decay: f64,
+    warmup_epochs: f64,
+    optimizer: Optimizer,
+    weight_decay: WeightDecay,
+    seed: u64,
+    drop_last: bool,
+}
+
+#[cfg(feature = "serde")]
+impl TryFrom<TrainConfigRepr> for TrainConfig {
+    type Error = Error;
+    fn try_from(r: TrainConfigRepr) -> Result<Self> {
+        let cfg = TrainConfig::new()
+            .with_epochs(r.epochs)?
+            .with_batch_size(r.batch_size)?
+            .with_learning_rate(r.learning_rate)?
+            .with_lr_decay(r.lr_decay)?
+            .with_warmup_epochs(r.warmup_epochs)?
+            .with_optimizer(r.optimizer)?
+            .with_seed(r.seed)
+            .with_drop_last(r.drop_last);
+        match r.weight_decay {
+            WeightDecay::Uniform(l) => cfg.with_uniform_weight_decay(l),
+            WeightDecay::PerLayer(v) => cfg.with_weight_decay(v),
+        }
+    }
 }
 
 impl Default for TrainConfig {
@@ -271,6 +314,7 @@ fn check_decay(lambdas: &[f64]) -> Result<()> {
 
 /// What the epoch callback sees after each epoch.
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct EpochInfo {
     /// 1-based epoch number.
     pub epoch: usize,
@@ -289,6 +333,7 @@ pub struct EpochInfo {
 
 /// The history of a training run.
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct TrainReport {
     /// One entry per completed epoch.
     pub epochs: Vec<EpochInfo>,

@@ -15,6 +15,7 @@
 
 /// Line-search constants.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct LineSearch {
     /// Sufficient-decrease constant `c1` (`μ` in Moré–Thuente), `0 < c1 < c2`.
     pub c1: f64,

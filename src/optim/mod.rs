@@ -179,15 +179,57 @@ impl<F: FnMut(&[f64], &mut [f64]) -> Result<f64>> Objective for FallibleFnObject
 /// Box constraints `lower[i] <= x[i] <= upper[i]` (infinite bounds allowed): one interval for
 /// every coordinate of a vector of any length ([`Bounds::interval`]), or one interval per
 /// coordinate ([`Bounds::new`], [`Bounds::uniform`]).
+///
+/// With the `serde` feature it serialises as `{"interval": {"lower": 0.0, "upper": 1.0}}` or
+/// `{"per_coordinate": {"lower": [..], "upper": [..]}}` (infinite bounds as `"inf"` /
+/// `"-inf"`), and deserialising checks it as [`Bounds::interval`] / [`Bounds::new`] do.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(try_from = "BoundsRepr", into = "BoundsRepr")
+)]
 pub struct Bounds {
     repr: BoundsRepr,
 }
 
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(rename_all = "snake_case", deny_unknown_fields)
+)]
 enum BoundsRepr {
-    Interval { lower: f64, upper: f64 },
-    PerCoordinate { lower: Vec<f64>, upper: Vec<f64> },
+    Interval {
+        #[cfg_attr(feature = "serde", serde(with = "crate::serde_f64"))]
+        lower: f64,
+        #[cfg_attr(feature = "serde", serde(with = "crate::serde_f64"))]
+        upper: f64,
+    },
+    PerCoordinate {
+        #[cfg_attr(feature = "serde", serde(with = "crate::serde_f64::vec"))]
+        lower: Vec<f64>,
+        #[cfg_attr(feature = "serde", serde(with = "crate::serde_f64::vec"))]
+        upper: Vec<f64>,
+    },
+}
+
+#[cfg(feature = "serde")]
+impl From<Bounds> for BoundsRepr {
+    fn from(b: Bounds) -> Self {
+        b.repr
+    }
+}
+
+#[cfg(feature = "serde")]
+impl TryFrom<BoundsRepr> for Bounds {
+    type Error = Error;
+    fn try_from(r: BoundsRepr) -> Result<Self> {
+        match r {
+            BoundsRepr::Interval { lower, upper } => Bounds::interval(lower, upper),
+            BoundsRepr::PerCoordinate { lower, upper } => Bounds::new(lower, upper),
+        }
+    }
 }
 
 fn check_interval(i: usize, l: f64, u: f64) -> Result<()> {
@@ -403,6 +445,7 @@ impl Bounds {
 
 /// Why the solver stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub enum Termination {
     /// Projected-gradient inf-norm `<= pgtol`.
@@ -433,12 +476,15 @@ impl Termination {
 
 /// The result of a minimisation.
 #[derive(Debug, Clone)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Solution {
     /// Best point found (inside the bounds).
     pub x: Vec<f64>,
     /// `f(x)`.
+    #[cfg_attr(feature = "serde", serde(with = "crate::serde_f64"))]
     pub value: f64,
     /// Inf-norm of the projected gradient at `x`.
+    #[cfg_attr(feature = "serde", serde(with = "crate::serde_f64"))]
     pub pg_norm: f64,
     /// Iterations done.
     pub iterations: usize,
@@ -457,12 +503,15 @@ impl Solution {
 
 /// What an observer sees after each iteration.
 #[derive(Debug, Clone, Copy)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct IterationInfo {
     /// Iteration number (1-based).
     pub iteration: usize,
     /// Current value.
+    #[cfg_attr(feature = "serde", serde(with = "crate::serde_f64"))]
     pub value: f64,
     /// Inf-norm of the projected gradient.
+    #[cfg_attr(feature = "serde", serde(with = "crate::serde_f64"))]
     pub pg_norm: f64,
     /// Evaluations so far.
     pub evaluations: usize,
@@ -535,7 +584,15 @@ impl Workspace {
 /// Configure with the validating `with_*` setters, then call [`minimize`](Self::minimize)
 /// or [`minimize_with`](Self::minimize_with). The solver itself is immutable and can be
 /// shared between threads.
+///
+/// With the `serde` feature it serialises its settings, and deserialising goes through the
+/// validating setters (a memory of 0, a negative tolerance, ... are refused).
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(try_from = "LbfgsbRepr")
+)]
 pub struct Lbfgsb {
     memory: usize,
     max_iterations: usize,
@@ -544,6 +601,39 @@ pub struct Lbfgsb {
     ftol: f64,
     line_search: LineSearch,
     bounds: Option<Bounds>,
+}
+
+/// The fields of a serialised [`Lbfgsb`], checked by its setters on the way in.
+#[cfg(feature = "serde")]
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LbfgsbRepr {
+    memory: usize,
+    max_iterations: usize,
+    max_evaluations: usize,
+    pgtol: f64,
+    ftol: f64,
+    line_search: LineSearch,
+    bounds: Option<Bounds>,
+}
+
+#[cfg(feature = "serde")]
+impl TryFrom<LbfgsbRepr> for Lbfgsb {
+    type Error = Error;
+    fn try_from(r: LbfgsbRepr) -> Result<Self> {
+        let ls = r.line_search;
+        let solver = Lbfgsb::new()
+            .with_memory(r.memory)?
+            .with_max_iterations(r.max_iterations)?
+            .with_max_evaluations(r.max_evaluations)?
+            .with_pgtol(r.pgtol)?
+            .with_ftol(r.ftol)?
+            .with_line_search(ls.c1, ls.c2, ls.max_trials)?;
+        Ok(match r.bounds {
+            Some(b) => solver.with_bounds(b),
+            None => solver,
+        })
+    }
 }
 
 impl Default for Lbfgsb {
