@@ -115,6 +115,32 @@ impl Certifier {
 
     /// Lower bounds for each row of `inputs` against its label. `model` must be the model
     /// the certifier was built from.
+    ///
+    /// # Examples
+    ///
+    /// For a linear model the bound against class `j` is the exact distance to the
+    /// hyperplane `z_j = z_y`, `(z_y − z_j) / ‖w_y − w_j‖` (lowered by `1e-9` relative):
+    ///
+    /// ```
+    /// use intriguing::analysis::{Certifier, PowerIterationConfig};
+    /// use intriguing::models::{Activation, Mlp};
+    /// use intriguing::{Classifier, ClassifierExt};
+    /// use ndarray::Array2;
+    /// let linear = Mlp::random(&[5, 3], Activation::Identity, 1)?; // z = W x + b
+    /// let cert = Certifier::new(&linear, &PowerIterationConfig::default())?;
+    /// let x = Array2::from_shape_fn((1, 5), |(_, j)| j as f64 / 4.0);
+    /// let y = linear.predict(x.row(0))?;
+    /// let b = &cert.lower_bounds(&linear, x.view(), &[y])?[0];
+    /// let z = linear.logits(x.view())?;
+    /// let w = &linear.layers()[0].weight;
+    /// for j in (0..3).filter(|&j| j != y) {
+    ///     let norm = (&w.row(y) - &w.row(j)).mapv(|v| v * v).sum().sqrt();
+    ///     let dist = (z[[0, y]] - z[[0, j]]) / norm;
+    ///     assert!(b.per_class[j] <= dist && b.per_class[j] > dist * (1.0 - 1e-8));
+    /// }
+    /// assert_eq!(b.per_class[y], f64::INFINITY);
+    /// # Ok::<(), intriguing::Error>(())
+    /// ```
     pub fn lower_bounds<M: LayerwiseLipschitz + ?Sized>(
         &self,
         model: &M,

@@ -922,6 +922,32 @@ impl Crown {
     /// on the smallest margin lower bound, starting from half the linearised distance
     /// `min_j margin_j / ‖∇ margin_j‖`; every reported radius is one at which the bound was
     /// evaluated and found positive, so the search only affects tightness, never soundness.
+    ///
+    /// # Examples
+    ///
+    /// A certified radius never exceeds the distortion of an adversarial example the attack
+    /// finds (that would contradict the certificate):
+    ///
+    /// ```
+    /// use intriguing::analysis::{Crown, CrownConfig};
+    /// use intriguing::attack::{find_minimal_perturbation, AttackConfig, Target};
+    /// use intriguing::models::{Activation, Mlp};
+    /// use intriguing::ClassifierExt;
+    /// use ndarray::Array1;
+    /// let mlp = Mlp::random(&[10, 8, 3], Activation::Relu, 5)?;
+    /// let crown = Crown::from_mlp(&mlp)?;
+    /// let x = Array1::from_shape_fn(10, |i| (i % 3) as f64 / 2.0);
+    /// let y = mlp.predict(x.view())?;
+    /// let cert = crown.certify(x.view(), y, &CrownConfig::new().with_per_class(true))?;
+    /// let target = Target::Untargeted { true_label: y };
+    /// let attack = find_minimal_perturbation(&mlp, x.view(), target, &AttackConfig::default())?;
+    /// if let Some(l2) = attack.l2() {
+    ///     assert!(cert.untargeted <= l2, "{} > {l2}", cert.untargeted);
+    /// }
+    /// let per_class = cert.per_class.as_ref().expect("asked for");
+    /// assert!(per_class.iter().all(|&r| r >= cert.untargeted));
+    /// # Ok::<(), intriguing::Error>(())
+    /// ```
     pub fn certify(
         &self,
         x: ArrayView1<'_, f64>,

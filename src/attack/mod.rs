@@ -173,6 +173,42 @@ pub(crate) fn validate_input<C: Classifier + ?Sized>(
 /// assert!(adv.l2 >= exact * (1.0 - 1e-9) && adv.l2 <= exact * 1.01, "{}", adv.l2);
 /// # Ok::<(), intriguing::Error>(())
 /// ```
+///
+/// The three modes on a small random MLP: a given label ([`Target::Label`]), any other
+/// label ([`Target::Untargeted`]), and the smallest perturbation over all labels
+/// ([`Target::Nearest`], one targeted search per label):
+///
+/// ```
+/// use intriguing::attack::{find_minimal_perturbation, AttackConfig, Target};
+/// use intriguing::models::{Activation, Mlp};
+/// use intriguing::ClassifierExt;
+/// use ndarray::Array1;
+///
+/// let model = Mlp::random(&[20, 16, 4], Activation::Tanh, 7)?;
+/// let x = Array1::from_shape_fn(20, |i| (i % 5) as f64 / 4.0);
+/// let y = model.predict(x.view())?;
+/// let cfg = AttackConfig::default();
+///
+/// let other = (y + 1) % 4;
+/// let targeted = find_minimal_perturbation(&model, x.view(), Target::Label(other), &cfg)?;
+/// let untargeted =
+///     find_minimal_perturbation(&model, x.view(), Target::Untargeted { true_label: y }, &cfg)?;
+/// let nearest =
+///     find_minimal_perturbation(&model, x.view(), Target::Nearest { true_label: y }, &cfg)?;
+///
+/// for r in [&targeted, &untargeted, &nearest] {
+///     let adv = r.adversarial.as_ref().expect("a random MLP is easy to fool");
+///     assert!(r.target.is_reached_by(model.predict(adv.input.view())?)); // re-verified
+///     println!("{:?}: label {} -> {}, ‖r‖₂ = {:.4}, {} gradient evaluations",
+///              r.target, y, adv.label, adv.l2, r.gradient_evaluations);
+/// }
+/// assert_eq!(targeted.adversarial_label(), Some(other));
+/// assert_ne!(nearest.adversarial_label(), Some(y));
+/// // Nearest searches every label (4 classes: at most 3 targeted searches), so it costs more
+/// // than one targeted search.
+/// assert!(nearest.gradient_evaluations > targeted.gradient_evaluations);
+/// # Ok::<(), intriguing::Error>(())
+/// ```
 pub fn find_minimal_perturbation<C: Classifier + ?Sized>(
     model: &C,
     x: ArrayView1<'_, f64>,

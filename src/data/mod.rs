@@ -102,6 +102,25 @@ impl Mnist {
     ///
     /// A missing file is an [`Error::DataNotFound`] whose message names the four files, where
     /// MNIST comes from and how to point the crate at it (see the [module docs](self)).
+    ///
+    /// # Examples
+    ///
+    /// `no_run`: it needs the four MNIST files (in a clone, `examples/data/mnist/`).
+    ///
+    /// ```no_run
+    /// use intriguing::data::Mnist;
+    /// let mnist = Mnist::load("examples/data/mnist")?;
+    /// assert_eq!(mnist.train_images.dim(), (60_000, 784));
+    /// assert_eq!(mnist.test_labels.len(), 10_000);
+    /// let x = mnist.test_images.row(0); // pixel values in [0, 1]
+    /// assert!(x.iter().all(|v| (0.0..=1.0).contains(v)));
+    /// // A missing directory is a typed error naming the files, not a panic:
+    /// assert!(matches!(
+    ///     Mnist::load("no/such/dir"),
+    ///     Err(intriguing::Error::DataNotFound(_))
+    /// ));
+    /// # Ok::<(), intriguing::Error>(())
+    /// ```
     pub fn load(dir: impl AsRef<Path>) -> Result<Self> {
         let dir = dir.as_ref();
         let path = |name: &str| -> Result<PathBuf> {
@@ -187,6 +206,17 @@ impl Mnist {
 
     /// The first `n_train` training and `n_test` test examples (copies). Errors if either is
     /// larger than what is available.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use intriguing::data::Mnist;
+    /// let small = Mnist::load("examples/data/mnist")?.take(1_000, 100)?;
+    /// assert_eq!(small.train_images.nrows(), 1_000);
+    /// assert_eq!(small.test_labels.len(), 100);
+    /// assert!(small.take(2_000, 0).is_err()); // more than there is
+    /// # Ok::<(), intriguing::Error>(())
+    /// ```
     pub fn take(&self, n_train: usize, n_test: usize) -> Result<Self> {
         for (what, n, have) in [
             ("training", n_train, self.train_labels.len()),

@@ -203,6 +203,20 @@ impl Sequential<Dense> {
 
     /// Reads a safetensors file written by [`save_safetensors`](Self::save_safetensors) (or any
     /// file in that layout with the activations in its metadata).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use intriguing::models::{Activation, Mlp};
+    /// let mlp = Mlp::random(&[6, 4, 3], Activation::Relu, 2)?;
+    /// let path = std::env::temp_dir().join("intriguing_doctest_load.safetensors");
+    /// mlp.save_safetensors(&path)?;
+    /// let back = Mlp::load_safetensors(&path)?; // the activations come from the metadata
+    /// assert_eq!(back, mlp);
+    /// assert!(Mlp::load_safetensors(path.with_extension("missing")).is_err());
+    /// # std::fs::remove_file(&path)?;
+    /// # Ok::<(), intriguing::Error>(())
+    /// ```
     pub fn load_safetensors(path: impl AsRef<Path>) -> Result<Mlp> {
         let bytes = std::fs::read(path.as_ref()).map_err(|e| io_err(e, path.as_ref()))?;
         Self::from_safetensors_bytes(&bytes)
@@ -211,6 +225,25 @@ impl Sequential<Dense> {
     /// Reads a safetensors file in either layout (`layers.{i}.*`, or PyTorch's
     /// `nn.Sequential` `{k}.weight`/`{k}.bias`) with the activation of each layer given by
     /// `activations` (one per layer; metadata, if any, is ignored).
+    ///
+    /// # Examples
+    ///
+    /// A file without activation metadata (as PyTorch's `save_file(model.state_dict())`
+    /// writes) needs them given; here the metadata of our own file is overridden:
+    ///
+    /// ```
+    /// use intriguing::models::{Activation, Mlp};
+    /// let mlp = Mlp::random(&[6, 4, 3], Activation::Tanh, 2)?;
+    /// let path = std::env::temp_dir().join("intriguing_doctest_load_with.safetensors");
+    /// mlp.save_safetensors(&path)?;
+    /// let relu = Mlp::load_safetensors_with(&path, &[Activation::Relu, Activation::Identity])?;
+    /// assert_eq!(relu.layers()[0].weight, mlp.layers()[0].weight);
+    /// assert_eq!(relu.layers()[0].activation, Activation::Relu);
+    /// // One activation per layer, or a typed error:
+    /// assert!(Mlp::load_safetensors_with(&path, &[Activation::Relu]).is_err());
+    /// # std::fs::remove_file(&path)?;
+    /// # Ok::<(), intriguing::Error>(())
+    /// ```
     pub fn load_safetensors_with(
         path: impl AsRef<Path>,
         activations: &[Activation],
@@ -220,6 +253,17 @@ impl Sequential<Dense> {
     }
 
     /// [`load_safetensors`](Self::load_safetensors) from bytes in memory.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use intriguing::models::{Activation, Mlp};
+    /// let mlp = Mlp::random(&[5, 3, 2], Activation::Sigmoid, 9)?;
+    /// let bytes = mlp.to_safetensors_bytes()?;
+    /// assert_eq!(Mlp::from_safetensors_bytes(&bytes)?, mlp);
+    /// assert!(Mlp::from_safetensors_bytes(&bytes[..10]).is_err()); // truncated
+    /// # Ok::<(), intriguing::Error>(())
+    /// ```
     pub fn from_safetensors_bytes(bytes: &[u8]) -> Result<Mlp> {
         let (_, meta) = SafeTensors::read_metadata(bytes)?;
         if meta.tensors().is_empty() {

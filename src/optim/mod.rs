@@ -759,6 +759,32 @@ impl Lbfgsb {
     /// when an evaluation returns `Err` (see [`Objective`]). Everything else (a non-finite
     /// objective at the start, a failed line search, spent budgets) is reported in
     /// [`Solution::termination`] with the best point kept.
+    ///
+    /// # Examples
+    ///
+    /// The Rosenbrock function `(1 − x)² + 100 (y − x²)²` (minimum 0 at `(1, 1)`), first
+    /// free, then in the box `x ≤ 0.5`, where the minimum is at `(0.5, 0.25)` (on the face
+    /// `x = 0.5`, `y = x²`) with value `0.25`:
+    ///
+    /// ```
+    /// use intriguing::optim::{Bounds, FnObjective, Lbfgsb};
+    /// let mut rosenbrock = FnObjective::new(2, |x: &[f64], g: &mut [f64]| {
+    ///     let (a, b) = (1.0 - x[0], x[1] - x[0] * x[0]);
+    ///     g[0] = -2.0 * a - 400.0 * x[0] * b;
+    ///     g[1] = 200.0 * b;
+    ///     a * a + 100.0 * b * b
+    /// });
+    /// let solver = Lbfgsb::new().with_pgtol(1e-10)?.with_ftol(0.0)?;
+    /// let free = solver.minimize(&mut rosenbrock, &[-1.2, 1.0])?;
+    /// assert!(free.converged(), "{:?}", free.termination);
+    /// assert!((free.x[0] - 1.0).abs() < 1e-6 && (free.x[1] - 1.0).abs() < 1e-6, "{free:?}");
+    ///
+    /// let boxed = solver.with_bounds(Bounds::new(vec![-2.0, -2.0], vec![0.5, 2.0])?);
+    /// let sol = boxed.minimize(&mut rosenbrock, &[-1.2, 1.0])?;
+    /// assert!((sol.x[0] - 0.5).abs() < 1e-12, "{sol:?}");          // on the bound
+    /// assert!((sol.x[1] - 0.25).abs() < 1e-6 && (sol.value - 0.25).abs() < 1e-9, "{sol:?}");
+    /// # Ok::<(), intriguing::Error>(())
+    /// ```
     pub fn minimize<O: Objective + ?Sized>(&self, obj: &mut O, x0: &[f64]) -> Result<Solution> {
         self.minimize_with(obj, x0, &mut Workspace::default(), |_| {
             ControlFlow::Continue(())
