@@ -14,6 +14,7 @@
 //!
 //! ```text
 //! cargo run --release --example attack_choices -- [--images N] [--epochs E] [--docs]
+//! cargo run --release --example attack_choices -- --help
 //! ```
 //!
 //! `--docs` writes the tables into `docs/attacks.md` between the `warm-start` and `cw-loss`
@@ -21,6 +22,7 @@
 
 mod common;
 
+use clap::Parser;
 use intriguing::ClassifierExt;
 use intriguing::attack::{
     AttackConfig, AttackLoss, AttackObjective, DeepFoolConfig, Target, deepfool,
@@ -31,15 +33,27 @@ use intriguing::optim::Objective;
 use ndarray::Array2;
 use std::fmt::Write as _;
 use std::path::Path;
+use std::process::ExitCode;
 
-fn replace_between_markers(doc: &str, key: &str, body: &str) -> Result<String, String> {
-    let (b, e) = (
-        format!("<!-- {key}:begin -->"),
-        format!("<!-- {key}:end -->"),
-    );
-    let i = doc.find(&b).ok_or(format!("marker {b} missing"))? + b.len();
-    let j = doc[i..].find(&e).ok_or(format!("marker {e} missing"))? + i;
-    Ok(format!("{}\n{}\n{}", &doc[..i], body.trim_end(), &doc[j..]))
+/// Measurements behind two choices of the paper's attack on FC100-100-10 (MNIST): DeepFool
+/// as an initial-c estimate, and the classification loss of the c search (cross-entropy with
+/// and without boundary refinement vs the Carlini–Wagner margin).
+#[derive(Parser, Debug)]
+#[command(name = "attack_choices")]
+struct Args {
+    /// Number of correctly classified test images (the first N; 1 to 10 000).
+    #[arg(long, default_value_t = 100, value_parser = common::test_images)]
+    images: usize,
+    /// Training epochs (the FC100-100-10 preset recipe cut to E epochs).
+    #[arg(long, default_value_t = 3, value_parser = common::at_least_one)]
+    epochs: usize,
+    /// Also write the tables into docs/attacks.md.
+    #[arg(long)]
+    docs: bool,
+}
+
+fn main() -> ExitCode {
+    common::exit_status(run(Args::parse()))
 }
 
 #[derive(Default)]
@@ -73,18 +87,12 @@ impl Sum {
     }
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let (mut n, mut epochs, mut docs) = (100usize, 3usize, false);
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        let mut val = || args.next().ok_or(format!("{a} needs a value"));
-        match a.as_str() {
-            "--images" => n = val()?.parse()?,
-            "--epochs" => epochs = val()?.parse()?,
-            "--docs" => docs = true,
-            other => return Err(format!("unknown argument {other:?}").into()),
-        }
-    }
+fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    let Args {
+        images: n,
+        epochs,
+        docs,
+    } = args;
     let mnist = common::mnist()?;
     let (mut mlp, cfg) = Preset::Fc100_100_10.build(0)?;
     train(
@@ -217,8 +225,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if docs {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/attacks.md");
         let doc = std::fs::read_to_string(&path)?;
-        let doc = replace_between_markers(&doc, "warm-start", &t)?;
-        std::fs::write(&path, replace_between_markers(&doc, "cw-loss", &u)?)?;
+        let doc = common::replace_between_markers(&doc, "warm-start", &t)?;
+        std::fs::write(&path, common::replace_between_markers(&doc, "cw-loss", &u)?)?;
     }
     Ok(())
 }

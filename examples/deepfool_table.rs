@@ -5,6 +5,7 @@
 //! ```text
 //! cargo run --release --example deepfool_table -- [--images N] [--lenet-epochs E]
 //!     [--fc-epochs E] [--docs]
+//! cargo run --release --example deepfool_table -- --help
 //! ```
 //!
 //! Models (trained here on the bundled MNIST, seeded): the LeNet-style `Cnn::lenet(6, 16, 120)`
@@ -20,6 +21,7 @@
 
 mod common;
 
+use clap::Parser;
 use intriguing::attack::{
     AttackConfig, DeepFoolConfig, FgsmConfig, RowResult, Target, deepfool, fgsm,
     find_minimal_perturbation,
@@ -30,7 +32,32 @@ use intriguing::{Classifier, ClassifierExt};
 use ndarray::{Array2, ArrayView2};
 use std::fmt::Write as _;
 use std::path::Path;
+use std::process::ExitCode;
 use std::time::Instant;
+
+/// DeepFool's Table 1 on MNIST: the robustness ρ̂_adv = mean ‖r‖₂ / ‖x‖₂ of DeepFool, FGSM
+/// and the paper's L-BFGS attack on a LeNet-style CNN and FC500-150-10, with the time per
+/// example.
+#[derive(Parser, Debug)]
+#[command(name = "deepfool_table")]
+struct Args {
+    /// Number of correctly classified test images per model (the first N; 1 to 10 000).
+    #[arg(long, default_value_t = 100, value_parser = common::test_images)]
+    images: usize,
+    /// Training epochs of the LeNet-style CNN.
+    #[arg(long, default_value_t = 1, value_parser = common::at_least_one)]
+    lenet_epochs: usize,
+    /// Training epochs of FC500-150-10 (its preset recipe cut to E epochs).
+    #[arg(long, default_value_t = 2, value_parser = common::at_least_one)]
+    fc_epochs: usize,
+    /// Also write the table into docs/attacks.md.
+    #[arg(long)]
+    docs: bool,
+}
+
+fn main() -> ExitCode {
+    common::exit_status(run(Args::parse()))
+}
 
 /// The paper's Table 1 (MNIST rows), as published: ρ̂_adv of DeepFool, FGSM and L-BFGS and
 /// the time per example of DeepFool and L-BFGS ("> 4 s" is stored as its bound).
@@ -75,16 +102,6 @@ fn thread_seconds() -> f64 {
     }
     static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
     START.get_or_init(Instant::now).elapsed().as_secs_f64()
-}
-
-fn replace_between_markers(doc: &str, key: &str, body: &str) -> Result<String, String> {
-    let (b, e) = (
-        format!("<!-- {key}:begin -->"),
-        format!("<!-- {key}:end -->"),
-    );
-    let i = doc.find(&b).ok_or(format!("marker {b} missing"))? + b.len();
-    let j = doc[i..].find(&e).ok_or(format!("marker {e} missing"))? + i;
-    Ok(format!("{}\n{}\n{}", &doc[..i], body.trim_end(), &doc[j..]))
 }
 
 struct Measured {
@@ -210,19 +227,13 @@ fn measure<C: Classifier>(
     })
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let (mut n, mut lenet_epochs, mut fc_epochs, mut docs) = (100usize, 1usize, 2usize, false);
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        let mut val = || args.next().ok_or(format!("{a} needs a value"));
-        match a.as_str() {
-            "--images" => n = val()?.parse()?,
-            "--lenet-epochs" => lenet_epochs = val()?.parse()?,
-            "--fc-epochs" => fc_epochs = val()?.parse()?,
-            "--docs" => docs = true,
-            other => return Err(format!("unknown argument {other:?}").into()),
-        }
-    }
+fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    let Args {
+        images: n,
+        lenet_epochs,
+        fc_epochs,
+        docs,
+    } = args;
     let mnist = common::mnist()?;
 
     let t = Instant::now();
@@ -319,7 +330,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if docs {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/attacks.md");
         let doc = std::fs::read_to_string(&path)?;
-        std::fs::write(&path, replace_between_markers(&doc, "deepfool-table1", &t)?)?;
+        std::fs::write(
+            &path,
+            common::replace_between_markers(&doc, "deepfool-table1", &t)?,
+        )?;
     }
     Ok(())
 }

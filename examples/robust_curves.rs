@@ -6,6 +6,7 @@
 //! ```text
 //! cargo run --release --example robust_curves -- [--images N] [--epochs E] [--threads T]
 //!     [--out DIR] [--docs]
+//! cargo run --release --example robust_curves -- --help
 //! ```
 //!
 //! Defaults: 200 images, the FC100-100-10 preset recipe cut to 3 epochs, 2 threads, output in
@@ -14,6 +15,7 @@
 
 mod common;
 
+use clap::Parser;
 use intriguing::ClassifierExt;
 use intriguing::attack::{
     AttackConfig, BoundedAttack, DeepFoolConfig, FgsmConfig, MinimalDistortions, Norm, PgdConfig,
@@ -24,36 +26,56 @@ use intriguing::viz::plot::{LegendPosition, LinePlot};
 use ndarray::s;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 
-fn replace_between_markers(doc: &str, key: &str, body: &str) -> Result<String, String> {
-    let (b, e) = (
-        format!("<!-- {key}:begin -->"),
-        format!("<!-- {key}:end -->"),
-    );
-    let i = doc.find(&b).ok_or(format!("marker {b} missing"))? + b.len();
-    let j = doc[i..].find(&e).ok_or(format!("marker {e} missing"))? + i;
-    Ok(format!("{}\n{}\n{}", &doc[..i], body.trim_end(), &doc[j..]))
+/// Robust accuracy against ε (L2 and L∞) of DeepFool, the paper's L-BFGS attack, FGSM and
+/// PGD on FC100-100-10 trained on MNIST: two PNG plots and a markdown table.
+#[derive(Parser, Debug)]
+#[command(name = "robust_curves")]
+struct Args {
+    /// Number of test images (the first N; 1 to 10 000).
+    #[arg(long, default_value_t = 200, value_parser = common::test_images)]
+    images: usize,
+    /// Training epochs (the FC100-100-10 preset recipe cut to E epochs).
+    #[arg(long, default_value_t = 3, value_parser = common::at_least_one)]
+    epochs: usize,
+    /// Worker threads of the attacks (the results do not depend on it).
+    #[arg(long, default_value_t = 2, value_parser = common::at_least_one)]
+    threads: usize,
+    /// Output directory (default: robust_curves/ under the output root).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Also write the plots to docs/figures/ and the table into docs/attacks.md.
+    #[arg(long)]
+    docs: bool,
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let (mut n, mut epochs, mut threads, mut docs) = (200usize, 3usize, 2usize, false);
-    let mut out = common::output_dir("robust_curves");
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        let mut val = || args.next().ok_or(format!("{a} needs a value"));
-        match a.as_str() {
-            "--images" => n = val()?.parse()?,
-            "--epochs" => epochs = val()?.parse()?,
-            "--threads" => threads = val()?.parse()?,
-            "--out" => out = PathBuf::from(val()?),
-            "--docs" => docs = true,
-            other => return Err(format!("unknown argument {other:?}").into()),
-        }
-    }
-    std::fs::create_dir_all(&out)?;
-    let mnist = common::mnist()?;
+fn main() -> ExitCode {
+    common::exit_status(run(Args::parse()))
+}
+
+fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    let Args {
+        images: n,
+        epochs,
+        threads,
+        out,
+        docs,
+    } = args;
+    let out = out.unwrap_or_else(|| common::output_dir("robust_curves"));
+    // Everything that can be checked is checked before the data is loaded.
     let (mut mlp, cfg) = Preset::Fc100_100_10.build(0)?;
     let cfg = cfg.with_epochs(epochs)?;
+    std::fs::create_dir_all(&out)
+        .map_err(|e| format!("--out {}: cannot create it: {e}", out.display()))?;
+    let mnist = common::mnist()?;
+    if n > mnist.test_labels.len() {
+        return Err(format!(
+            "--images {n}: the test set has {} images",
+            mnist.test_labels.len()
+        )
+        .into());
+    }
     train(
         &mut mlp,
         mnist.train_images.view(),
@@ -163,7 +185,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let doc = std::fs::read_to_string(&path)?;
         std::fs::write(
             &path,
-            replace_between_markers(&doc, "robust-curves", &table)?,
+            common::replace_between_markers(&doc, "robust-curves", &table)?,
         )?;
     }
     Ok(())

@@ -107,12 +107,15 @@ fn assert_rejected(name: &str, args: &[&str], code: i32, needles: &[&str]) {
     );
 }
 
-const EXAMPLES: [&str; 5] = [
+const EXAMPLES: [&str; 8] = [
     "quickstart",
     "train_mnist",
     "pytorch_model",
     "analysis",
     "foreign_model",
+    "robust_curves",
+    "deepfool_table",
+    "attack_choices",
 ];
 
 #[test]
@@ -167,6 +170,49 @@ fn pytorch_model_names_a_missing_file() {
 fn analysis_and_foreign_model_reject_unknown_arguments() {
     assert_rejected("analysis", &["--quik"], 2, &["--quik"]);
     assert_rejected("foreign_model", &["--images", "3"], 2, &["--images"]);
+}
+
+#[test]
+fn family_examples_reject_bad_arguments_before_training() {
+    for name in ["robust_curves", "deepfool_table", "attack_choices"] {
+        assert_rejected(name, &["--images", "0"], 2, &["'0'", "--images"]);
+        assert_rejected(name, &["--images", "x"], 2, &["'x'", "--images"]);
+        assert_rejected(
+            name,
+            &["--images", "10001"],
+            2,
+            &["10001", "--images", "10000"],
+        );
+        assert_rejected(name, &["--images"], 2, &["--images"]);
+        assert_rejected(name, &["--bogus"], 2, &["--bogus"]);
+    }
+    assert_rejected(
+        "robust_curves",
+        &["--threads", "0"],
+        2,
+        &["'0'", "--threads"],
+    );
+    assert_rejected("robust_curves", &["--epochs", "0"], 2, &["'0'", "--epochs"]);
+    assert_rejected("attack_choices", &["--epochs=-1"], 2, &["-1", "--epochs"]);
+    assert_rejected(
+        "deepfool_table",
+        &["--lenet-epochs", "0"],
+        2,
+        &["'0'", "--lenet-epochs"],
+    );
+    assert_rejected(
+        "deepfool_table",
+        &["--fc-epochs", "0"],
+        2,
+        &["'0'", "--fc-epochs"],
+    );
+    // An output directory that cannot be created: named, status 1, before MNIST is loaded.
+    assert_rejected(
+        "robust_curves",
+        &["--out", "/proc/intriguing_no_such_dir"],
+        1,
+        &["--out", "/proc/intriguing_no_such_dir"],
+    );
 }
 
 #[cfg(feature = "paper")]

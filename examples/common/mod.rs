@@ -56,6 +56,31 @@ pub fn at_least_one(s: &str) -> Result<usize, String> {
     }
 }
 
+/// The number of MNIST test images.
+pub const MNIST_TEST_IMAGES: usize = 10_000;
+
+/// A clap value parser for a number of MNIST test images: 1 to [`MNIST_TEST_IMAGES`].
+pub fn test_images(s: &str) -> Result<usize, String> {
+    match at_least_one(s)? {
+        n if n > MNIST_TEST_IMAGES => {
+            Err(format!("the MNIST test set has {MNIST_TEST_IMAGES} images"))
+        }
+        n => Ok(n),
+    }
+}
+
+/// `doc` with the text between `<!-- key:begin -->` and `<!-- key:end -->` replaced by
+/// `body` (for the examples' `--docs` mode).
+pub fn replace_between_markers(doc: &str, key: &str, body: &str) -> Result<String, String> {
+    let (b, e) = (
+        format!("<!-- {key}:begin -->"),
+        format!("<!-- {key}:end -->"),
+    );
+    let i = doc.find(&b).ok_or(format!("marker {b} missing"))? + b.len();
+    let j = doc[i..].find(&e).ok_or(format!("marker {e} missing"))? + i;
+    Ok(format!("{}\n{}\n{}", &doc[..i], body.trim_end(), &doc[j..]))
+}
+
 /// Progress of long work on stderr: an indicatif bar when stderr is a terminal, else a plain
 /// `label: done/total, rate/s, ETA` line at most every 5 seconds (and at the end), so logs
 /// stay readable. `Sync`: usable from `attack_batch_with`'s worker threads.
