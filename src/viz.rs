@@ -147,27 +147,12 @@ impl Canvas {
     /// Draws `text` in the built-in 5×7 font with its top-left corner at `(x, y)`, each font
     /// pixel a `scale × scale` block of grey `ink`; returns the width drawn ([`text_width`]).
     ///
-    /// The font covers ASCII letters, digits and punctuation, and `× · → ± ≈ − ε λ`; other
+    /// The font covers ASCII letters, digits and punctuation, and `× · → ± ≈ − ε λ ρ ∞ ‖ ₂`; other
     /// characters are drawn as an outlined box. Text is clipped at the canvas edges.
     pub fn draw_text(&mut self, x: usize, y: usize, text: &str, scale: usize, ink: u8) -> usize {
         let scale = scale.max(1);
-        for (i, ch) in text.chars().enumerate() {
-            let rows = glyph(ch).unwrap_or([
-                0b11111, 0b10001, 0b10001, 0b10001, 0b10001, 0b10001, 0b11111,
-            ]);
-            let x0 = x + i * GLYPH_ADVANCE * scale;
-            let y0 = y + if "gpqy".contains(ch) {
-                GLYPH_DESCENT * scale
-            } else {
-                0
-            };
-            for (r, bits) in rows.iter().enumerate() {
-                for c in 0..GLYPH_WIDTH {
-                    if bits & (0b10000 >> c) != 0 {
-                        self.fill_rect(x0 + c * scale, y0 + r * scale, scale, scale, ink);
-                    }
-                }
-            }
+        for (c, r) in text_pixels(text) {
+            self.fill_rect(x + c * scale, y + r * scale, scale, scale, ink);
         }
         text_width(text, scale)
     }
@@ -288,6 +273,31 @@ pub struct FigureText {
     pub notes: Vec<String>,
 }
 
+/// The inked font pixels of `text` laid out on one line, as `(column, row)` in font pixels
+/// from the top-left corner: [`GLYPH_ADVANCE`] columns per character, `g p q y` lowered by
+/// [`GLYPH_DESCENT`] rows, a character outside the font drawn as an outlined box. The one
+/// text layout of the crate: [`Canvas::draw_text`] and the line plots
+/// ([`plot`]) draw these pixels at their scale and orientation.
+pub(crate) fn text_pixels(text: &str) -> impl Iterator<Item = (usize, usize)> + '_ {
+    const MISSING: [u8; 7] = [
+        0b11111, 0b10001, 0b10001, 0b10001, 0b10001, 0b10001, 0b11111,
+    ];
+    text.chars().enumerate().flat_map(|(i, ch)| {
+        let rows = glyph(ch).unwrap_or(MISSING);
+        let x0 = i * GLYPH_ADVANCE;
+        let y0 = if "gpqy".contains(ch) {
+            GLYPH_DESCENT
+        } else {
+            0
+        };
+        (0..GLYPH_HEIGHT).flat_map(move |r| {
+            (0..GLYPH_WIDTH)
+                .filter(move |&c| rows[r] & (0b10000 >> c) != 0)
+                .map(move |c| (x0 + c, y0 + r))
+        })
+    })
+}
+
 /// Font scale of captions, headers and notes: 5×7 glyphs drawn 10×14 pixels.
 const TEXT_SCALE: usize = 2;
 /// Font scale of titles: 15×21 pixels.
@@ -393,6 +403,10 @@ fn glyph(c: char) -> Option<[u8; 7]> {
         '≈' => [0b00000, 0b01000, 0b10101, 0b00010, 0b01000, 0b10101, 0b00010],
         'ε' => [0b00000, 0b00000, 0b01111, 0b10000, 0b01110, 0b10000, 0b01111],
         'λ' => [0b01000, 0b00100, 0b00100, 0b01010, 0b01010, 0b10001, 0b10001],
+        'ρ' => [0b00000, 0b00000, 0b01110, 0b10001, 0b10001, 0b11110, 0b10000],
+        '∞' => [0b00000, 0b00000, 0b01010, 0b10101, 0b10101, 0b01010, 0b00000],
+        '‖' => [0b01010, 0b01010, 0b01010, 0b01010, 0b01010, 0b01010, 0b01010],
+        '₂' => [0b00000, 0b00000, 0b00000, 0b00000, 0b01100, 0b00010, 0b01110],
         _ => return None,
     })
 }

@@ -22,525 +22,8 @@
 //! ```
 
 use crate::error::{Error, Result};
+use crate::viz::{GLYPH_HEIGHT, text_pixels, text_width};
 use std::path::Path;
-
-/// Glyphs of the 5×7 font: seven rows of five bits (MSB = left column).
-const FONT: &[(char, [u8; 7])] = &[
-    (
-        'A',
-        [
-            0b01110, 0b10001, 0b10001, 0b11111, 0b10001, 0b10001, 0b10001,
-        ],
-    ),
-    (
-        'B',
-        [
-            0b11110, 0b10001, 0b10001, 0b11110, 0b10001, 0b10001, 0b11110,
-        ],
-    ),
-    (
-        'C',
-        [
-            0b01110, 0b10001, 0b10000, 0b10000, 0b10000, 0b10001, 0b01110,
-        ],
-    ),
-    (
-        'D',
-        [
-            0b11110, 0b10001, 0b10001, 0b10001, 0b10001, 0b10001, 0b11110,
-        ],
-    ),
-    (
-        'E',
-        [
-            0b11111, 0b10000, 0b10000, 0b11110, 0b10000, 0b10000, 0b11111,
-        ],
-    ),
-    (
-        'F',
-        [
-            0b11111, 0b10000, 0b10000, 0b11110, 0b10000, 0b10000, 0b10000,
-        ],
-    ),
-    (
-        'G',
-        [
-            0b01110, 0b10001, 0b10000, 0b10111, 0b10001, 0b10001, 0b01111,
-        ],
-    ),
-    (
-        'H',
-        [
-            0b10001, 0b10001, 0b10001, 0b11111, 0b10001, 0b10001, 0b10001,
-        ],
-    ),
-    (
-        'I',
-        [
-            0b01110, 0b00100, 0b00100, 0b00100, 0b00100, 0b00100, 0b01110,
-        ],
-    ),
-    (
-        'J',
-        [
-            0b00111, 0b00010, 0b00010, 0b00010, 0b00010, 0b10010, 0b01100,
-        ],
-    ),
-    (
-        'K',
-        [
-            0b10001, 0b10010, 0b10100, 0b11000, 0b10100, 0b10010, 0b10001,
-        ],
-    ),
-    (
-        'L',
-        [
-            0b10000, 0b10000, 0b10000, 0b10000, 0b10000, 0b10000, 0b11111,
-        ],
-    ),
-    (
-        'M',
-        [
-            0b10001, 0b11011, 0b10101, 0b10101, 0b10001, 0b10001, 0b10001,
-        ],
-    ),
-    (
-        'N',
-        [
-            0b10001, 0b10001, 0b11001, 0b10101, 0b10011, 0b10001, 0b10001,
-        ],
-    ),
-    (
-        'O',
-        [
-            0b01110, 0b10001, 0b10001, 0b10001, 0b10001, 0b10001, 0b01110,
-        ],
-    ),
-    (
-        'P',
-        [
-            0b11110, 0b10001, 0b10001, 0b11110, 0b10000, 0b10000, 0b10000,
-        ],
-    ),
-    (
-        'Q',
-        [
-            0b01110, 0b10001, 0b10001, 0b10001, 0b10101, 0b10010, 0b01101,
-        ],
-    ),
-    (
-        'R',
-        [
-            0b11110, 0b10001, 0b10001, 0b11110, 0b10100, 0b10010, 0b10001,
-        ],
-    ),
-    (
-        'S',
-        [
-            0b01111, 0b10000, 0b10000, 0b01110, 0b00001, 0b00001, 0b11110,
-        ],
-    ),
-    (
-        'T',
-        [
-            0b11111, 0b00100, 0b00100, 0b00100, 0b00100, 0b00100, 0b00100,
-        ],
-    ),
-    (
-        'U',
-        [
-            0b10001, 0b10001, 0b10001, 0b10001, 0b10001, 0b10001, 0b01110,
-        ],
-    ),
-    (
-        'V',
-        [
-            0b10001, 0b10001, 0b10001, 0b10001, 0b10001, 0b01010, 0b00100,
-        ],
-    ),
-    (
-        'W',
-        [
-            0b10001, 0b10001, 0b10001, 0b10101, 0b10101, 0b10101, 0b01010,
-        ],
-    ),
-    (
-        'X',
-        [
-            0b10001, 0b10001, 0b01010, 0b00100, 0b01010, 0b10001, 0b10001,
-        ],
-    ),
-    (
-        'Y',
-        [
-            0b10001, 0b10001, 0b01010, 0b00100, 0b00100, 0b00100, 0b00100,
-        ],
-    ),
-    (
-        'Z',
-        [
-            0b11111, 0b00001, 0b00010, 0b00100, 0b01000, 0b10000, 0b11111,
-        ],
-    ),
-    (
-        'a',
-        [
-            0b00000, 0b00000, 0b01110, 0b00001, 0b01111, 0b10001, 0b01111,
-        ],
-    ),
-    (
-        'b',
-        [
-            0b10000, 0b10000, 0b10110, 0b11001, 0b10001, 0b10001, 0b11110,
-        ],
-    ),
-    (
-        'c',
-        [
-            0b00000, 0b00000, 0b01110, 0b10000, 0b10000, 0b10001, 0b01110,
-        ],
-    ),
-    (
-        'd',
-        [
-            0b00001, 0b00001, 0b01101, 0b10011, 0b10001, 0b10001, 0b01111,
-        ],
-    ),
-    (
-        'e',
-        [
-            0b00000, 0b00000, 0b01110, 0b10001, 0b11111, 0b10000, 0b01110,
-        ],
-    ),
-    (
-        'f',
-        [
-            0b00110, 0b01001, 0b01000, 0b11100, 0b01000, 0b01000, 0b01000,
-        ],
-    ),
-    (
-        'g',
-        [
-            0b00000, 0b01111, 0b10001, 0b10001, 0b01111, 0b00001, 0b01110,
-        ],
-    ),
-    (
-        'h',
-        [
-            0b10000, 0b10000, 0b10110, 0b11001, 0b10001, 0b10001, 0b10001,
-        ],
-    ),
-    (
-        'i',
-        [
-            0b00100, 0b00000, 0b01100, 0b00100, 0b00100, 0b00100, 0b01110,
-        ],
-    ),
-    (
-        'j',
-        [
-            0b00010, 0b00000, 0b00110, 0b00010, 0b00010, 0b10010, 0b01100,
-        ],
-    ),
-    (
-        'k',
-        [
-            0b10000, 0b10000, 0b10010, 0b10100, 0b11000, 0b10100, 0b10010,
-        ],
-    ),
-    (
-        'l',
-        [
-            0b01100, 0b00100, 0b00100, 0b00100, 0b00100, 0b00100, 0b01110,
-        ],
-    ),
-    (
-        'm',
-        [
-            0b00000, 0b00000, 0b11010, 0b10101, 0b10101, 0b10001, 0b10001,
-        ],
-    ),
-    (
-        'n',
-        [
-            0b00000, 0b00000, 0b10110, 0b11001, 0b10001, 0b10001, 0b10001,
-        ],
-    ),
-    (
-        'o',
-        [
-            0b00000, 0b00000, 0b01110, 0b10001, 0b10001, 0b10001, 0b01110,
-        ],
-    ),
-    (
-        'p',
-        [
-            0b00000, 0b00000, 0b11110, 0b10001, 0b11110, 0b10000, 0b10000,
-        ],
-    ),
-    (
-        'q',
-        [
-            0b00000, 0b00000, 0b01101, 0b10011, 0b01111, 0b00001, 0b00001,
-        ],
-    ),
-    (
-        'r',
-        [
-            0b00000, 0b00000, 0b10110, 0b11001, 0b10000, 0b10000, 0b10000,
-        ],
-    ),
-    (
-        's',
-        [
-            0b00000, 0b00000, 0b01110, 0b10000, 0b01110, 0b00001, 0b11110,
-        ],
-    ),
-    (
-        't',
-        [
-            0b01000, 0b01000, 0b11100, 0b01000, 0b01000, 0b01001, 0b00110,
-        ],
-    ),
-    (
-        'u',
-        [
-            0b00000, 0b00000, 0b10001, 0b10001, 0b10001, 0b10011, 0b01101,
-        ],
-    ),
-    (
-        'v',
-        [
-            0b00000, 0b00000, 0b10001, 0b10001, 0b10001, 0b01010, 0b00100,
-        ],
-    ),
-    (
-        'w',
-        [
-            0b00000, 0b00000, 0b10001, 0b10001, 0b10101, 0b10101, 0b01010,
-        ],
-    ),
-    (
-        'x',
-        [
-            0b00000, 0b00000, 0b10001, 0b01010, 0b00100, 0b01010, 0b10001,
-        ],
-    ),
-    (
-        'y',
-        [
-            0b00000, 0b00000, 0b10001, 0b10001, 0b01111, 0b00001, 0b01110,
-        ],
-    ),
-    (
-        'z',
-        [
-            0b00000, 0b00000, 0b11111, 0b00010, 0b00100, 0b01000, 0b11111,
-        ],
-    ),
-    (
-        '0',
-        [
-            0b01110, 0b10001, 0b10011, 0b10101, 0b11001, 0b10001, 0b01110,
-        ],
-    ),
-    (
-        '1',
-        [
-            0b00100, 0b01100, 0b00100, 0b00100, 0b00100, 0b00100, 0b01110,
-        ],
-    ),
-    (
-        '2',
-        [
-            0b01110, 0b10001, 0b00001, 0b00010, 0b00100, 0b01000, 0b11111,
-        ],
-    ),
-    (
-        '3',
-        [
-            0b11111, 0b00010, 0b00100, 0b00010, 0b00001, 0b10001, 0b01110,
-        ],
-    ),
-    (
-        '4',
-        [
-            0b00010, 0b00110, 0b01010, 0b10010, 0b11111, 0b00010, 0b00010,
-        ],
-    ),
-    (
-        '5',
-        [
-            0b11111, 0b10000, 0b11110, 0b00001, 0b00001, 0b10001, 0b01110,
-        ],
-    ),
-    (
-        '6',
-        [
-            0b00110, 0b01000, 0b10000, 0b11110, 0b10001, 0b10001, 0b01110,
-        ],
-    ),
-    (
-        '7',
-        [
-            0b11111, 0b00001, 0b00010, 0b00100, 0b01000, 0b01000, 0b01000,
-        ],
-    ),
-    (
-        '8',
-        [
-            0b01110, 0b10001, 0b10001, 0b01110, 0b10001, 0b10001, 0b01110,
-        ],
-    ),
-    (
-        '9',
-        [
-            0b01110, 0b10001, 0b10001, 0b01111, 0b00001, 0b00010, 0b01100,
-        ],
-    ),
-    (
-        '.',
-        [
-            0b00000, 0b00000, 0b00000, 0b00000, 0b00000, 0b01100, 0b01100,
-        ],
-    ),
-    (
-        ',',
-        [
-            0b00000, 0b00000, 0b00000, 0b00000, 0b01100, 0b00100, 0b01000,
-        ],
-    ),
-    (
-        '-',
-        [
-            0b00000, 0b00000, 0b00000, 0b11111, 0b00000, 0b00000, 0b00000,
-        ],
-    ),
-    (
-        '+',
-        [
-            0b00000, 0b00100, 0b00100, 0b11111, 0b00100, 0b00100, 0b00000,
-        ],
-    ),
-    (
-        '=',
-        [
-            0b00000, 0b00000, 0b11111, 0b00000, 0b11111, 0b00000, 0b00000,
-        ],
-    ),
-    (
-        '(',
-        [
-            0b00010, 0b00100, 0b01000, 0b01000, 0b01000, 0b00100, 0b00010,
-        ],
-    ),
-    (
-        ')',
-        [
-            0b01000, 0b00100, 0b00010, 0b00010, 0b00010, 0b00100, 0b01000,
-        ],
-    ),
-    (
-        '[',
-        [
-            0b01110, 0b01000, 0b01000, 0b01000, 0b01000, 0b01000, 0b01110,
-        ],
-    ),
-    (
-        ']',
-        [
-            0b01110, 0b00010, 0b00010, 0b00010, 0b00010, 0b00010, 0b01110,
-        ],
-    ),
-    (
-        '/',
-        [
-            0b00000, 0b00001, 0b00010, 0b00100, 0b01000, 0b10000, 0b00000,
-        ],
-    ),
-    (
-        ':',
-        [
-            0b00000, 0b01100, 0b01100, 0b00000, 0b01100, 0b01100, 0b00000,
-        ],
-    ),
-    (
-        '%',
-        [
-            0b11000, 0b11001, 0b00010, 0b00100, 0b01000, 0b10011, 0b00011,
-        ],
-    ),
-    (
-        '_',
-        [
-            0b00000, 0b00000, 0b00000, 0b00000, 0b00000, 0b00000, 0b11111,
-        ],
-    ),
-    (
-        '|',
-        [
-            0b00100, 0b00100, 0b00100, 0b00100, 0b00100, 0b00100, 0b00100,
-        ],
-    ),
-    (
-        '\'',
-        [
-            0b00100, 0b00100, 0b01000, 0b00000, 0b00000, 0b00000, 0b00000,
-        ],
-    ),
-    (
-        '<',
-        [
-            0b00010, 0b00100, 0b01000, 0b10000, 0b01000, 0b00100, 0b00010,
-        ],
-    ),
-    (
-        '>',
-        [
-            0b01000, 0b00100, 0b00010, 0b00001, 0b00010, 0b00100, 0b01000,
-        ],
-    ),
-    (
-        'ε',
-        [
-            0b00000, 0b00000, 0b01110, 0b10000, 0b01100, 0b10000, 0b01110,
-        ],
-    ),
-    (
-        '∞',
-        [
-            0b00000, 0b00000, 0b01010, 0b10101, 0b10101, 0b01010, 0b00000,
-        ],
-    ),
-    (
-        '‖',
-        [
-            0b01010, 0b01010, 0b01010, 0b01010, 0b01010, 0b01010, 0b01010,
-        ],
-    ),
-    (
-        '·',
-        [
-            0b00000, 0b00000, 0b00000, 0b00100, 0b00000, 0b00000, 0b00000,
-        ],
-    ),
-    (
-        '₂',
-        [
-            0b00000, 0b00000, 0b00000, 0b00000, 0b01100, 0b00010, 0b01110,
-        ],
-    ),
-    (
-        'ρ',
-        [
-            0b00000, 0b00000, 0b01110, 0b10001, 0b10001, 0b11110, 0b10000,
-        ],
-    ),
-];
-
-fn glyph(c: char) -> Option<[u8; 7]> {
-    FONT.iter().find(|(g, _)| *g == c).map(|(_, b)| *b)
-}
 
 /// Where the legend box goes inside the plot area.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -628,34 +111,32 @@ impl Canvas {
             self.disk(a.0 + t * (b.0 - a.0), a.1 + t * (b.1 - a.1), r, c);
         }
     }
-    /// Text with its top-left corner at `(x, y)`; `vertical` reads bottom to top, starting at
-    /// `(x, y)` as the bottom-left corner.
+    /// Text in the crate's one font ([`text_pixels`], as [`Canvas::draw_text`](crate::viz::Canvas::draw_text)
+    /// lays it out) with its top-left corner at `(x, y)`; `vertical` reads bottom to top,
+    /// starting at `(x, y)` as the bottom-left corner.
     fn text(&mut self, s: &str, x: i64, y: i64, scale: usize, vertical: bool, c: [u8; 3]) {
         let sc = scale as i64;
-        for (ci, ch) in s.chars().enumerate() {
-            let Some(g) = glyph(ch) else { continue };
-            let off = ci as i64 * 6 * sc;
-            for (gy, bits) in g.iter().enumerate() {
-                for gx in 0..5 {
-                    if bits & (0b10000 >> gx) == 0 {
-                        continue;
-                    }
-                    let (gx, gy) = (gx as i64, gy as i64);
-                    let (px, py) = if vertical {
-                        (x + gy * sc, y - off - gx * sc - (sc - 1))
-                    } else {
-                        (x + off + gx * sc, y + gy * sc)
-                    };
-                    self.rect(px, py, px + sc - 1, py + sc - 1, c);
-                }
-            }
+        for (gx, gy) in text_pixels(s) {
+            let (gx, gy) = (gx as i64, gy as i64);
+            let (px, py) = if vertical {
+                (x + gy * sc, y - gx * sc - (sc - 1))
+            } else {
+                (x + gx * sc, y + gy * sc)
+            };
+            self.rect(px, py, px + sc - 1, py + sc - 1, c);
         }
     }
 }
 
-fn text_width(s: &str, scale: usize) -> usize {
-    let n = s.chars().count();
-    if n == 0 { 0 } else { (6 * n - 1) * scale }
+#[cfg(test)]
+impl Canvas {
+    fn clone_blank(&self) -> Canvas {
+        Canvas {
+            w: self.w,
+            h: self.h,
+            px: vec![255; self.px.len()],
+        }
+    }
 }
 
 /// "Nice" ticks covering `[lo, hi]`: a step of 1, 2, 2.5 or 5 × 10^k giving about `target`
@@ -788,7 +269,7 @@ impl LinePlot {
         let (yt, yd) = nice_ticks(ylo, yhi, 5);
         let ylabels: Vec<String> = yt.iter().map(|v| format!("{v:.yd$}")).collect();
         let xlabels: Vec<String> = xt.iter().map(|v| format!("{v:.xd$}")).collect();
-        let gh = 7 * s; // glyph height
+        let gh = GLYPH_HEIGHT * s; // glyph height (descenders reach 2 font pixels below)
         let ytw = ylabels.iter().map(|l| text_width(l, s)).max().unwrap_or(0);
         let left = 10 + gh + 12 + ytw + 8;
         let right = 24 + text_width(xlabels.last().map_or("", |l| l.as_str()), s) / 2;
@@ -971,17 +452,60 @@ mod tests {
 
     #[test]
     fn every_printable_label_character_has_a_glyph() {
+        // The shared font draws a character it lacks as an outlined 5×7 box: 20 font pixels.
+        let missing = text_pixels("\u{2603}").count();
+        assert_eq!(missing, 20);
         for c in
             "0123456789.-+ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz()[]/:%_|'<>=,ε∞‖·₂ρ"
                 .chars()
         {
-            assert!(glyph(c).is_some(), "{c}");
+            let px: Vec<_> = text_pixels(&c.to_string()).collect();
+            let boxed: Vec<_> = text_pixels("\u{2603}").collect();
+            assert_ne!(px, boxed, "{c} is not in the font");
         }
-        // Distinct glyphs (no copy-paste slip) for the letters and digits.
-        let mut seen = std::collections::HashSet::new();
-        for (c, g) in FONT {
-            if c.is_ascii_alphanumeric() {
-                assert!(seen.insert(*g), "duplicate glyph for {c}");
+    }
+
+    #[test]
+    fn plot_text_is_the_canvas_text() {
+        // The same string drawn by the plot (RGB) and by viz::Canvas (grey) inks the same
+        // pixels, at every scale: one font, one layout.
+        for scale in 1..=3 {
+            let text = "eps ‖r‖₂ = 0.25, ρ → ∞ (gpqy)";
+            let (w, h) = (text_width(text, scale) + 4, 12 * scale);
+            let mut rgb = Canvas {
+                w,
+                h,
+                px: vec![255; w * h * 3],
+            };
+            rgb.text(text, 1, 1, scale, false, [0, 0, 0]);
+            let mut grey = crate::viz::Canvas::new(w, h, 255);
+            grey.draw_text(1, 1, text, scale, 0);
+            let inked_rgb: Vec<bool> = rgb.px.chunks(3).map(|p| p[0] == 0).collect();
+            let inked_grey: Vec<bool> = grey.pixels().iter().map(|&g| g == 0).collect();
+            assert_eq!(inked_rgb, inked_grey, "scale {scale}");
+            assert!(inked_rgb.iter().filter(|&&b| b).count() > 100);
+        }
+    }
+
+    #[test]
+    fn vertical_text_is_the_horizontal_text_rotated() {
+        let (text, sc) = ("accuracy", 2usize);
+        let (tw, th) = (text_width(text, sc), 9 * sc);
+        let n = tw.max(th) + 4;
+        let mut horiz = Canvas {
+            w: n,
+            h: n,
+            px: vec![255; n * n * 3],
+        };
+        let mut vert = horiz.clone_blank();
+        horiz.text(text, 0, 0, sc, false, [0, 0, 0]);
+        // Bottom-left corner at (0, n - 1): reads bottom to top.
+        vert.text(text, 0, n as i64 - 1, sc, true, [0, 0, 0]);
+        let ink = |c: &Canvas, x: usize, y: usize| c.px[3 * (y * n + x)] == 0;
+        for y in 0..n {
+            for x in 0..n {
+                // Rotation by 90° counter-clockwise: (x, y) -> (y, n - 1 - x).
+                assert_eq!(ink(&horiz, x, y), ink(&vert, y, n - 1 - x), "({x}, {y})");
             }
         }
     }
