@@ -420,3 +420,27 @@ fn training_and_analysis_reports_roundtrip() {
     assert_eq!(back.numeric, g.numeric);
     let _: Array1<f64> = back.analytic.row(0).to_owned();
 }
+
+#[cfg(feature = "paper")]
+#[test]
+fn experiment_rows_roundtrip_with_nan_means() {
+    use intriguing::experiments::Table1Row;
+    // A row without successes has NaN means; JSON has no NaN, the helper writes "NaN".
+    let row = Table1Row {
+        model: "FC10(1e-4)".into(),
+        train_error: 0.1,
+        test_error: 0.12,
+        sampled: 3,
+        misclassified: 3,
+        succeeded: 0,
+        failures: vec!["target not reached".into()],
+        mean_rms: f64::NAN,
+        median_rms: f64::NAN,
+        linear_bound_rms: None,
+    };
+    let json = serde_json::to_string(&row).unwrap();
+    assert!(json.contains(r#""mean_rms":"NaN""#), "{json}");
+    let back: Table1Row = serde_json::from_str(&json).unwrap();
+    assert!(back.mean_rms.is_nan() && back.median_rms.is_nan());
+    assert_eq!((back.model, back.failures), (row.model, row.failures));
+}

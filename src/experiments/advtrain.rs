@@ -200,6 +200,7 @@ impl AdvTrainConfig {
 
 /// What [`adversarial_train`] did.
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct AdvTrainStats {
     /// Adversarial examples put into each pool over the run (one entry per pool).
     pub generated: Vec<usize>,
@@ -207,6 +208,7 @@ pub struct AdvTrainStats {
     /// misclassified the image).
     pub discarded: Vec<usize>,
     /// Mean RMS distortion of each pool's generated examples, in the pool's own units.
+    #[cfg_attr(feature = "serde", serde(with = "crate::serde_f64::vec"))]
     pub mean_rms: Vec<f64>,
     /// Refreshes (the initial fill included).
     pub refreshes: usize,
@@ -828,6 +830,7 @@ pub const ADV_STUDY: &[(&str, &str, &str)] = &[
 
 /// One measured row of the study.
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct AdvStudyRow {
     /// Row name.
     pub name: String,
@@ -1024,8 +1027,10 @@ pub const ADV_HEADLINE: [&str; 2] = ["plain-15", "h2-15-b20"];
 /// How hard a model is to attack: the mean minimum RMS distortion ([`Target::Nearest`],
 /// the run's attack settings) over seeded test images it classifies correctly.
 #[derive(Clone, Copy, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct AdvEval {
     /// Mean minimum RMS distortion (pixels in `[0, 1]`).
+    #[cfg_attr(feature = "serde", serde(with = "crate::serde_f64"))]
     pub mean_rms: f64,
     /// Successful attacks.
     pub ok: usize,

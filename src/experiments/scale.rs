@@ -23,6 +23,7 @@ use std::fmt;
 
 /// How pixels (stored in `[0, 1]`) are presented to the model.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum InputConvention {
     /// `x` in `[0, 1]` (ours).
     Unit,
@@ -139,6 +140,7 @@ fn rms(r: ndarray::ArrayView1<'_, f64>) -> f64 {
 
 /// One row of the scale study.
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct ScaleRow {
     /// The input convention.
     pub convention: InputConvention,
@@ -157,8 +159,10 @@ pub struct ScaleRow {
     /// Mean RMS distortion found by the attack ([`Target::Nearest`](crate::attack::Target),
     /// the run's settings, the convention's box) on the first `attack_samples` images, in
     /// the convention's units.
+    #[cfg_attr(feature = "serde", serde(with = "crate::serde_f64"))]
     pub attack_native: f64,
     /// The attack's perturbations in pixel units.
+    #[cfg_attr(feature = "serde", serde(with = "crate::serde_f64"))]
     pub attack_unit: f64,
     /// (successful, failed) attacks.
     pub attacked: (usize, usize),

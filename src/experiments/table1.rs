@@ -15,6 +15,7 @@ use std::time::Instant;
 
 /// One row of Table 1.
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Table1Row {
     /// Model name.
     pub model: String,
@@ -32,8 +33,10 @@ pub struct Table1Row {
     /// Attacks that failed, with their reasons.
     pub failures: Vec<String>,
     /// Mean RMS distortion `sqrt(Σ r_i² / n)` over the successes (the paper's measure).
+    #[cfg_attr(feature = "serde", serde(with = "crate::serde_f64"))]
     pub mean_rms: f64,
     /// Median RMS distortion over the successes.
+    #[cfg_attr(feature = "serde", serde(with = "crate::serde_f64"))]
     pub median_rms: f64,
     /// For a single-layer (softmax-regression) model: the mean, over the same successes, of
     /// the exact minimum RMS distortion inside the box (see [`linear_min_rms`]) — what a

@@ -8,6 +8,7 @@ use crate::error::Result;
 /// Rows = sources of examples, columns = evaluated models, entries = share of the examples
 /// each model misclassifies (NaN for an empty set).
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct TransferTable {
     /// Source of each row (a model name, or Gaussian noise).
     pub sources: Vec<String>,
@@ -18,6 +19,7 @@ pub struct TransferTable {
     /// Examples in each row.
     pub counts: Vec<usize>,
     /// Mean RMS distortion of each row.
+    #[cfg_attr(feature = "serde", serde(with = "crate::serde_f64::vec"))]
     pub mean_rms: Vec<f64>,
 }
 
