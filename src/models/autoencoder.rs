@@ -104,13 +104,7 @@ impl Default for SparseAeConfig {
                 beta: 3.0,
                 weight_decay: 3e-3,
             },
-            training: TrainConfig::new()
-                .with_epochs(10)
-                .and_then(|c| c.with_batch_size(100))
-                .and_then(|c| c.with_learning_rate(3e-3))
-                .and_then(|c| c.with_optimizer(Optimizer::ADAM))
-                .expect("valid defaults")
-                .with_drop_last(true),
+            training: adam_defaults(10, 100, 3e-3).with_drop_last(true),
         }
     }
 }
@@ -184,12 +178,7 @@ impl Default for SoftmaxConfig {
     fn default() -> Self {
         SoftmaxConfig {
             weight_decay: 1e-6,
-            training: TrainConfig::new()
-                .with_epochs(30)
-                .and_then(|c| c.with_batch_size(100))
-                .and_then(|c| c.with_learning_rate(1e-2))
-                .and_then(|c| c.with_optimizer(Optimizer::ADAM))
-                .expect("valid defaults"),
+            training: adam_defaults(30, 100, 1e-2),
         }
     }
 }
@@ -633,4 +622,15 @@ mod tests {
         use crate::classifier::ClassifierExt;
         assert_eq!(mlp.error_rate(x.view(), &y).unwrap(), 0.0);
     }
+}
+
+/// The paper's Adam training settings (`epochs` of minibatches of `batch_size`, learning rate
+/// `lr`): constants that the setters accept.
+fn adam_defaults(epochs: usize, batch_size: usize, lr: f64) -> TrainConfig {
+    TrainConfig::new()
+        .with_epochs(epochs)
+        .and_then(|c| c.with_batch_size(batch_size))
+        .and_then(|c| c.with_learning_rate(lr))
+        .and_then(|c| c.with_optimizer(Optimizer::ADAM))
+        .expect("valid defaults")
 }

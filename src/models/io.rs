@@ -119,14 +119,7 @@ impl<L: Module> Sequential<L> {
         let st = deserialize(bytes)?;
         let names = find_layers(&st, false)?;
         let targets: Vec<usize> = self.parameterised_layers().collect();
-        if names.len() != targets.len() {
-            return Err(Error::DataFormat(format!(
-                "the file holds {} layers ({}), the model {} layers with parameters",
-                names.len(),
-                weight_names(&names),
-                targets.len()
-            )));
-        }
+        check_layer_count(&names, targets.len(), "layers with parameters in the model")?;
         let mut flat = Vec::with_capacity(self.num_parameters());
         for ((wname, bname), &l) in names.iter().zip(&targets) {
             let layer = &self.layers()[l];
@@ -252,14 +245,7 @@ impl Sequential<Dense> {
     pub fn from_safetensors_bytes_with(bytes: &[u8], activations: &[Activation]) -> Result<Mlp> {
         let st = deserialize(bytes)?;
         let names = find_layers(&st, true)?;
-        if names.len() != activations.len() {
-            return Err(Error::DataFormat(format!(
-                "the file holds {} layers ({}), but {} activations were given",
-                names.len(),
-                weight_names(&names),
-                activations.len()
-            )));
-        }
+        check_layer_count(&names, activations.len(), "activations given")?;
         let mut layers = Vec::with_capacity(names.len());
         for ((wname, bname), &act) in names.iter().zip(activations) {
             let (wshape, w) = read_tensor(&st, wname)?;
@@ -380,6 +366,19 @@ const NO_TENSORS: &str = "the safetensors file holds no tensors";
 
 /// The (weight, bias) tensor names of each layer, in order. With `contiguous`, the
 /// `layers.{i}` indices must be `0, 1, 2, ...` (an MLP file).
+/// The file's layer count (`names`, from [`find_layers`]) against what the caller has (`want`
+/// of `what`).
+fn check_layer_count(names: &[(String, String)], want: usize, what: &str) -> Result<()> {
+    if names.len() == want {
+        return Ok(());
+    }
+    Err(Error::DataFormat(format!(
+        "the file holds {} layers ({}), but there are {want} {what}",
+        names.len(),
+        weight_names(names)
+    )))
+}
+
 fn find_layers(st: &SafeTensors<'_>, contiguous: bool) -> Result<Vec<(String, String)>> {
     let names = st.names();
     if names.is_empty() {
