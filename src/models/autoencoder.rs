@@ -519,6 +519,17 @@ pub fn train_softmax_layer(
     Ok(model.into_layers().pop().expect("one layer"))
 }
 
+/// The paper's Adam training settings (`epochs` of minibatches of `batch_size`, learning rate
+/// `lr`): constants that the setters accept.
+fn adam_defaults(epochs: usize, batch_size: usize, lr: f64) -> TrainConfig {
+    TrainConfig::new()
+        .with_epochs(epochs)
+        .and_then(|c| c.with_batch_size(batch_size))
+        .and_then(|c| c.with_learning_rate(lr))
+        .and_then(|c| c.with_optimizer(Optimizer::ADAM))
+        .expect("valid defaults")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -622,15 +633,4 @@ mod tests {
         use crate::classifier::ClassifierExt;
         assert_eq!(mlp.error_rate(x.view(), &y).unwrap(), 0.0);
     }
-}
-
-/// The paper's Adam training settings (`epochs` of minibatches of `batch_size`, learning rate
-/// `lr`): constants that the setters accept.
-fn adam_defaults(epochs: usize, batch_size: usize, lr: f64) -> TrainConfig {
-    TrainConfig::new()
-        .with_epochs(epochs)
-        .and_then(|c| c.with_batch_size(batch_size))
-        .and_then(|c| c.with_learning_rate(lr))
-        .and_then(|c| c.with_optimizer(Optimizer::ADAM))
-        .expect("valid defaults")
 }
