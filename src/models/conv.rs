@@ -227,13 +227,11 @@ impl Conv2d {
     }
     /// `C_in·H·W`.
     pub fn input_dim(&self) -> usize {
-        let (c, h, w) = self.input_shape;
-        c * h * w
+        volume(self.input_shape)
     }
     /// `C_out·H_out·W_out`.
     pub fn output_dim(&self) -> usize {
-        let (c, h, w) = self.output_shape();
-        c * h * w
+        volume(self.output_shape())
     }
     /// The stride (same in both directions).
     pub fn stride(&self) -> usize {
@@ -404,13 +402,11 @@ impl MaxPool2d {
     }
     /// `C·H·W`.
     pub fn input_dim(&self) -> usize {
-        let (c, h, w) = self.input_shape;
-        c * h * w
+        volume(self.input_shape)
     }
     /// `C·H_out·W_out`.
     pub fn output_dim(&self) -> usize {
-        let (c, h, w) = self.output_shape();
-        c * h * w
+        volume(self.output_shape())
     }
 
     /// The L2 Lipschitz constant: `sqrt(m)` where `m = ⌈kernel/stride⌉²` bounds how many
@@ -593,4 +589,9 @@ impl Module for MaxPool2d {
             }
         }
     }
+}
+
+/// The number of entries `C·H·W` of a `(C, H, W)` image.
+fn volume((c, h, w): (usize, usize, usize)) -> usize {
+    c * h * w
 }
