@@ -138,6 +138,17 @@ pub enum Error {
     #[cfg_attr(docsrs, doc(cfg(feature = "candle")))]
     #[error("candle: {0}")]
     Candle(#[from] candle_core::Error),
+    /// An error from the `safetensors` crate about one tensor of a file (offsets that do not
+    /// follow the previous tensor's, a byte range that does not match the shape and dtype, an
+    /// unknown dtype, ...), with that tensor's name.
+    #[error("safetensors: tensor {tensor:?}: {source}")]
+    SafetensorsTensor {
+        /// The tensor's name in the file header.
+        tensor: String,
+        /// What the `safetensors` crate reported.
+        #[source]
+        source: safetensors::SafeTensorError,
+    },
 }
 
 /// `Result` with [`Error`].

@@ -293,6 +293,12 @@ fn any_weight_layout_works() {
     let wt = w.t().as_standard_layout().into_owned(); // [5, 3], row-major
     let fortran = wt.reversed_axes(); // [3, 5], column-major
     assert!(!fortran.is_standard_layout());
+    // On its own, too: the constructor stores it row-major, so its parameter view is `w`'s.
+    let alone = Dense::new(fortran.clone(), Array1::zeros(3), Activation::Tanh).unwrap();
+    assert_eq!(
+        intriguing::models::Module::params(&alone).0,
+        w.as_slice().unwrap()
+    );
     let m1 = Mlp::new(vec![
         Dense::new(fortran, Array1::zeros(3), Activation::Tanh).unwrap(),
     ])

@@ -262,15 +262,16 @@ fn missing_and_mis_shaped_tensors_are_typed_errors() {
         Mlp::from_safetensors_bytes(&f),
         Err(Error::NonFinite { .. })
     ));
-    // Not a safetensors file; a truncated one; a missing file.
+    // Not a safetensors file; a truncated one (its last tensor, in data order, is cut: the
+    // writer orders tensors of one dtype by name); a missing file.
     assert!(matches!(
         Mlp::from_safetensors_bytes(b"definitely not safetensors"),
         Err(Error::Safetensors(_))
     ));
-    assert!(matches!(
-        Mlp::from_safetensors_bytes(&good[..good.len() - 3]),
-        Err(Error::Safetensors(_))
-    ));
+    match Mlp::from_safetensors_bytes(&good[..good.len() - 3]) {
+        Err(Error::SafetensorsTensor { tensor, .. }) => assert_eq!(tensor, "layers.1.weight"),
+        other => panic!("expected SafetensorsTensor, got {other:?}"),
+    }
     assert!(matches!(
         Mlp::load_safetensors(tmp("does_not_exist.safetensors")),
         Err(Error::Io(_))
@@ -308,5 +309,93 @@ fn a_file_without_tensors_says_so() {
     assert!(matches!(
         net.load_weights_from_bytes(&bytes),
         Err(Error::DataFormat(m)) if m.contains("no tensors")
+    ));
+}
+
+/// A file from a JSON header written by hand and a data section of `data_len` zero bytes.
+fn crafted(header: &str, data_len: usize) -> Vec<u8> {
+    let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+    bytes.extend_from_slice(header.as_bytes());
+    bytes.resize(bytes.len() + data_len, 0);
+    bytes
+}
+
+/// The name carried by an [`Error::SafetensorsTensor`], on every loading path.
+fn tensor_named(bytes: &[u8]) -> Vec<String> {
+    let mut net = Mlp::random(&[2, 2, 2], Activation::Sigmoid, 0).unwrap();
+    let results = [
+        Mlp::from_safetensors_bytes(bytes).err(),
+        Mlp::from_safetensors_bytes_with(bytes, &[Activation::Sigmoid; 2]).err(),
+        net.load_weights_from_bytes(bytes).err(),
+    ];
+    results
+        .into_iter()
+        .map(|e| match e {
+            Some(Error::SafetensorsTensor { tensor, source }) => {
+                // The message names the tensor and keeps the crate's own words.
+                let msg = Error::SafetensorsTensor {
+                    tensor: tensor.clone(),
+                    source,
+                }
+                .to_string();
+                assert!(msg.contains(&format!("{tensor:?}")), "{msg}");
+                tensor
+            }
+            other => panic!("expected SafetensorsTensor, got {other:?}"),
+        })
+        .collect()
+}
+
+#[test]
+fn safetensors_crate_errors_name_the_tensor() {
+    let meta = r#""__metadata__":{"activations":"sigmoid,sigmoid"}"#;
+    let ok_w0 = r#""layers.0.weight":{"dtype":"F64","shape":[2,2],"data_offsets":[0,32]}"#;
+    let ok_b0 = r#""layers.0.bias":{"dtype":"F64","shape":[2],"data_offsets":[32,48]}"#;
+    // A byte range (16 bytes) that does not match the shape and dtype (2x2 F64 = 32 bytes):
+    // the crate says only "invalid shape, data type, or offset for tensor".
+    let bad_size = r#""layers.1.weight":{"dtype":"F64","shape":[2,2],"data_offsets":[48,64]}"#;
+    let b1 = |s: usize| {
+        format!(
+            r#""layers.1.bias":{{"dtype":"F64","shape":[2],"data_offsets":[{s},{}]}}"#,
+            s + 16
+        )
+    };
+    let header = format!("{{{meta},{ok_w0},{ok_b0},{bad_size},{}}}", b1(64));
+    assert_eq!(tensor_named(&crafted(&header, 80)), ["layers.1.weight"; 3]);
+
+    // An unknown dtype: the crate reports a JSON error at a column of the header.
+    let bad_dtype = r#""layers.1.weight":{"dtype":"F99","shape":[2,2],"data_offsets":[48,80]}"#;
+    let header = format!("{{{meta},{ok_w0},{ok_b0},{bad_dtype},{}}}", b1(80));
+    assert_eq!(tensor_named(&crafted(&header, 96)), ["layers.1.weight"; 3]);
+
+    // A gap in the data section (the bias starts 8 bytes after the weight ends).
+    let header = format!(
+        "{{{meta},{ok_w0},{}}}",
+        b1(40).replace("layers.1", "layers.0")
+    );
+    assert_eq!(tensor_named(&crafted(&header, 56)), ["layers.0.bias"; 3]);
+
+    // A shape whose size overflows usize.
+    let huge = r#""layers.0.weight":{"dtype":"F64","shape":[4294967296,4294967296],"data_offsets":[0,32]}"#;
+    let header = format!("{{{meta},{huge},{ok_b0}}}");
+    assert_eq!(tensor_named(&crafted(&header, 48)), ["layers.0.weight"; 3]);
+
+    // Every tensor is fine on its own, but the data section is 8 bytes longer than the last
+    // tensor's end: the last one is named.
+    let header = format!("{{{meta},{ok_w0},{ok_b0}}}");
+    assert_eq!(tensor_named(&crafted(&header, 56)), ["layers.0.bias"; 3]);
+    // ... and the same file with the right length loads.
+    assert!(
+        Mlp::from_safetensors_bytes_with(&crafted(&header, 48), &[Activation::Sigmoid]).is_ok()
+    );
+
+    // Errors that are not about one tensor stay Error::Safetensors.
+    assert!(matches!(
+        Mlp::from_safetensors_bytes(&crafted("{not json", 0)),
+        Err(Error::Safetensors(_))
+    ));
+    assert!(matches!(
+        Mlp::from_safetensors_bytes(&[1, 2, 3]),
+        Err(Error::Safetensors(_))
     ));
 }

@@ -5,8 +5,10 @@
 
 use intriguing::ClassifierExt;
 use intriguing::data::Mnist;
+use intriguing::models::autoencoder::{SparseAeConfig, SparseAutoencoder};
 use intriguing::models::{
-    Activation, EpochInfo, Mlp, Optimizer, Preset, TrainConfig, train, train_with_loss,
+    Activation, BatchInfo, Dense, EpochInfo, ExtraRows, ExtraTerm, Mlp, Optimizer, Preset,
+    TrainConfig, TrainLoss, fit, train, train_with_loss,
 };
 use intriguing::{Error, classifier::softmax_cross_entropy};
 use ndarray::{Array2, ArrayView2, ArrayViewMut2};
@@ -303,4 +305,207 @@ fn divergence_is_an_error_and_restores_the_last_good_epoch() {
         Err(Error::ModelNonFinite { .. })
     ));
     assert_eq!(m, mlp0);
+}
+
+/// Cross-entropy of `z` against `label(k)`, summed and divided by `div`.
+fn ce_over(
+    z: ArrayView2<'_, f64>,
+    mut dz: ArrayViewMut2<'_, f64>,
+    label: impl Fn(usize) -> usize,
+    div: f64,
+) -> f64 {
+    let mut total = 0.0;
+    for (k, (zr, mut gr)) in z.rows().into_iter().zip(dz.rows_mut()).enumerate() {
+        total += softmax_cross_entropy(zr, label(k), gr.view_mut());
+        gr.mapv_inplace(|v| v / div);
+    }
+    total / div
+}
+
+/// Appends every training row of the batch a second time: the mean cross-entropy over the
+/// doubled batch is the plain mean, so training must follow plain `train`.
+struct Doubled<'a> {
+    x: ArrayView2<'a, f64>,
+    y: &'a [usize],
+    cap: usize,
+    seen: Vec<(usize, usize, usize)>,
+}
+
+impl TrainLoss<Dense> for Doubled<'_> {
+    fn loss(&mut self, rows: &[usize], z: ArrayView2<'_, f64>, dz: ArrayViewMut2<'_, f64>) -> f64 {
+        assert_eq!(z.nrows(), 2 * rows.len());
+        let m = rows.len();
+        ce_over(z, dz, |k| self.y[rows[k % m]], z.nrows() as f64)
+    }
+    fn max_extra_rows(&self) -> usize {
+        self.cap
+    }
+    fn begin_batch(
+        &mut self,
+        b: &BatchInfo<'_>,
+        _model: &Mlp,
+        extra: &mut ExtraRows<'_>,
+    ) -> intriguing::Result<()> {
+        self.seen.push((b.epoch, b.batch, b.step));
+        for &i in b.rows {
+            extra.push(self.x.row(i))?;
+        }
+        Ok(())
+    }
+}
+
+/// Half of the mean cross-entropy through the batch (`loss`), the other half added by
+/// `extra_term` from `Sequential::gradients` (an independent code path) on the same rows.
+struct Halves<'a> {
+    x: ArrayView2<'a, f64>,
+    y: &'a [usize],
+    rows: Vec<usize>,
+}
+
+impl TrainLoss<Dense> for Halves<'_> {
+    fn loss(&mut self, rows: &[usize], z: ArrayView2<'_, f64>, dz: ArrayViewMut2<'_, f64>) -> f64 {
+        self.rows = rows.to_vec();
+        ce_over(z, dz, |k| self.y[rows[k]], 2.0 * rows.len() as f64)
+    }
+    fn extra_term(&mut self, model: &Mlp, grads: &mut [f64]) -> intriguing::Result<ExtraTerm> {
+        let xb = Array2::from_shape_fn((self.rows.len(), self.x.ncols()), |(k, j)| {
+            self.x[[self.rows[k], j]]
+        });
+        let yb: Vec<usize> = self.rows.iter().map(|&i| self.y[i]).collect();
+        let (l, g) = model.gradients(xb.view(), &yb)?;
+        for (a, b) in grads.iter_mut().zip(g.as_flat()) {
+            *a += 0.5 * b;
+        }
+        Ok(ExtraTerm {
+            value: 0.5 * l,
+            rows: 0,
+        })
+    }
+}
+
+fn max_param_diff(a: &Mlp, b: &Mlp) -> f64 {
+    (&a.parameters() - &b.parameters())
+        .iter()
+        .fold(0.0, |m, d| m.max(d.abs()))
+}
+
+#[test]
+fn per_batch_hooks_appended_rows_and_extra_terms_follow_plain_training() {
+    let (x, y) = toy(23, 4, 3, 11);
+    let mlp0 = Mlp::random(&[4, 6, 3], Activation::Sigmoid, 12).unwrap();
+    let cfg = TrainConfig::new()
+        .with_epochs(4)
+        .unwrap()
+        .with_batch_size(5)
+        .unwrap()
+        .with_momentum(0.9)
+        .unwrap()
+        .with_learning_rate(0.2)
+        .unwrap()
+        .with_uniform_weight_decay(1e-3)
+        .unwrap();
+    let mut plain = mlp0.clone();
+    let r0 = train(&mut plain, x.view(), &y, &cfg, |_, _| {}).unwrap();
+
+    let mut doubled = mlp0.clone();
+    let mut loss = Doubled {
+        x: x.view(),
+        y: &y,
+        cap: 5,
+        seen: Vec::new(),
+    };
+    let r1 = fit(&mut doubled, x.view(), &cfg, &mut loss, |_, _| {}).unwrap();
+    assert!(max_param_diff(&plain, &doubled) < 1e-12);
+    // 5 batches per epoch (the last of 3 rows), counted as BatchInfo says.
+    assert_eq!(loss.seen.len(), 20);
+    assert_eq!(loss.seen[7], (2, 2, 7));
+    for (a, b) in r0.epochs.iter().zip(&r1.epochs) {
+        assert!((a.loss - b.loss).abs() < 1e-12, "{} vs {}", a.loss, b.loss);
+    }
+
+    let mut halves = mlp0.clone();
+    let mut loss = Halves {
+        x: x.view(),
+        y: &y,
+        rows: Vec::new(),
+    };
+    let r2 = fit(&mut halves, x.view(), &cfg, &mut loss, |_, _| {}).unwrap();
+    assert!(max_param_diff(&plain, &halves) < 1e-12);
+    for (a, b) in r0.epochs.iter().zip(&r2.epochs) {
+        assert!((a.loss - b.loss).abs() < 1e-12);
+    }
+    // Training moved the weights, so the comparisons above are not vacuous.
+    assert!(max_param_diff(&plain, &mlp0) > 1e-3);
+}
+
+#[test]
+fn a_hook_error_stops_training_and_restores_the_last_epoch() {
+    let (x, y) = toy(20, 4, 3, 13);
+    let mlp0 = Mlp::random(&[4, 5, 3], Activation::Tanh, 14).unwrap();
+    let cfg = TrainConfig::new()
+        .with_epochs(3)
+        .unwrap()
+        .with_batch_size(10)
+        .unwrap();
+    // Room for 4 extra rows, but the batch asks for 10: the push fails in the first batch.
+    let mut m = mlp0.clone();
+    let mut loss = Doubled {
+        x: x.view(),
+        y: &y,
+        cap: 4,
+        seen: Vec::new(),
+    };
+    match fit(&mut m, x.view(), &cfg, &mut loss, |_, _| {}) {
+        Err(Error::InvalidConfig(msg)) => assert!(msg.contains("max_extra_rows (4)"), "{msg}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(m, mlp0);
+}
+
+#[test]
+fn the_autoencoder_reports_its_reconstruction_and_activation_per_epoch() {
+    let (x, _) = toy(40, 6, 2, 15);
+    let x = x.mapv(|v| 0.5 + 0.4 * v);
+    let cfg = SparseAeConfig::default()
+        .with_hidden(3)
+        .unwrap()
+        .with_epochs(3)
+        .unwrap()
+        .with_batch_size(10)
+        .unwrap();
+    let mut ae = SparseAutoencoder::random(6, 3, 16).unwrap();
+    let mut infos = Vec::new();
+    let report = ae.train(x.view(), &cfg, |e| infos.push(e.clone())).unwrap();
+    assert_eq!(infos.len(), 3);
+    assert_eq!(report.epochs, infos);
+    for e in &infos {
+        let rec = e.metric("reconstruction").unwrap();
+        let sparsity = e.metric("sparsity").unwrap();
+        let act = e.metric("mean_activation").unwrap();
+        // loss = reconstruction + sparsity, each an epoch mean over the same rows.
+        assert!((e.loss - rec - sparsity).abs() < 1e-12 * e.loss.abs().max(1.0));
+        assert!(rec > 0.0 && sparsity >= 0.0 && (0.0..=1.0).contains(&act));
+    }
+    // Against the codes and reconstructions computed directly: one full batch, so the
+    // epoch's figures are those of the initial weights (β = 0: no sparsity term).
+    let cfg = cfg
+        .with_beta(0.0)
+        .unwrap()
+        .with_epochs(1)
+        .unwrap()
+        .with_batch_size(40)
+        .unwrap();
+    let mut ae = SparseAutoencoder::random(6, 3, 17).unwrap();
+    let codes = ae.encode(x.view()).unwrap();
+    let recon = ae.reconstruct(x.view()).unwrap();
+    let mut info = None;
+    ae.train(x.view(), &cfg, |e| info = Some(e.clone()))
+        .unwrap();
+    let info = info.unwrap();
+    let want_act = codes.mean().unwrap();
+    let want_rec = (&recon - &x).mapv(|v| v * v).sum() / (2.0 * 40.0);
+    assert!((info.metric("mean_activation").unwrap() - want_act).abs() < 1e-12);
+    assert!((info.metric("reconstruction").unwrap() - want_rec).abs() < 1e-12);
+    assert_eq!(info.metric("sparsity"), Some(0.0));
+    assert_eq!(info.metric("no such metric"), None);
 }

@@ -23,14 +23,17 @@
 use super::sample::{ExperimentData, seeded_sample};
 use super::{Event, Progress, Scale};
 use crate::attack::{AttackConfig, Target, attack_batch};
-use crate::classifier::softmax_cross_entropy;
 use crate::classifier::{Classifier, ClassifierExt};
 use crate::error::{Error, Result};
-use crate::models::{Mlp, Preset};
-use ndarray::{Array2, ArrayView2, ArrayViewMut2, s};
+use crate::models::{
+    BatchInfo, Dense, ExtraRows, ExtraTerm, Mlp, Module, Preset, TrainConfig, TrainLoss,
+    cross_entropy_over, fit,
+};
+use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 use rand::seq::SliceRandom;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use std::cell::RefCell;
 use std::fmt;
 use std::time::Instant;
 
@@ -148,41 +151,36 @@ impl AdvTrainConfig {
         })
     }
 
+    /// The trainer's settings: heavy-ball SGD with the schedule, per-layer decay and
+    /// shuffling seed above (validated by [`TrainConfig`]'s setters).
+    pub fn training(&self) -> Result<TrainConfig> {
+        Ok(TrainConfig::new()
+            .with_epochs(self.epochs)?
+            .with_batch_size(self.batch_size)?
+            .with_learning_rate(self.learning_rate)?
+            .with_lr_decay(self.lr_decay)?
+            .with_warmup_epochs(self.warmup_epochs)?
+            .with_momentum(self.momentum)?
+            .with_weight_decay(self.weight_decay.clone())?
+            .with_seed(self.seed))
+    }
+
+    /// The pools' settings (the trainer's are checked by [`training`](Self::training)).
     fn validate(&self, model: &Mlp) -> Result<()> {
         let layers = model.layers().len();
         let bad = |m: String| Err(Error::InvalidConfig(format!("adversarial training: {m}")));
-        if self.epochs == 0 || self.batch_size == 0 || self.refresh_every == 0 {
-            return bad("epochs, batch_size and refresh_every must be >= 1".into());
+        if self.refresh_every == 0 || self.threads == 0 {
+            return bad("refresh_every and threads must be >= 1".into());
         }
-        let unit = |v: f64| v > 0.0 && v <= 1.0;
-        let ok = self.learning_rate > 0.0
-            && self.learning_rate.is_finite()
-            && unit(self.lr_decay)
-            && self.warmup_epochs >= 0.0
-            && self.warmup_epochs.is_finite()
-            && (0.0..1.0).contains(&self.momentum)
-            && unit(self.refresh_fraction)
+        let ok = self.refresh_fraction > 0.0
+            && self.refresh_fraction <= 1.0
             && self.magnify >= 1.0
             && self.magnify.is_finite();
         if !ok {
             return bad(format!(
-                "need learning_rate > 0, lr_decay and refresh_fraction in (0, 1], \
-                 warmup_epochs >= 0, momentum in [0, 1), magnify >= 1; got {self:?}"
+                "need refresh_fraction in (0, 1] and a finite magnify >= 1, got {} and {}",
+                self.refresh_fraction, self.magnify
             ));
-        }
-        if self.weight_decay.len() != layers
-            || self
-                .weight_decay
-                .iter()
-                .any(|l| !(*l >= 0.0 && l.is_finite()))
-        {
-            return bad(format!(
-                "need {layers} finite non-negative weight decays, got {:?}",
-                self.weight_decay
-            ));
-        }
-        if self.threads == 0 {
-            return bad("threads must be >= 1".into());
         }
         for p in &self.pools {
             if p.layer >= layers || p.size == 0 || p.per_batch == 0 || p.per_batch > p.size {
@@ -244,8 +242,9 @@ struct Pool {
 fn sync_tail(model: &Mlp, layer: usize, tail: &mut Mlp) {
     let src = &model.layers()[layer..];
     tail.for_each_param_mut(|l, _, w, b| {
-        w.copy_from_slice(src[l].weight.as_slice().expect("standard layout"));
-        b.copy_from_slice(src[l].bias.as_slice().expect("standard layout"));
+        let (sw, sb) = src[l].params();
+        w.copy_from_slice(sw);
+        b.copy_from_slice(sb);
     });
 }
 
@@ -335,24 +334,11 @@ fn refresh(
     Ok(())
 }
 
-/// Mean cross-entropy seed over `labels`, divided by `total` rows.
-fn ce_seed(
-    labels: &[usize],
-    total: f64,
-) -> impl FnMut(ArrayView2<'_, f64>, ArrayViewMut2<'_, f64>) -> f64 + '_ {
-    move |z, mut dz| {
-        let mut sum = 0.0;
-        for ((zr, mut gr), &l) in z.rows().into_iter().zip(dz.rows_mut()).zip(labels) {
-            sum += softmax_cross_entropy(zr, l, gr.view_mut());
-            gr.mapv_inplace(|v| v / total);
-        }
-        sum / total
-    }
-}
-
 /// Trains `model` on `inputs` (`[n, input_dim]`, pixels in `[0, 1]`) and `labels` with the
-/// pools of `cfg` (a pool per [`PoolSpec`], refreshed from the current model); with no pool, plain minibatch SGD
-/// with weight decay. Each minibatch: `batch_size` clean rows of a fresh seeded shuffle,
+/// pools of `cfg` (a pool per [`PoolSpec`], refreshed from the current model); with no pool,
+/// plain minibatch SGD with weight decay. Training runs in the crate's one trainer
+/// ([`fit`](crate::models::fit), settings [`AdvTrainConfig::training`]); the pools are a
+/// [`TrainLoss`] with per-batch hooks. Each minibatch: `batch_size` clean rows of a fresh seeded shuffle,
 /// plus `per_batch` random rows of every non-empty pool; the loss is the mean cross-entropy
 /// over all of them (hidden-pool rows enter through the tail, so they move the tail's
 /// layers only) plus `Σ_l λ_l/2 ‖W_l‖²`; heavy-ball SGD with the learning rate warmed up
@@ -362,7 +348,8 @@ fn ce_seed(
 ///
 /// Deterministic for a fixed seed whatever `cfg.threads`. Errors on bad inputs or settings
 /// before touching the model; a non-finite loss stops training with
-/// [`Error::ModelNonFinite`] (the model is then left as it was at that step).
+/// [`Error::ModelNonFinite`] and an attack error is returned as it is (the model is then
+/// restored to the end of the last completed epoch).
 ///
 /// # Examples
 ///
@@ -399,15 +386,11 @@ pub fn adversarial_train(
 ) -> Result<AdvTrainStats> {
     let start = Instant::now();
     cfg.validate(model)?;
+    let training = cfg.training()?;
     model.check_inputs(inputs)?;
     model.check_labels(inputs.nrows(), labels)?;
-    let n = inputs.nrows();
-    if n == 0 {
-        return Err(Error::InvalidConfig("training on an empty data set".into()));
-    }
     let d = inputs.ncols();
-    let bs = cfg.batch_size.min(n);
-    let mut pools: Vec<Pool> = cfg
+    let pools: Vec<Pool> = cfg
         .pools
         .iter()
         .map(|&spec| -> Result<Pool> {
@@ -439,164 +422,31 @@ pub fn adversarial_train(
             })
         })
         .collect::<Result<_>>()?;
-    let input_extra: usize = cfg
-        .pools
-        .iter()
-        .filter(|p| p.layer == 0)
-        .map(|p| p.per_batch)
-        .sum();
-    let rows_max = bs + input_extra;
-    let mut xb = Array2::<f64>::zeros((rows_max, d));
-    let mut yb = vec![0usize; rows_max];
-    let mut buf = vec![0.0; model.scratch_len(rows_max)];
-    let mut grads = vec![0.0; model.num_parameters()];
-    let mut velocity = vec![0.0; model.num_parameters()];
-    let mut order: Vec<usize> = (0..n).collect();
-    let mut shuffle_rng = ChaCha8Rng::seed_from_u64(cfg.seed);
-    let mut pool_rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x0ad7_a11e);
-    let batches = n.div_ceil(bs);
-    let warmup = (cfg.warmup_epochs * batches as f64).ceil() as usize;
-    let mut lr = cfg.learning_rate;
-    let mut step = 0usize;
-    let mut since_refresh = 0usize;
-    let mut refreshes = 0usize;
-    let mut attack_seconds = 0.0;
-    let mut epoch_loss = Vec::with_capacity(cfg.epochs);
-    let do_refresh = |pools: &mut Vec<Pool>,
-                      model: &Mlp,
-                      full: bool,
-                      rng: &mut ChaCha8Rng,
-                      progress: Progress<'_>|
-     -> Result<f64> {
-        let t0 = Instant::now();
-        for p in pools.iter_mut() {
-            let count = if full {
-                p.spec.size
-            } else {
-                ((p.spec.size as f64 * cfg.refresh_fraction).ceil() as usize).clamp(1, p.spec.size)
-            };
-            if full {
-                progress(&Event::Stage(format!(
-                    "adversarial training: filling the layer-{} pool ({count} examples, {} target)",
-                    p.spec.layer, cfg.target
-                )));
-            }
-            refresh(p, model, inputs, labels, count, cfg, rng)?;
-        }
-        Ok(t0.elapsed().as_secs_f64())
+    let progress = RefCell::new(progress);
+    let mut loss = PoolLoss {
+        cfg,
+        inputs,
+        labels,
+        pools,
+        pool_rng: ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x0ad7_a11e),
+        extra_labels: Vec::new(),
+        hidden_rows: 0,
+        total: 0.0,
+        since_refresh: 0,
+        refreshes: 0,
+        attack_seconds: 0.0,
+        progress: &progress,
     };
-
-    for epoch in 0..cfg.epochs {
-        let t0 = Instant::now();
-        if epoch == cfg.clean_epochs && !pools.is_empty() {
-            attack_seconds += do_refresh(&mut pools, model, true, &mut pool_rng, progress)?;
-            refreshes += 1;
-            since_refresh = 0;
-        }
-        order.shuffle(&mut shuffle_rng);
-        let mut total_loss = 0.0;
-        let mut total_rows = 0usize;
-        for rows in order.chunks(bs) {
-            let active = epoch >= cfg.clean_epochs && !pools.is_empty();
-            if active && since_refresh == cfg.refresh_every {
-                attack_seconds += do_refresh(&mut pools, model, false, &mut pool_rng, progress)?;
-                refreshes += 1;
-                since_refresh = 0;
-            }
-            if active {
-                since_refresh += 1;
-            }
-            // Clean rows, then the input pools' draws.
-            let m = rows.len();
-            for (k, &i) in rows.iter().enumerate() {
-                xb.row_mut(k).assign(&inputs.row(i));
-                yb[k] = labels[i];
-            }
-            let mut r = m;
-            for p in pools.iter_mut().filter(|p| p.filled > 0) {
-                for k in 0..p.spec.per_batch {
-                    let j = pool_rng.random_range(0..p.filled);
-                    if p.spec.layer == 0 {
-                        xb.row_mut(r).assign(&p.data.row(j));
-                        yb[r] = p.labels[j];
-                        r += 1;
-                    } else {
-                        p.batch.row_mut(k).assign(&p.data.row(j));
-                        p.batch_labels[k] = p.labels[j];
-                    }
-                }
-            }
-            let hidden_rows: usize = pools
-                .iter()
-                .filter(|p| p.filled > 0 && p.spec.layer > 0)
-                .map(|p| p.spec.per_batch)
-                .sum();
-            let total = (r + hidden_rows) as f64;
-            let mut seed = ce_seed(&yb[..r], total);
-            let mut loss = model.forward_backward(
-                xb.slice(s![..r, ..]),
-                &mut buf[..model.scratch_len(r)],
-                &mut seed,
-                Some(&mut grads),
-                None,
-                None,
-            );
-            for p in pools
-                .iter_mut()
-                .filter(|p| p.filled > 0 && p.spec.layer > 0)
-            {
-                let layer = p.spec.layer;
-                let tail = p.tail.as_mut().expect("hidden pools have a tail");
-                sync_tail(model, layer, tail);
-                let mut seed = ce_seed(&p.batch_labels, total);
-                loss += tail.forward_backward(
-                    p.batch.view(),
-                    &mut p.tail_buf,
-                    &mut seed,
-                    Some(&mut p.tail_grads),
-                    None,
-                    None,
-                );
-                // The tail's parameters are the model's from `layer` on, in the same layout.
-                for (g, &t) in grads[p.tail_offset..].iter_mut().zip(&p.tail_grads) {
-                    *g += t;
-                }
-            }
-            if !loss.is_finite() {
-                return Err(Error::ModelNonFinite {
-                    what: format!("adversarial training loss at epoch {}", epoch + 1),
-                });
-            }
-            total_loss += loss * total;
-            total_rows += r + hidden_rows;
-            let step_lr = if step < warmup {
-                lr * (step + 1) as f64 / warmup as f64
-            } else {
-                lr
-            };
-            step += 1;
-            sgd_step(model, &grads, &mut velocity, cfg, step_lr);
-        }
-        let mean = total_loss / total_rows.max(1) as f64;
-        epoch_loss.push(mean);
-        progress(&Event::Epoch {
+    let report = fit(model, inputs, &training, &mut loss, |e, _| {
+        (*progress.borrow_mut())(&Event::Epoch {
             model: "adversarial training".into(),
-            epoch: epoch + 1,
-            epochs: cfg.epochs,
-            loss: mean,
-            elapsed: t0.elapsed(),
-        });
-        lr *= cfg.lr_decay;
-    }
-    let finite = model
-        .layers()
-        .iter()
-        .all(|l| l.weight.iter().chain(l.bias.iter()).all(|v| v.is_finite()));
-    if !finite {
-        return Err(Error::ModelNonFinite {
-            what: "adversarial training parameters".into(),
-        });
-    }
+            epoch: e.epoch,
+            epochs: e.epochs,
+            loss: e.loss,
+            elapsed: e.elapsed,
+        })
+    })?;
+    let pools = &loss.pools;
     Ok(AdvTrainStats {
         generated: pools.iter().map(|p| p.generated).collect(),
         discarded: pools.iter().map(|p| p.discarded).collect(),
@@ -610,30 +460,161 @@ pub fn adversarial_train(
                 }
             })
             .collect(),
-        refreshes,
-        attack_seconds,
+        refreshes: loss.refreshes,
+        attack_seconds: loss.attack_seconds,
         total_seconds: start.elapsed().as_secs_f64(),
-        epoch_loss,
+        epoch_loss: report.epochs.iter().map(|e| e.loss).collect(),
     })
 }
 
-/// `g ← g + λ W`; `v ← μ v − η g`; `θ ← θ + v` for every weight and bias.
-fn sgd_step(model: &mut Mlp, grads: &[f64], velocity: &mut [f64], cfg: &AdvTrainConfig, lr: f64) {
-    let mu = cfg.momentum;
-    model.for_each_param_mut(|l, start, weight, bias| {
-        let lam = cfg.weight_decay[l];
-        let (gw, gb) = grads[start..start + weight.len() + bias.len()].split_at(weight.len());
-        let (vw, vb) =
-            velocity[start..start + weight.len() + bias.len()].split_at_mut(weight.len());
-        for ((w, v), &g) in weight.iter_mut().zip(vw).zip(gw) {
-            *v = mu * *v - lr * (g + lam * *w);
-            *w += *v;
+/// Adversarial training as a [`TrainLoss`] of the crate's one trainer ([`fit`]): before each
+/// minibatch it refreshes the pools when due and draws the pool rows (input-pool rows are
+/// appended to the batch, hidden-pool rows wait for [`extra_term`](TrainLoss::extra_term));
+/// the loss is the cross-entropy over clean and pool rows, all divided by their total count.
+struct PoolLoss<'a, 'p> {
+    cfg: &'a AdvTrainConfig,
+    inputs: ArrayView2<'a, f64>,
+    labels: &'a [usize],
+    pools: Vec<Pool>,
+    /// The pool draws, the refreshes' images and targets.
+    pool_rng: ChaCha8Rng,
+    /// Labels of the input-pool rows appended to the current batch.
+    extra_labels: Vec<usize>,
+    /// Hidden-pool rows of the current batch (they go through the tails).
+    hidden_rows: usize,
+    /// Rows the current batch's cross-entropy is divided by.
+    total: f64,
+    since_refresh: usize,
+    refreshes: usize,
+    attack_seconds: f64,
+    progress: &'a RefCell<Progress<'p>>,
+}
+
+impl PoolLoss<'_, '_> {
+    /// Regenerates every pool (`full`) or a `refresh_fraction` of each from `model`.
+    fn refresh_pools(&mut self, model: &Mlp, full: bool) -> Result<()> {
+        let t0 = Instant::now();
+        let cfg = self.cfg;
+        for p in self.pools.iter_mut() {
+            let count = if full {
+                p.spec.size
+            } else {
+                ((p.spec.size as f64 * cfg.refresh_fraction).ceil() as usize).clamp(1, p.spec.size)
+            };
+            if full {
+                (*self.progress.borrow_mut())(&Event::Stage(format!(
+                    "adversarial training: filling the layer-{} pool ({count} examples, {} target)",
+                    p.spec.layer, cfg.target
+                )));
+            }
+            refresh(
+                p,
+                model,
+                self.inputs,
+                self.labels,
+                count,
+                cfg,
+                &mut self.pool_rng,
+            )?;
         }
-        for ((b, v), &g) in bias.iter_mut().zip(vb).zip(gb) {
-            *v = mu * *v - lr * g;
-            *b += *v;
+        self.attack_seconds += t0.elapsed().as_secs_f64();
+        self.refreshes += 1;
+        self.since_refresh = 0;
+        Ok(())
+    }
+}
+
+impl TrainLoss<Dense> for PoolLoss<'_, '_> {
+    fn loss(&mut self, rows: &[usize], z: ArrayView2<'_, f64>, dz: ArrayViewMut2<'_, f64>) -> f64 {
+        self.total = (z.nrows() + self.hidden_rows) as f64;
+        let m = rows.len();
+        let (labels, extra) = (self.labels, &self.extra_labels);
+        let label = |k: usize| {
+            if k < m { labels[rows[k]] } else { extra[k - m] }
+        };
+        cross_entropy_over(z, dz, label, self.total)
+    }
+
+    fn max_extra_rows(&self) -> usize {
+        self.pools
+            .iter()
+            .filter(|p| p.spec.layer == 0)
+            .map(|p| p.spec.per_batch)
+            .sum()
+    }
+
+    fn begin_batch(
+        &mut self,
+        batch: &BatchInfo<'_>,
+        model: &Mlp,
+        extra: &mut ExtraRows<'_>,
+    ) -> Result<()> {
+        let cfg = self.cfg;
+        let epoch = batch.epoch - 1;
+        let has_pools = !self.pools.is_empty();
+        if has_pools && epoch == cfg.clean_epochs && batch.batch == 0 {
+            self.refresh_pools(model, true)?;
         }
-    });
+        let active = has_pools && epoch >= cfg.clean_epochs;
+        if active && self.since_refresh == cfg.refresh_every {
+            self.refresh_pools(model, false)?;
+        }
+        if active {
+            self.since_refresh += 1;
+        }
+        self.extra_labels.clear();
+        self.hidden_rows = 0;
+        for p in self.pools.iter_mut().filter(|p| p.filled > 0) {
+            for k in 0..p.spec.per_batch {
+                let j = self.pool_rng.random_range(0..p.filled);
+                if p.spec.layer == 0 {
+                    extra.push(p.data.row(j))?;
+                    self.extra_labels.push(p.labels[j]);
+                } else {
+                    p.batch.row_mut(k).assign(&p.data.row(j));
+                    p.batch_labels[k] = p.labels[j];
+                }
+            }
+            if p.spec.layer > 0 {
+                self.hidden_rows += p.spec.per_batch;
+            }
+        }
+        Ok(())
+    }
+
+    /// The hidden pools' rows through the tails (whose parameters are the model's from the
+    /// pool's layer on, in the same flat layout), so they move the tails' layers only.
+    fn extra_term(&mut self, model: &Mlp, grads: &mut [f64]) -> Result<ExtraTerm> {
+        let mut term = ExtraTerm::default();
+        let total = self.total;
+        for p in self
+            .pools
+            .iter_mut()
+            .filter(|p| p.filled > 0 && p.spec.layer > 0)
+        {
+            let Some(tail) = p.tail.as_mut() else {
+                continue;
+            };
+            sync_tail(model, p.spec.layer, tail);
+            let labels = &p.batch_labels;
+            let mut seed = |z: ArrayView2<'_, f64>, dz: ArrayViewMut2<'_, f64>| {
+                cross_entropy_over(z, dz, |k| labels[k], total)
+            };
+            term.value += tail.forward_backward(
+                p.batch.view(),
+                &mut p.tail_buf,
+                &mut seed,
+                Some(&mut p.tail_grads),
+                None,
+                None,
+            );
+            term.rows += p.spec.per_batch;
+            for (g, &t) in grads[p.tail_offset..].iter_mut().zip(&p.tail_grads) {
+                *g += t;
+            }
+        }
+        Ok(term)
+    }
 }
 
 // ---------------------------------------------------------------------------------------

@@ -104,13 +104,7 @@ impl Default for SparseAeConfig {
                 beta: 3.0,
                 weight_decay: 3e-3,
             },
-            training: TrainConfig::new()
-                .with_epochs(10)
-                .and_then(|c| c.with_batch_size(100))
-                .and_then(|c| c.with_learning_rate(3e-3))
-                .and_then(|c| c.with_optimizer(Optimizer::ADAM))
-                .expect("valid defaults")
-                .with_drop_last(true),
+            training: adam_defaults(10, 100, 3e-3).with_drop_last(true),
         }
     }
 }
@@ -184,12 +178,7 @@ impl Default for SoftmaxConfig {
     fn default() -> Self {
         SoftmaxConfig {
             weight_decay: 1e-6,
-            training: TrainConfig::new()
-                .with_epochs(30)
-                .and_then(|c| c.with_batch_size(100))
-                .and_then(|c| c.with_learning_rate(1e-2))
-                .and_then(|c| c.with_optimizer(Optimizer::ADAM))
-                .expect("valid defaults"),
+            training: adam_defaults(30, 100, 1e-2),
         }
     }
 }
@@ -211,10 +200,18 @@ impl SoftmaxConfig {
 /// The sparse-autoencoder objective on the training rows `x` as a [`TrainLoss`]: the
 /// reconstruction term `1/(2n) Σ ‖x̂ − x‖²` on the outputs and `β Σ_j KL(ρ ‖ ρ̂_j)` on the code
 /// (layer 0). The weight decay is the trainer's.
+///
+/// Its epoch metrics ([`EpochInfo::metrics`]) are the epoch's means over its rows of the
+/// reconstruction term (`"reconstruction"`), of the sparsity term `β Σ_j KL(ρ ‖ ρ̂_j)`
+/// (`"sparsity"`) and of the mean code activation `mean_j ρ̂_j` (`"mean_activation"`, to
+/// compare with ρ).
 pub struct SparseObjective<'a> {
     x: ArrayView2<'a, f64>,
     loss: SparseLoss,
     rho_hat: Vec<f64>,
+    /// Row-weighted sums over the epoch: reconstruction, sparsity, mean activation; rows.
+    epoch_sums: [f64; 3],
+    epoch_rows: usize,
 }
 
 impl<'a> SparseObjective<'a> {
@@ -224,11 +221,13 @@ impl<'a> SparseObjective<'a> {
             x,
             loss,
             rho_hat: Vec::new(),
+            epoch_sums: [0.0; 3],
+            epoch_rows: 0,
         }
     }
 }
 
-impl TrainLoss for SparseObjective<'_> {
+impl TrainLoss<Dense> for SparseObjective<'_> {
     fn loss(
         &mut self,
         rows: &[usize],
@@ -244,7 +243,10 @@ impl TrainLoss for SparseObjective<'_> {
                 *dv = e / n;
             }
         }
-        rec / (2.0 * n)
+        let rec = rec / (2.0 * n);
+        self.epoch_sums[0] += rec * n;
+        self.epoch_rows += rows.len();
+        rec
     }
 
     fn activity(
@@ -254,7 +256,7 @@ impl TrainLoss for SparseObjective<'_> {
         h: ArrayView2<'_, f64>,
         mut dh: ArrayViewMut2<'_, f64>,
     ) -> f64 {
-        if layer != 0 || self.loss.beta == 0.0 {
+        if layer != 0 {
             return 0.0;
         }
         let n = rows.len() as f64;
@@ -263,6 +265,11 @@ impl TrainLoss for SparseObjective<'_> {
         self.rho_hat.resize(h.ncols(), 0.0);
         for row in h.rows() {
             self.rho_hat.iter_mut().zip(row).for_each(|(r, &v)| *r += v);
+        }
+        // Σ_ij h_ij / hidden = n · (the batch's mean activation): weighted by its rows.
+        self.epoch_sums[2] += self.rho_hat.iter().sum::<f64>() / self.rho_hat.len().max(1) as f64;
+        if beta == 0.0 {
+            return 0.0;
         }
         let eps = 1e-12;
         let mut kl = 0.0;
@@ -277,7 +284,20 @@ impl TrainLoss for SparseObjective<'_> {
                 .zip(&self.rho_hat)
                 .for_each(|(d, &s)| *d += s);
         }
+        self.epoch_sums[1] += beta * kl * n;
         beta * kl
+    }
+
+    fn epoch_metrics(&mut self, metrics: &mut Vec<(&'static str, f64)>) {
+        let rows = self.epoch_rows.max(1) as f64;
+        let [rec, sparsity, act] = self.epoch_sums;
+        metrics.extend([
+            ("reconstruction", rec / rows),
+            ("sparsity", sparsity / rows),
+            ("mean_activation", act / rows),
+        ]);
+        self.epoch_sums = [0.0; 3];
+        self.epoch_rows = 0;
     }
 }
 
@@ -418,7 +438,8 @@ impl SparseAutoencoder {
     /// Trains the autoencoder on the rows of `x` (unsupervised) with the crate's trainer
     /// ([`fit`]) on [`SparseObjective`], calling `on_epoch` after every epoch
     /// (1-based [`EpochInfo`]: `loss` is the mean of reconstruction + sparsity, `objective` adds
-    /// the weight decay). Errors if the number of code units of `cfg` differs from the
+    /// the weight decay, and the metrics `"reconstruction"`, `"sparsity"` and
+    /// `"mean_activation"` split it up; see [`SparseObjective`]). Errors if the number of code units of `cfg` differs from the
     /// model's, or on non-finite data or a diverging loss (the model is then restored to its
     /// last finite epoch).
     pub fn train(
@@ -496,6 +517,17 @@ pub fn train_softmax_layer(
         .with_uniform_weight_decay(cfg.weight_decay)?;
     train(&mut model, features, labels, &training, |_, _| {})?;
     Ok(model.into_layers().pop().expect("one layer"))
+}
+
+/// The paper's Adam training settings (`epochs` of minibatches of `batch_size`, learning rate
+/// `lr`): constants that the setters accept.
+fn adam_defaults(epochs: usize, batch_size: usize, lr: f64) -> TrainConfig {
+    TrainConfig::new()
+        .with_epochs(epochs)
+        .and_then(|c| c.with_batch_size(batch_size))
+        .and_then(|c| c.with_learning_rate(lr))
+        .and_then(|c| c.with_optimizer(Optimizer::ADAM))
+        .expect("valid defaults")
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@
 //! routes gradients to the arg-max of each window.
 
 use super::init::{checked_len, he_normal};
-use super::layer::{Module, width_error};
+use super::layer::{Module, fixed_width, std_params, std_params_mut};
 use super::sequential::{view, view_mut};
 use crate::error::{Error, Result, check_finite};
 use crate::validate;
@@ -227,13 +227,11 @@ impl Conv2d {
     }
     /// `C_in·H·W`.
     pub fn input_dim(&self) -> usize {
-        let (c, h, w) = self.input_shape;
-        c * h * w
+        volume(self.input_shape)
     }
     /// `C_out·H_out·W_out`.
     pub fn output_dim(&self) -> usize {
-        let (c, h, w) = self.output_shape();
-        c * h * w
+        volume(self.output_shape())
     }
     /// The stride (same in both directions).
     pub fn stride(&self) -> usize {
@@ -404,13 +402,11 @@ impl MaxPool2d {
     }
     /// `C·H·W`.
     pub fn input_dim(&self) -> usize {
-        let (c, h, w) = self.input_shape;
-        c * h * w
+        volume(self.input_shape)
     }
     /// `C·H_out·W_out`.
     pub fn output_dim(&self) -> usize {
-        let (c, h, w) = self.output_shape();
-        c * h * w
+        volume(self.output_shape())
     }
 
     /// The L2 Lipschitz constant: `sqrt(m)` where `m = ⌈kernel/stride⌉²` bounds how many
@@ -465,10 +461,7 @@ impl Module for Conv2d {
         Some(self.input_dim())
     }
     fn out_dim(&self, in_dim: usize) -> Result<usize> {
-        if in_dim != self.input_dim() {
-            return Err(width_error("conv", self.input_dim(), in_dim));
-        }
-        Ok(self.output_dim())
+        fixed_width("conv", self.input_dim(), in_dim, self.output_dim())
     }
     fn prepare(&mut self) -> Result<()> {
         // `new` checked everything and stored the weights row-major; `weight_mut` cannot
@@ -477,27 +470,13 @@ impl Module for Conv2d {
         check_finite(self.bias.iter(), "Conv2d bias")
     }
     fn params(&self) -> (&[f64], &[f64]) {
-        (
-            self.weight
-                .as_slice()
-                .expect("standard layout by construction"),
-            self.bias
-                .as_slice()
-                .expect("standard layout by construction"),
-        )
+        std_params(&self.weight, &self.bias)
     }
     fn weight_shape(&self) -> Vec<usize> {
         self.weight.shape().to_vec()
     }
     fn params_mut(&mut self) -> (&mut [f64], &mut [f64]) {
-        (
-            self.weight
-                .as_slice_mut()
-                .expect("standard layout by construction"),
-            self.bias
-                .as_slice_mut()
-                .expect("standard layout by construction"),
-        )
+        std_params_mut(&mut self.weight, &mut self.bias)
     }
     /// One image at a time: its im2col matrix, the product (or the output gradient) and the
     /// column gradient.
@@ -583,10 +562,7 @@ impl Module for MaxPool2d {
         Some(self.input_dim())
     }
     fn out_dim(&self, in_dim: usize) -> Result<usize> {
-        if in_dim != self.input_dim() {
-            return Err(width_error("maxpool", self.input_dim(), in_dim));
-        }
-        Ok(self.output_dim())
+        fixed_width("maxpool", self.input_dim(), in_dim, self.output_dim())
     }
     fn forward(&self, x: ArrayView2<'_, f64>, mut y: ArrayViewMut2<'_, f64>, _: &mut [f64]) {
         for (xb, mut yb) in x.outer_iter().zip(y.outer_iter_mut()) {
@@ -613,4 +589,9 @@ impl Module for MaxPool2d {
             }
         }
     }
+}
+
+/// The number of entries `C·H·W` of a `(C, H, W)` image.
+fn volume((c, h, w): (usize, usize, usize)) -> usize {
+    c * h * w
 }

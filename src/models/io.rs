@@ -24,7 +24,8 @@ use super::layer::{Layer, Module};
 use super::{Activation, Dense, Mlp, Sequential};
 use crate::error::{Error, Result};
 use ndarray::{Array1, Array2};
-use safetensors::{Dtype, SafeTensors, View};
+use safetensors::tensor::{Metadata, TensorInfo};
+use safetensors::{Dtype, SafeTensorError, SafeTensors, View};
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -115,17 +116,10 @@ impl<L: Module> Sequential<L> {
 
     /// [`load_weights_safetensors`](Self::load_weights_safetensors) from bytes in memory.
     pub fn load_weights_from_bytes(&mut self, bytes: &[u8]) -> Result<()> {
-        let st = SafeTensors::deserialize(bytes)?;
+        let st = deserialize(bytes)?;
         let names = find_layers(&st, false)?;
         let targets: Vec<usize> = self.parameterised_layers().collect();
-        if names.len() != targets.len() {
-            return Err(Error::DataFormat(format!(
-                "the file holds {} layers ({}), the model {} layers with parameters",
-                names.len(),
-                weight_names(&names),
-                targets.len()
-            )));
-        }
+        check_layer_count(&names, targets.len(), "layers with parameters in the model")?;
         let mut flat = Vec::with_capacity(self.num_parameters());
         for ((wname, bname), &l) in names.iter().zip(&targets) {
             let layer = &self.layers()[l];
@@ -265,7 +259,7 @@ impl Sequential<Dense> {
     /// # Ok::<(), intriguing::Error>(())
     /// ```
     pub fn from_safetensors_bytes(bytes: &[u8]) -> Result<Mlp> {
-        let (_, meta) = SafeTensors::read_metadata(bytes)?;
+        let meta = read_metadata(bytes)?;
         if meta.tensors().is_empty() {
             return Err(Error::DataFormat(NO_TENSORS.into()));
         }
@@ -293,16 +287,9 @@ impl Sequential<Dense> {
 
     /// [`load_safetensors_with`](Self::load_safetensors_with) from bytes in memory.
     pub fn from_safetensors_bytes_with(bytes: &[u8], activations: &[Activation]) -> Result<Mlp> {
-        let st = SafeTensors::deserialize(bytes)?;
+        let st = deserialize(bytes)?;
         let names = find_layers(&st, true)?;
-        if names.len() != activations.len() {
-            return Err(Error::DataFormat(format!(
-                "the file holds {} layers ({}), but {} activations were given",
-                names.len(),
-                weight_names(&names),
-                activations.len()
-            )));
-        }
+        check_layer_count(&names, activations.len(), "activations given")?;
         let mut layers = Vec::with_capacity(names.len());
         for ((wname, bname), &act) in names.iter().zip(activations) {
             let (wshape, w) = read_tensor(&st, wname)?;
@@ -345,10 +332,97 @@ fn io_err(e: std::io::Error, path: &Path) -> Error {
     ))
 }
 
+/// [`SafeTensors::deserialize`], with the errors about one tensor naming it.
+fn deserialize(bytes: &[u8]) -> Result<SafeTensors<'_>> {
+    SafeTensors::deserialize(bytes).map_err(|e| name_tensor(bytes, e))
+}
+
+/// [`SafeTensors::read_metadata`], with the errors about one tensor naming it.
+fn read_metadata(bytes: &[u8]) -> Result<Metadata> {
+    SafeTensors::read_metadata(bytes)
+        .map(|(_, m)| m)
+        .map_err(|e| name_tensor(bytes, e))
+}
+
+/// [`Error::SafetensorsTensor`] when the error of the `safetensors` crate concerns one tensor
+/// (named by the error itself, or found by [`culprit`]), [`Error::Safetensors`] otherwise.
+fn name_tensor(bytes: &[u8], e: SafeTensorError) -> Error {
+    use SafeTensorError as E;
+    let tensor = match &e {
+        E::InvalidOffset(name) | E::TensorNotFound(name) => Some(name.clone()),
+        E::TensorInvalidInfo
+        | E::ValidationOverflow
+        | E::MisalignedSlice
+        | E::InvalidTensorView(..)
+        | E::InvalidHeaderDeserialization(_)
+        | E::MetadataIncompleteBuffer => culprit(bytes),
+        _ => None,
+    };
+    match tensor {
+        Some(tensor) => Error::SafetensorsTensor { tensor, source: e },
+        None => Error::Safetensors(e),
+    }
+}
+
+/// The first tensor of the header (in data-offset order, as the crate checks them) that the
+/// `safetensors` crate rejects: an entry that does not parse as a tensor description, a byte
+/// range that does not start where the previous tensor ends, or one that the crate's own
+/// validation ([`Metadata::new`]) rejects on its own (size against shape and dtype, overflow,
+/// misalignment); if every tensor passes, the last one when the data section does not end
+/// where it does. `None` when the header itself cannot be read.
+fn culprit(bytes: &[u8]) -> Option<String> {
+    let n = usize::try_from(u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?)).ok()?;
+    let header = std::str::from_utf8(bytes.get(8..n.checked_add(8)?)?).ok()?;
+    let entries: HashMap<String, serde_json::Value> = serde_json::from_str(header).ok()?;
+    let mut infos = Vec::with_capacity(entries.len());
+    for (name, v) in entries {
+        if name == "__metadata__" {
+            continue;
+        }
+        match serde_json::from_value::<TensorInfo>(v) {
+            Ok(info) => infos.push((name, info)),
+            Err(_) => return Some(name),
+        }
+    }
+    infos.sort_by_key(|(_, info)| info.data_offsets);
+    let mut end = 0;
+    for (name, info) in &infos {
+        let (s, e) = info.data_offsets;
+        if s != end || e < s {
+            return Some(name.clone());
+        }
+        let alone = TensorInfo {
+            data_offsets: (0, e - s),
+            ..info.clone()
+        };
+        if Metadata::new(None, vec![(name.clone(), alone)]).is_err() {
+            return Some(name.clone());
+        }
+        end = e;
+    }
+    if n.checked_add(8)?.checked_add(end)? != bytes.len() {
+        return infos.pop().map(|(name, _)| name);
+    }
+    None
+}
+
 const NO_TENSORS: &str = "the safetensors file holds no tensors";
 
 /// The (weight, bias) tensor names of each layer, in order. With `contiguous`, the
 /// `layers.{i}` indices must be `0, 1, 2, ...` (an MLP file).
+/// The file's layer count (`names`, from [`find_layers`]) against what the caller has (`want`
+/// of `what`).
+fn check_layer_count(names: &[(String, String)], want: usize, what: &str) -> Result<()> {
+    if names.len() == want {
+        return Ok(());
+    }
+    Err(Error::DataFormat(format!(
+        "the file holds {} layers ({}), but there are {want} {what}",
+        names.len(),
+        weight_names(names)
+    )))
+}
+
 fn find_layers(st: &SafeTensors<'_>, contiguous: bool) -> Result<Vec<(String, String)>> {
     let names = st.names();
     if names.is_empty() {

@@ -10,7 +10,7 @@ use super::Activation;
 use super::conv::{Conv2d, MaxPool2d};
 use super::mlp::Dense;
 use crate::error::{Error, Result};
-use ndarray::{ArrayView2, ArrayViewMut2};
+use ndarray::{Array, Array1, ArrayView2, ArrayViewMut2, Dimension};
 
 /// A differentiable layer on batches of flat rows: one forward, one backward (input gradient
 /// and parameter gradient), and its parameters as two flat slices.
@@ -186,7 +186,36 @@ impl Module for Layer {
     }
 }
 
-/// The error for a layer that cannot take inputs of width `got`.
-pub(crate) fn width_error(kind: &str, need: usize, got: usize) -> Error {
-    Error::shape(format!("{kind} layer input"), need, got)
+/// [`Module::out_dim`] of a layer that takes exactly `need` inputs and gives `out` outputs.
+pub(crate) fn fixed_width(kind: &str, need: usize, got: usize, out: usize) -> Result<usize> {
+    if got != need {
+        return Err(Error::shape(format!("{kind} layer input"), need, got));
+    }
+    Ok(out)
+}
+
+/// `(weight, bias)` of a layer whose arrays [`Module::prepare`] (or its constructor) put in
+/// standard layout.
+///
+/// # Panics
+/// If either array is not in standard layout: the layer's fields were replaced after
+/// construction without calling [`Module::prepare`].
+pub(crate) fn std_params<'a, D: Dimension>(
+    weight: &'a Array<f64, D>,
+    bias: &'a Array1<f64>,
+) -> (&'a [f64], &'a [f64]) {
+    const WHY: &str = "standard layout (constructor or Module::prepare)";
+    (weight.as_slice().expect(WHY), bias.as_slice().expect(WHY))
+}
+
+/// Mutable [`std_params`].
+pub(crate) fn std_params_mut<'a, D: Dimension>(
+    weight: &'a mut Array<f64, D>,
+    bias: &'a mut Array1<f64>,
+) -> (&'a mut [f64], &'a mut [f64]) {
+    const WHY: &str = "standard layout (constructor or Module::prepare)";
+    (
+        weight.as_slice_mut().expect(WHY),
+        bias.as_slice_mut().expect(WHY),
+    )
 }

@@ -1,7 +1,7 @@
 //! Dense layers and the multilayer perceptron.
 
 use super::init::{checked_len, glorot_uniform};
-use super::layer::{Module, width_error};
+use super::layer::{Module, fixed_width, std_params, std_params_mut};
 use super::{Activation, Sequential};
 use crate::classifier::ClassifierExt;
 use crate::error::{Error, Result, check_finite};
@@ -29,12 +29,13 @@ impl Dense {
     /// A layer from its weight `[out, in]`, bias `[out]` and activation. Errors on mismatched
     /// shapes, an empty dimension or non-finite values.
     pub fn new(weight: Array2<f64>, bias: Array1<f64>, activation: Activation) -> Result<Self> {
-        let d = Dense {
+        let mut d = Dense {
             weight,
             bias,
             activation,
         };
-        d.validate("dense layer")?;
+        // Checks the shapes and stores any layout (a transposed view's copy, say) row-major.
+        Module::prepare(&mut d)?;
         Ok(d)
     }
 
@@ -148,10 +149,7 @@ impl Module for Dense {
         Some(self.weight.ncols())
     }
     fn out_dim(&self, in_dim: usize) -> Result<usize> {
-        if in_dim != self.weight.ncols() {
-            return Err(width_error("dense", self.weight.ncols(), in_dim));
-        }
-        Ok(self.weight.nrows())
+        fixed_width("dense", self.weight.ncols(), in_dim, self.weight.nrows())
     }
     fn prepare(&mut self) -> Result<()> {
         self.validate("dense layer")?;
@@ -164,23 +162,13 @@ impl Module for Dense {
         Ok(())
     }
     fn params(&self) -> (&[f64], &[f64]) {
-        (
-            self.weight.as_slice().expect("standard layout (prepared)"),
-            self.bias.as_slice().expect("standard layout (prepared)"),
-        )
+        std_params(&self.weight, &self.bias)
     }
     fn weight_shape(&self) -> Vec<usize> {
         self.weight.shape().to_vec()
     }
     fn params_mut(&mut self) -> (&mut [f64], &mut [f64]) {
-        (
-            self.weight
-                .as_slice_mut()
-                .expect("standard layout (prepared)"),
-            self.bias
-                .as_slice_mut()
-                .expect("standard layout (prepared)"),
-        )
+        std_params_mut(&mut self.weight, &mut self.bias)
     }
     fn forward(&self, x: ArrayView2<'_, f64>, mut y: ArrayViewMut2<'_, f64>, _: &mut [f64]) {
         affine(x, self, y.view_mut());

@@ -67,8 +67,10 @@ pub use activation::Activation;
 pub use layer::{Layer, Module};
 pub use mlp::{Dense, Mlp};
 pub use presets::Preset;
+#[cfg(feature = "paper")]
+pub(crate) use sequential::cross_entropy_over;
 pub use sequential::{Gradients, Sequential};
 pub use train::{
-    BatchLoss, EpochInfo, Optimizer, TrainConfig, TrainLoss, TrainReport, WeightDecay, fit, train,
-    train_with_loss,
+    BatchInfo, BatchLoss, EpochInfo, ExtraRows, ExtraTerm, Optimizer, TrainConfig, TrainLoss,
+    TrainReport, WeightDecay, fit, train, train_with_loss,
 };

@@ -467,16 +467,28 @@ fn in_layer(i: usize, e: Error) -> Error {
 /// row `k`; writes its gradient into `dz`.
 pub(crate) fn mean_cross_entropy(
     z: ArrayView2<'_, f64>,
-    mut dz: ArrayViewMut2<'_, f64>,
+    dz: ArrayViewMut2<'_, f64>,
     label: impl Fn(usize) -> usize,
 ) -> f64 {
     let n = z.nrows() as f64;
+    cross_entropy_over(z, dz, label, n)
+}
+
+/// The softmax cross-entropy of the rows of `z` against `label(row)`, summed and divided by
+/// `rows` (the batch's row count for a mean; more when the batch's loss also averages rows
+/// seen elsewhere, as adversarial training's tail rows): writes its gradient into `dz`.
+pub(crate) fn cross_entropy_over(
+    z: ArrayView2<'_, f64>,
+    mut dz: ArrayViewMut2<'_, f64>,
+    label: impl Fn(usize) -> usize,
+    rows: f64,
+) -> f64 {
     let mut total = 0.0;
     for (k, (zr, mut gr)) in z.rows().into_iter().zip(dz.rows_mut()).enumerate() {
         total += softmax_cross_entropy(zr, label(k), gr.view_mut());
-        gr.mapv_inplace(|v| v / n);
+        gr.mapv_inplace(|v| v / rows);
     }
-    total / n
+    total / rows
 }
 
 impl<L: Module> Classifier for Sequential<L> {

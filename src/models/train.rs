@@ -8,7 +8,7 @@ use super::sequential::mean_cross_entropy;
 use crate::classifier::{Classifier, ClassifierExt};
 use crate::error::{Error, Result};
 use crate::validate;
-use ndarray::{Array2, ArrayView2, ArrayViewMut2};
+use ndarray::{Array2, ArrayView1, ArrayView2, ArrayViewMut2, s};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
@@ -321,7 +321,8 @@ pub struct EpochInfo {
     /// Total number of epochs.
     pub epochs: usize,
     /// Mean data loss over the epoch's minibatches (each measured before its update),
-    /// weighted by batch size.
+    /// weighted by the rows each batch's loss stands for (its training rows, plus any rows a
+    /// [`TrainLoss`] appended or reported through [`ExtraTerm::rows`]).
     pub loss: f64,
     /// `loss` plus the weight-decay penalty `Σ_l (λ_l/2)‖W_l‖²` at the end of the epoch.
     pub objective: f64,
@@ -329,6 +330,17 @@ pub struct EpochInfo {
     pub learning_rate: f64,
     /// Wall-clock time of this epoch.
     pub elapsed: Duration,
+    /// Named figures of the epoch reported by the loss ([`TrainLoss::epoch_metrics`]), e.g.
+    /// the sparse autoencoder's reconstruction term and mean code activation. Empty for
+    /// cross-entropy.
+    pub metrics: Vec<(&'static str, f64)>,
+}
+
+impl EpochInfo {
+    /// The value of the metric `name` ([`metrics`](Self::metrics)), if the loss reported it.
+    pub fn metric(&self, name: &str) -> Option<f64> {
+        self.metrics.iter().find(|(n, _)| *n == name).map(|m| m.1)
+    }
 }
 
 /// The history of a training run.
@@ -341,13 +353,86 @@ pub struct TrainReport {
     pub elapsed: Duration,
 }
 
+/// Where [`fit`] is when it calls [`TrainLoss::begin_batch`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BatchInfo<'a> {
+    /// The batch's training rows (indices into the inputs), as [`TrainLoss::loss`] gets them.
+    pub rows: &'a [usize],
+    /// 1-based epoch number.
+    pub epoch: usize,
+    /// 0-based minibatch index within the epoch (skipped ragged batches keep their index).
+    pub batch: usize,
+    /// 0-based optimizer step since the start of training (the number of updates so far).
+    pub step: usize,
+}
+
+/// The rows a [`TrainLoss`] may append to a minibatch in [`TrainLoss::begin_batch`]: room for
+/// [`TrainLoss::max_extra_rows`] rows of the model's input width, filled in order.
+pub struct ExtraRows<'a> {
+    rows: ArrayViewMut2<'a, f64>,
+    len: usize,
+}
+
+impl ExtraRows<'_> {
+    /// Appends one input row after the batch's training rows (and the rows pushed before).
+    /// Errors when the row's width is not the model's input width or when
+    /// [`TrainLoss::max_extra_rows`] rows were already pushed.
+    pub fn push(&mut self, row: ArrayView1<'_, f64>) -> Result<()> {
+        if row.len() != self.rows.ncols() {
+            return Err(Error::shape(
+                "extra batch row",
+                self.rows.ncols(),
+                row.len(),
+            ));
+        }
+        if self.len == self.rows.nrows() {
+            return Err(Error::InvalidConfig(format!(
+                "more extra batch rows than the loss's max_extra_rows ({})",
+                self.rows.nrows()
+            )));
+        }
+        self.rows.row_mut(self.len).assign(&row);
+        self.len += 1;
+        Ok(())
+    }
+
+    /// Rows pushed so far.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether no row was pushed.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// A term a [`TrainLoss`] computes on its own after the model's backward pass
+/// ([`TrainLoss::extra_term`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct ExtraTerm {
+    /// Its value, added to the batch's loss.
+    pub value: f64,
+    /// How many rows it stands for in the epoch's weighted mean loss ([`EpochInfo::loss`]).
+    pub rows: usize,
+}
+
 /// A training loss for [`fit`]: a loss of the model's outputs on a minibatch, and optionally
 /// penalties on the outputs of hidden layers (e.g. a sparsity penalty on an autoencoder's
 /// code). Weight decay is not part of it: the trainer adds it ([`TrainConfig`]).
-pub trait TrainLoss {
-    /// The loss of the model's `outputs` (`[batch, outputs]`) on the rows `rows` of the
-    /// training inputs (same order): writes `dloss/doutputs` into `d_outputs` (every entry)
-    /// and returns the loss (normally a mean over the batch).
+///
+/// The per-batch hooks let a loss change the batch itself (all default to nothing): before
+/// each minibatch [`begin_batch`](Self::begin_batch) sees the model as it is and may update
+/// the loss's own state from it (e.g. regenerate a pool of adversarial examples) and append
+/// rows to the batch; after the backward pass [`extra_term`](Self::extra_term) may add a term
+/// computed elsewhere (e.g. rows fed through the tail of a split model) to the parameter
+/// gradient; after each epoch [`epoch_metrics`](Self::epoch_metrics) reports named figures.
+/// Adversarial training (`experiments::adversarial_train`, feature `paper`) is such a loss.
+pub trait TrainLoss<L: Module> {
+    /// The loss of the model's `outputs` on the rows `rows` of the training inputs (same
+    /// order), followed by the rows appended by [`begin_batch`](Self::begin_batch) (so
+    /// `outputs` has `rows.len() + appended` rows): writes `dloss/doutputs` into `d_outputs`
+    /// (every entry) and returns the loss (normally a mean over the batch).
     fn loss(
         &mut self,
         rows: &[usize],
@@ -367,12 +452,42 @@ pub trait TrainLoss {
     ) -> f64 {
         0.0
     }
+
+    /// The most rows [`begin_batch`](Self::begin_batch) appends to one batch (asked once,
+    /// when training starts). The default is 0.
+    fn max_extra_rows(&self) -> usize {
+        0
+    }
+
+    /// Called before each minibatch with the model as it is before the batch's update; may
+    /// append input rows to the batch through `extra`. An error stops training (the model is
+    /// restored to the end of the last completed epoch). The default does nothing.
+    fn begin_batch(
+        &mut self,
+        _batch: &BatchInfo<'_>,
+        _model: &Sequential<L>,
+        _extra: &mut ExtraRows<'_>,
+    ) -> Result<()> {
+        Ok(())
+    }
+
+    /// Called after the batch's backward pass (`grads` holds the parameter gradient of
+    /// [`loss`](Self::loss) and [`activity`](Self::activity), flat layout of
+    /// [`Sequential::parameters`]): may add the gradient of a further term into `grads` and
+    /// returns it. The default is none.
+    fn extra_term(&mut self, _model: &Sequential<L>, _grads: &mut [f64]) -> Result<ExtraTerm> {
+        Ok(ExtraTerm::default())
+    }
+
+    /// Called at the end of each epoch: appends the epoch's named figures to `metrics`
+    /// (reported in [`EpochInfo::metrics`]). The default reports none.
+    fn epoch_metrics(&mut self, _metrics: &mut Vec<(&'static str, f64)>) {}
 }
 
 /// The mean softmax cross-entropy against `labels` (indexed by training row).
 struct CrossEntropy<'a>(&'a [usize]);
 
-impl TrainLoss for CrossEntropy<'_> {
+impl<L: Module> TrainLoss<L> for CrossEntropy<'_> {
     fn loss(&mut self, rows: &[usize], z: ArrayView2<'_, f64>, dz: ArrayViewMut2<'_, f64>) -> f64 {
         mean_cross_entropy(z, dz, |k| self.0[rows[k]])
     }
@@ -387,7 +502,7 @@ pub type BatchLoss<'a> =
 
 struct OutputLoss<'a>(BatchLoss<'a>);
 
-impl TrainLoss for OutputLoss<'_> {
+impl<L: Module> TrainLoss<L> for OutputLoss<'_> {
     fn loss(&mut self, rows: &[usize], z: ArrayView2<'_, f64>, dz: ArrayViewMut2<'_, f64>) -> f64 {
         (self.0)(rows, z, dz)
     }
@@ -466,20 +581,23 @@ pub fn train_with_loss<L: Module>(
 
 /// The training loop behind [`train`], [`train_with_loss`], the CNN's and the sparse
 /// autoencoder's training: for each epoch a fresh shuffle from
-/// `ChaCha8Rng::seed_from_u64(config.seed())`, then for each minibatch one batched forward and
-/// backward pass of `loss`, the weight-decay gradient `λ_l W_l` added to every weight (not the
-/// biases), and one optimizer step at the scheduled learning rate.
+/// `ChaCha8Rng::seed_from_u64(config.seed())`, then for each minibatch
+/// [`TrainLoss::begin_batch`] (which may append rows to the batch), one batched forward and
+/// backward pass of `loss`, [`TrainLoss::extra_term`], the weight-decay gradient `λ_l W_l`
+/// added to every weight (not the biases), and one optimizer step at the scheduled learning
+/// rate; after each epoch [`TrainLoss::epoch_metrics`] and `callback`.
 ///
 /// Deterministic for a fixed model, data and config, whatever the number of threads (nothing
 /// runs in parallel). Errors before touching the model on bad inputs (shape, non-finite
 /// values, per-layer decay of the wrong length, an empty set). If the loss or a parameter
 /// becomes non-finite during an epoch, the model is restored to the state at the end of the
-/// last completed epoch and [`Error::ModelNonFinite`] is returned.
+/// last completed epoch and [`Error::ModelNonFinite`] is returned; an error of a
+/// [`TrainLoss`] hook also restores that state and is returned as it is.
 pub fn fit<L: Module>(
     model: &mut Sequential<L>,
     inputs: ArrayView2<'_, f64>,
     config: &TrainConfig,
-    loss: &mut dyn TrainLoss,
+    loss: &mut dyn TrainLoss<L>,
     mut callback: impl FnMut(&EpochInfo, &Sequential<L>),
 ) -> Result<TrainReport> {
     model.check_inputs(inputs)?;
@@ -499,8 +617,9 @@ pub fn fit<L: Module>(
 
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
     let mut order: Vec<usize> = (0..n).collect();
-    let mut batch = Array2::<f64>::zeros((bs, d));
-    let mut buf = vec![0.0; model.scratch_len(bs)];
+    let extra_cap = loss.max_extra_rows();
+    let mut batch = Array2::<f64>::zeros((bs + extra_cap, d));
+    let mut buf = vec![0.0; model.scratch_len(bs + extra_cap)];
     let mut grads = vec![0.0; model.num_parameters()];
     let mut state = OptState::new(model.num_parameters(), config.optimizer);
     let mut lr = config.learning_rate;
@@ -523,7 +642,22 @@ pub fn fit<L: Module>(
             if config.drop_last && m < bs {
                 continue;
             }
-            let mut xb = batch.slice_mut(ndarray::s![..m, ..]);
+            let info = BatchInfo {
+                rows,
+                epoch,
+                batch: b,
+                step,
+            };
+            let mut extra = ExtraRows {
+                rows: batch.slice_mut(s![m..m + extra_cap, ..]),
+                len: 0,
+            };
+            if let Err(e) = loss.begin_batch(&info, model, &mut extra) {
+                *model = snapshot;
+                return Err(e);
+            }
+            let rows_in = m + extra.len;
+            let mut xb = batch.slice_mut(s![..m, ..]);
             for (mut dst, &i) in xb.rows_mut().into_iter().zip(rows) {
                 dst.assign(&inputs.row(i));
             }
@@ -538,20 +672,29 @@ pub fn fit<L: Module>(
                     cell.borrow_mut().activity(l, rows, h, dh)
                 };
                 model.forward_backward(
-                    xb.view(),
-                    &mut buf[..model.scratch_len(m)],
+                    batch.slice(s![..rows_in, ..]),
+                    &mut buf[..model.scratch_len(rows_in)],
                     &mut out,
                     Some(grads.as_mut_slice()),
                     None,
                     Some(&mut act),
                 )
             };
+            let term = match loss.extra_term(model, &mut grads) {
+                Ok(t) => t,
+                Err(e) => {
+                    *model = snapshot;
+                    return Err(e);
+                }
+            };
+            let l = l + term.value;
             if !l.is_finite() {
                 *model = snapshot;
                 return Err(diverged(epoch, b, "loss"));
             }
-            total += l * m as f64;
-            seen += m;
+            let weight = rows_in + term.rows;
+            total += l * weight as f64;
+            seen += weight;
             let step_lr = if step < warmup {
                 lr * (step + 1) as f64 / warmup as f64
             } else {
@@ -569,6 +712,8 @@ pub fn fit<L: Module>(
             ));
         }
         let mean = total / seen.max(1) as f64;
+        let mut metrics = Vec::new();
+        loss.epoch_metrics(&mut metrics);
         let info = EpochInfo {
             epoch,
             epochs: config.epochs,
@@ -576,6 +721,7 @@ pub fn fit<L: Module>(
             objective: mean + 0.5 * weighted_sq_norm(model, &lambdas),
             learning_rate: lr,
             elapsed: t0.elapsed(),
+            metrics,
         };
         callback(&info, model);
         history.push(info);
