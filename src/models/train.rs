@@ -313,8 +313,11 @@ fn check_decay(lambdas: &[f64]) -> Result<()> {
 }
 
 /// What the epoch callback sees after each epoch.
+///
+/// With the `serde` feature it serialises (to save a training log); it does not deserialise,
+/// because the metric names are `&'static str` chosen by the loss.
 #[derive(Clone, Debug, PartialEq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct EpochInfo {
     /// 1-based epoch number.
     pub epoch: usize,
@@ -345,7 +348,7 @@ impl EpochInfo {
 
 /// The history of a training run.
 #[derive(Clone, Debug, PartialEq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct TrainReport {
     /// One entry per completed epoch.
     pub epochs: Vec<EpochInfo>,
