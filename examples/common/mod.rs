@@ -150,3 +150,21 @@ impl Progress {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::replace_between_markers;
+
+    #[test]
+    fn replaces_only_between_the_markers() {
+        let doc = "a\n<!-- t:begin -->\nold\n<!-- t:end -->\nb\n";
+        let new = replace_between_markers(doc, "t", "new\n\n").unwrap();
+        assert_eq!(new, "a\n<!-- t:begin -->\nnew\n<!-- t:end -->\nb\n");
+    }
+
+    #[test]
+    fn markers_missing_or_out_of_order_is_an_error() {
+        assert!(replace_between_markers("no markers", "t", "x").is_err());
+        assert!(replace_between_markers("<!-- t:end --> <!-- t:begin -->", "t", "x").is_err());
+    }
+}

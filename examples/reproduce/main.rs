@@ -32,7 +32,6 @@
 
 #[path = "../common/mod.rs"]
 mod common;
-mod markers;
 
 use intriguing::experiments::{
     ADV_HEADLINE, ADV_STUDY, AdvStudyRow, AdversarialSet, Event, ExperimentConfig, ExperimentData,
@@ -42,7 +41,6 @@ use intriguing::experiments::{
     table1_sample, table3, train_or_load, transfer_markdown, transfer_markdown_with_paper,
     transfer_table, transfer_table_on_correct, write_figure_png,
 };
-use markers::replace_between_markers;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -196,7 +194,7 @@ fn emit(args: &Args, name: &str, title: &str, body: &str, secs: f64) -> intrigui
         } else {
             name.to_string()
         };
-        let doc = replace_between_markers(&doc, &key, &text)?;
+        let doc = markers(&doc, &key, &text)?;
         std::fs::write(&doc_path, doc)?;
         eprintln!("updated {} ({key})", doc_path.display());
     }
@@ -222,7 +220,7 @@ fn docs_from_out(args: &Args) -> intriguing::Result<()> {
         } else {
             name.to_string()
         };
-        doc = replace_between_markers(&doc, &key, body)?;
+        doc = markers(&doc, &key, body)?;
         eprintln!("{} -> {} ({key})", path.display(), doc_path.display());
     }
     std::fs::write(&doc_path, doc)?;
@@ -547,4 +545,11 @@ fn run(args: Args) -> intriguing::Result<()> {
     }
     eprintln!("done in {:.0} s", start.elapsed().as_secs_f64());
     Ok(())
+}
+
+/// The tables of docs/reproduction.md sit between `<!-- name:begin -->` / `<!-- name:end -->`
+/// markers and are rewritten from a run's output, so that the document's figures come from a
+/// command and are never typed by hand ([`common::replace_between_markers`]).
+fn markers(doc: &str, key: &str, body: &str) -> intriguing::Result<String> {
+    common::replace_between_markers(doc, key, body).map_err(intriguing::Error::InvalidConfig)
 }

@@ -596,6 +596,47 @@ pub fn train_with_loss<L: Module>(
 /// becomes non-finite during an epoch, the model is restored to the state at the end of the
 /// last completed epoch and [`Error::ModelNonFinite`] is returned; an error of a
 /// [`TrainLoss`] hook also restores that state and is returned as it is.
+///
+/// # Examples
+///
+/// Least squares `y = 2x − 1` with one linear unit, as a [`TrainLoss`] that also reports its
+/// epoch's mean squared error through [`TrainLoss::epoch_metrics`]:
+///
+/// ```
+/// use intriguing::models::{fit, Activation, Dense, Mlp, TrainConfig, TrainLoss};
+/// use ndarray::{array, Array2, ArrayView2, ArrayViewMut2};
+///
+/// struct Mse { y: Vec<f64>, sum: f64, rows: usize }
+/// impl TrainLoss<Dense> for Mse {
+///     fn loss(&mut self, rows: &[usize], out: ArrayView2<'_, f64>, mut d: ArrayViewMut2<'_, f64>) -> f64 {
+///         let n = rows.len() as f64;
+///         let mut total = 0.0;
+///         for (k, &i) in rows.iter().enumerate() {
+///             let r = out[[k, 0]] - self.y[i];
+///             total += r * r / n;
+///             d[[k, 0]] = 2.0 * r / n;
+///         }
+///         self.sum += total * n;
+///         self.rows += rows.len();
+///         total
+///     }
+///     fn epoch_metrics(&mut self, metrics: &mut Vec<(&'static str, f64)>) {
+///         metrics.push(("mse", self.sum / self.rows as f64));
+///         (self.sum, self.rows) = (0.0, 0);
+///     }
+/// }
+///
+/// let x = Array2::from_shape_fn((8, 1), |(i, _)| i as f64 / 8.0);
+/// let mut loss = Mse { y: x.iter().map(|v| 2.0 * v - 1.0).collect(), sum: 0.0, rows: 0 };
+/// let mut model = Mlp::new(vec![Dense::new(array![[0.0]], array![0.0], Activation::Identity)?])?;
+/// let cfg = TrainConfig::new().with_epochs(200)?.with_batch_size(4)?.with_learning_rate(0.1)?;
+/// let report = fit(&mut model, x.view(), &cfg, &mut loss, |_, _| {})?;
+/// let last = report.epochs.last().unwrap();
+/// assert!(last.metric("mse").unwrap() < 1e-6);
+/// let w = &model.layers()[0];
+/// assert!((w.weight[[0, 0]] - 2.0).abs() < 1e-2 && (w.bias[0] + 1.0).abs() < 1e-2);
+/// # Ok::<(), intriguing::Error>(())
+/// ```
 pub fn fit<L: Module>(
     model: &mut Sequential<L>,
     inputs: ArrayView2<'_, f64>,
