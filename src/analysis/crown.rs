@@ -10,10 +10,12 @@
 //! minimised over `S(ε)` exactly (see [`Crown`] for the relaxations and
 //! `docs/analysis.md` §4 for the derivations and the floating-point argument).
 
+use crate::attack::LabelBound;
 use crate::classifier::argmax;
 use crate::error::{Error, Result};
 use crate::models::cnn::{Cnn, CnnLayer};
 use crate::models::{Activation, Mlp};
+use crate::optim::Bounds as BoxBounds;
 use ndarray::linalg::general_mat_mul;
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
 use std::cell::RefCell;
@@ -1108,6 +1110,33 @@ impl Crown {
             .zip(labels)
             .map(|(x, &y)| self.certify(x, y, cfg))
             .collect()
+    }
+}
+
+/// Exact pruning of [`Target::Nearest`](crate::attack::Target::Nearest)
+/// ([`AttackConfig::with_label_bound`](crate::attack::AttackConfig::with_label_bound)): one
+/// relaxation pass at the radius ([`Crown::margin_lower_bounds`]) proves every label with a
+/// positive margin bound unreachable. The input set is the ball intersected with `[0, 1]ⁿ`
+/// when the attack's box lies inside `[0, 1]ⁿ` (and `x` in it), else the ball alone (a
+/// superset of the ball within any box).
+impl LabelBound for Crown {
+    fn unreachable_within(
+        &self,
+        x: ArrayView1<'_, f64>,
+        true_label: usize,
+        radius: f64,
+        bounds: &BoxBounds,
+    ) -> Result<Vec<bool>> {
+        let inside_unit = (0..x.len()).all(|i| {
+            let (lo, hi) = bounds.interval_at(i);
+            lo >= 0.0 && hi <= 1.0
+        }) && x.iter().all(|v| (0.0..=1.0).contains(v));
+        let cfg = CrownConfig::default().with_box(inside_unit);
+        let f = self.margin_lower_bounds(x, true_label, radius, &cfg)?;
+        Ok(f.iter()
+            .enumerate()
+            .map(|(l, &v)| l != true_label && v > 0.0)
+            .collect())
     }
 }
 
