@@ -10,12 +10,15 @@
 //! minimised over `S(ε)` exactly (see [`Crown`] for the relaxations and
 //! `docs/analysis.md` §4 for the derivations and the floating-point argument).
 
+use crate::attack::LabelBound;
 use crate::classifier::argmax;
 use crate::error::{Error, Result};
 use crate::models::cnn::{Cnn, CnnLayer};
 use crate::models::{Activation, Mlp};
+use crate::optim::Bounds as BoxBounds;
 use ndarray::linalg::general_mat_mul;
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
+use std::cell::RefCell;
 
 /// Unit round-off of `f64`.
 const UNIT: f64 = f64::EPSILON / 2.0;
@@ -154,7 +157,7 @@ impl Default for CrownConfig {
     fn default() -> Self {
         Self {
             use_box: true,
-            rtol: 1e-3,
+            rtol: 1e-2,
             max_evaluations: 60,
             per_class: false,
         }
@@ -185,7 +188,7 @@ impl TryFrom<CrownConfigRepr> for CrownConfig {
 }
 
 impl CrownConfig {
-    /// The defaults: box `[0, 1]` on, relative radius tolerance `1e-3`, at most 60 bound
+    /// The defaults: box `[0, 1]` on, relative radius tolerance `1e-2`, at most 60 bound
     /// evaluations per search, untargeted only.
     pub fn new() -> Self {
         Self::default()
@@ -312,6 +315,8 @@ pub struct Crown {
     input_dim: usize,
     num_classes: usize,
     gamma: f64,
+    /// `|W₀|·1 + |b₀|`: the first layer's magnitude bound on the box.
+    box_mag0: Vec<f64>,
 }
 
 /// A model whose decision can be certified by [`Crown`].
@@ -349,6 +354,16 @@ struct Pass {
 /// Lower and upper bounds of one layer's outputs.
 type Bounds = (Vec<f64>, Vec<f64>);
 
+/// The first layer's rows prepared for one input (see [`RowPrep`]), with the bounds of the
+/// last radius they were concretised at (a cheap pass and the full pass at the same radius
+/// share them) and the dual steps of every radius done (warm starts).
+#[derive(Debug, Default)]
+struct FirstLayer {
+    preps: Vec<RowPrep>,
+    memo: RefCell<Option<(f64, Bounds)>>,
+    steps: RefCell<Vec<(f64, Vec<f64>)>>,
+}
+
 impl Crown {
     fn build(ops: Vec<Op>, input_dim: usize) -> Result<Self> {
         let num_classes = match ops.last() {
@@ -366,7 +381,19 @@ impl Crown {
             }
         }
         let nu = n as f64 * UNIT;
+        let box_mag0 = match ops.first() {
+            Some(Op::Linear { w, b }) => {
+                let mut m = vec![0.0; w.rows()];
+                w.mul_vec(&vec![1.0; w.cols()], true, &mut m);
+                m.iter_mut()
+                    .zip(b.iter())
+                    .for_each(|(v, bb)| *v += bb.abs());
+                m
+            }
+            _ => Vec::new(),
+        };
         Ok(Self {
+            box_mag0,
             ops,
             input_dim,
             num_classes,
@@ -578,7 +605,7 @@ impl Crown {
     fn evaluate(
         &self,
         x0: &[f64],
-        first: &[RowPrep],
+        first: &FirstLayer,
         label: usize,
         eps: f64,
         use_box: bool,
@@ -618,8 +645,8 @@ impl Crown {
                 if j == y {
                     return 0.0;
                 }
-                prep.fill(a.row(j), x0, use_box);
-                let (v, cmag) = concretise_prepped(&prep, eps, use_box);
+                prep.fill(row_slice(&a, j), x0, use_box);
+                let (v, cmag, _) = concretise_prepped(&prep, eps, use_box, 0.0);
                 let lb = v + d[j];
                 let allowance = self.gamma * (out_mag[y] + out_mag[j] + cmag + d[j].abs());
                 let r = lb - allowance;
@@ -681,20 +708,24 @@ impl Crown {
 
     /// The concretisation parts of the first layer's rows `W₀ᵢ` (lower bounds, first `n`)
     /// and `−W₀ᵢ` (upper bounds): they depend on the input only, not on the radius.
-    fn first_layer_prep(&self, x0: &[f64], use_box: bool) -> Vec<RowPrep> {
+    fn first_layer_prep(&self, x0: &[f64], use_box: bool) -> FirstLayer {
         let Some(Op::Linear { w, .. }) = self.ops.first().filter(|_| self.ops.len() > 1) else {
-            return Vec::new();
+            return FirstLayer::default();
         };
         let (n, m) = (w.rows(), w.cols());
         let mut out = vec![RowPrep::default(); 2 * n];
         let mut row = vec![0.0; m];
         for i in 0..n {
             w.row_into(i, &mut row);
-            out[i].fill(ArrayView1::from(&row[..]), x0, use_box);
+            out[i].fill(&row, x0, use_box);
             row.iter_mut().for_each(|r| *r = -*r);
-            out[n + i].fill(ArrayView1::from(&row[..]), x0, use_box);
+            out[n + i].fill(&row, x0, use_box);
         }
-        out
+        FirstLayer {
+            preps: out,
+            memo: RefCell::new(None),
+            steps: RefCell::new(Vec::new()),
+        }
     }
 
     /// Intermediate bounds, relaxations and magnitudes at radius `eps`.
@@ -705,7 +736,7 @@ impl Crown {
     fn pass(
         &self,
         x0: &[f64],
-        first: &[RowPrep],
+        first: &FirstLayer,
         eps: f64,
         use_box: bool,
         cached: Option<&[Bounds]>,
@@ -733,11 +764,17 @@ impl Crown {
             };
             match &self.ops[k] {
                 Op::Linear { w, b } => {
-                    let mut m = vec![0.0; w.rows()];
-                    w.mul_vec(prev_mag, true, &mut m);
-                    m.iter_mut()
-                        .zip(b.iter())
-                        .for_each(|(v, bb)| *v += bb.abs());
+                    let m = if k == 0 && use_box {
+                        // |x| ≤ 1 on the box: the same for every input and radius.
+                        self.box_mag0.clone()
+                    } else {
+                        let mut m = vec![0.0; w.rows()];
+                        w.mul_vec(prev_mag, true, &mut m);
+                        m.iter_mut()
+                            .zip(b.iter())
+                            .for_each(|(v, bb)| *v += bb.abs());
+                        m
+                    };
                     pass.mag.push(m);
                     if k == n_ops - 1 {
                         break;
@@ -806,7 +843,7 @@ impl Crown {
         pass: &Pass,
         k: usize,
         x0: &[f64],
-        first: &[RowPrep],
+        first: &FirstLayer,
         eps: f64,
         use_box: bool,
     ) -> (Vec<f64>, Vec<f64>) {
@@ -819,13 +856,32 @@ impl Crown {
         let mut lo = vec![0.0; n];
         let mut hi = vec![0.0; n];
         if k == 0 {
-            debug_assert_eq!(first.len(), 2 * n);
+            let preps = &first.preps;
+            debug_assert_eq!(preps.len(), 2 * n);
+            if let Some((e, bounds)) = first.memo.borrow().as_ref()
+                && *e == eps
+            {
+                return bounds.clone();
+            }
+            // Warm start: the dual steps of the largest radius `ε' ≤ eps` done so far are at
+            // most the roots at `eps` (the root increases with the radius).
+            let mut steps = first.steps.borrow_mut();
+            let start = steps
+                .iter()
+                .filter(|(e, _)| *e <= eps)
+                .max_by(|a, b| a.0.total_cmp(&b.0))
+                .map(|(_, t)| t.clone())
+                .unwrap_or_else(|| vec![0.0; 2 * n]);
+            let mut ts = vec![0.0; 2 * n];
             for i in 0..n {
-                let (vl, cl) = concretise_prepped(&first[i], eps, use_box);
-                let (vu, cu) = concretise_prepped(&first[n + i], eps, use_box);
+                let (vl, cl, tl) = concretise_prepped(&preps[i], eps, use_box, start[i]);
+                let (vu, cu, tu) = concretise_prepped(&preps[n + i], eps, use_box, start[n + i]);
+                (ts[i], ts[n + i]) = (tl, tu);
                 lo[i] = vl + b[i] - self.gamma * (mag[i] + cl);
                 hi[i] = -vu + b[i] + self.gamma * (mag[i] + cu);
             }
+            steps.push((eps, ts));
+            *first.memo.borrow_mut() = Some((eps, (lo.clone(), hi.clone())));
             return (lo, hi);
         }
         let mut lam = Array2::zeros((2 * n, m));
@@ -843,10 +899,10 @@ impl Crown {
         let (a, d) = self.backward(pass, lam, d, k);
         let mut prep = RowPrep::default();
         for i in 0..n {
-            prep.fill(a.row(i), x0, use_box);
-            let (vl, cl) = concretise_prepped(&prep, eps, use_box);
-            prep.fill(a.row(n + i), x0, use_box);
-            let (vu, cu) = concretise_prepped(&prep, eps, use_box);
+            prep.fill(row_slice(&a, i), x0, use_box);
+            let (vl, cl, _) = concretise_prepped(&prep, eps, use_box, 0.0);
+            prep.fill(row_slice(&a, n + i), x0, use_box);
+            let (vu, cu, _) = concretise_prepped(&prep, eps, use_box, 0.0);
             lo[i] = vl + d[i] - self.gamma * (mag[i] + cl + d[i].abs());
             hi[i] = -(vu + d[n + i]) + self.gamma * (mag[i] + cu + d[n + i].abs());
         }
@@ -1114,6 +1170,33 @@ impl Crown {
     }
 }
 
+/// Exact pruning of [`Target::Nearest`](crate::attack::Target::Nearest)
+/// ([`AttackConfig::with_label_bound`](crate::attack::AttackConfig::with_label_bound)): one
+/// relaxation pass at the radius ([`Crown::margin_lower_bounds`]) proves every label with a
+/// positive margin bound unreachable. The input set is the ball intersected with `[0, 1]ⁿ`
+/// when the attack's box lies inside `[0, 1]ⁿ` (and `x` in it), else the ball alone (a
+/// superset of the ball within any box).
+impl LabelBound for Crown {
+    fn unreachable_within(
+        &self,
+        x: ArrayView1<'_, f64>,
+        true_label: usize,
+        radius: f64,
+        bounds: &BoxBounds,
+    ) -> Result<Vec<bool>> {
+        let inside_unit = (0..x.len()).all(|i| {
+            let (lo, hi) = bounds.interval_at(i);
+            lo >= 0.0 && hi <= 1.0
+        }) && x.iter().all(|v| (0.0..=1.0).contains(v));
+        let cfg = CrownConfig::default().with_box(inside_unit);
+        let f = self.margin_lower_bounds(x, true_label, radius, &cfg)?;
+        Ok(f.iter()
+            .enumerate()
+            .map(|(l, &v)| l != true_label && v > 0.0)
+            .collect())
+    }
+}
+
 /// Largest `ε` with `f(ε) > 0` found by Illinois regula falsi from the certified point `lo`
 /// (and the refuted point `hi`, if known); while no refuted point is known, tries `guess`,
 /// then the secant root through the start and the last certified point (at most doubling).
@@ -1129,7 +1212,10 @@ fn search(
 ) -> f64 {
     let boxed = cfg.use_box;
     let start = lo;
-    let mut side = 0i8; // which end was replaced last: -1 lo, +1 hi
+    // The end replaced last (a third point for interpolation), and whether the next step is
+    // a bisection.
+    let mut third: Option<(f64, f64)> = None;
+    let mut bisect = false;
     for _ in 0..cfg.max_evaluations {
         let eps = match hi {
             None => {
@@ -1159,33 +1245,45 @@ fn search(
                 if h - lo.0 <= cfg.rtol * h {
                     break;
                 }
-                let (fl, fh) = (lo.1, fh);
-                let mut e = if fl - fh > 0.0 && fl.is_finite() && fh.is_finite() {
-                    h - fh * (h - lo.0) / (fh - fl)
-                } else {
-                    f64::NAN
+                let (l, fl) = lo;
+                // Inverse quadratic interpolation through the bracket and the last point
+                // evaluated inside neither end (the bound is curved: it falls faster near its
+                // root), else the secant.
+                let iqi = third.filter(|&(e3, f3)| {
+                    e3 != l && e3 != h && f3.is_finite() && f3 != fl && f3 != fh
+                });
+                let mut e = match iqi {
+                    Some((e3, f3)) if fl.is_finite() && fh.is_finite() => {
+                        l * fh * f3 / ((fl - fh) * (fl - f3))
+                            + h * fl * f3 / ((fh - fl) * (fh - f3))
+                            + e3 * fl * fh / ((f3 - fl) * (f3 - fh))
+                    }
+                    _ => f64::NAN,
                 };
-                if !(e > lo.0 && e < h) {
-                    e = 0.5 * (lo.0 + h);
+                if !(e > l && e < h) && fl - fh > 0.0 && fl.is_finite() && fh.is_finite() {
+                    e = h - fh * (h - l) / (fh - fl);
                 }
-                e
+                if bisect || !(e > l && e < h) {
+                    e = 0.5 * (l + h);
+                }
+                // Close the bracket when the estimate is within the tolerance of an end: a
+                // point `0.9·rtol` inside either end ends the search whatever its outcome.
+                let (a, b) = (l + 0.9 * cfg.rtol * l, h - 0.9 * cfg.rtol * h);
+                if a < b { e.clamp(a, b) } else { 0.5 * (l + h) }
             }
         };
         let v = f(eps);
+        let width = hi.map(|(h, _)| h - lo.0);
         if v > 0.0 {
-            if side == -1
-                && let Some((_, fh)) = hi.as_mut()
-            {
-                *fh *= 0.5;
-            }
+            third = Some(lo);
             lo = (eps, v);
-            side = -1;
         } else {
-            if side == 1 {
-                lo.1 *= 0.5;
-            }
+            third = hi;
             hi = Some((eps, if v.is_finite() { v } else { -f64::MAX }));
-            side = 1;
+        }
+        // Safeguard: a step that did not halve the bracket makes the next one a bisection.
+        if let (Some(w), Some((h, _))) = (width, hi) {
+            bisect = h - lo.0 > 0.5 * w && !bisect;
         }
     }
     lo.0
@@ -1202,32 +1300,70 @@ struct RowPrep {
     na: f64,
     box_v: f64,
     abs_sum: f64,
+    /// `|aᵢ|` and `cᵢ` of the movable coordinates (the first `movable` entries; the buffers
+    /// are kept between rows and only grow).
     abs_a: Vec<f64>,
     cap: Vec<f64>,
+    movable: usize,
     cap2: f64,
-    t_max: f64,
+}
+
+/// Row `i` of a matrix in standard layout.
+fn row_slice(a: &Array2<f64>, i: usize) -> &[f64] {
+    a.row(i).to_slice().expect("standard layout")
+}
+
+/// `cᵢ`: `xᵢ` for `aᵢ > 0`, `1 − xᵢ` for `aᵢ < 0`, `0` for `aᵢ = 0` (the coordinate does not
+/// move), by arithmetic on the comparisons (a branch on the sign is mispredicted half the
+/// time); exact.
+#[inline(always)]
+fn cap_of(ai: f64, xi: f64) -> f64 {
+    let pos = f64::from(u8::from(ai > 0.0));
+    let neg = f64::from(u8::from(ai < 0.0));
+    pos * xi + neg * (1.0 - xi)
 }
 
 impl RowPrep {
-    fn fill(&mut self, a: ArrayView1<'_, f64>, x0: &[f64], use_box: bool) {
-        let (mut ax0, mut mag, mut na2, mut box_v, mut abs_sum) = (0.0, 0.0, 0.0, 0.0, 0.0);
-        let (mut t_max, mut cap2) = (0.0f64, 0.0);
-        self.abs_a.clear();
-        self.cap.clear();
-        for (&ai, &xi) in a.iter().zip(x0) {
-            ax0 += ai * xi;
-            mag += (ai * xi).abs();
-            na2 += ai * ai;
-            box_v += ai.min(0.0);
-            abs_sum += ai.abs();
-            if use_box && ai != 0.0 {
-                let c = if ai > 0.0 { xi } else { 1.0 - xi };
-                if c > 0.0 {
-                    self.abs_a.push(ai.abs());
-                    self.cap.push(c);
-                    t_max = t_max.max(c / ai.abs());
-                    cap2 += c * c;
-                }
+    /// Two branch-free passes over the row: the sums in four lanes each (the error bound of a
+    /// sum does not depend on its order), then the movable coordinates, each written at the
+    /// next free slot unconditionally and kept by advancing the slot.
+    fn fill(&mut self, a: &[f64], x0: &[f64], use_box: bool) {
+        let n = a.len();
+        debug_assert_eq!(n, x0.len());
+        let mut acc = [[0.0f64; 4]; 6];
+        let lane = |acc: &mut [[f64; 4]; 6], l: usize, ai: f64, xi: f64| {
+            let p = ai * xi;
+            acc[0][l] += p;
+            acc[1][l] += p.abs();
+            acc[2][l] += ai * ai;
+            acc[3][l] += ai.min(0.0);
+            acc[4][l] += ai.abs();
+            let c = cap_of(ai, xi);
+            acc[5][l] += c * c;
+        };
+        let (ac, xc) = (a.chunks_exact(4), x0[..n].chunks_exact(4));
+        let (ar, xr) = (ac.remainder(), xc.remainder());
+        for (a4, x4) in ac.zip(xc) {
+            for l in 0..4 {
+                lane(&mut acc, l, a4[l], x4[l]);
+            }
+        }
+        for (&ai, &xi) in ar.iter().zip(xr) {
+            lane(&mut acc, 0, ai, xi);
+        }
+        let [ax0, mag, na2, box_v, abs_sum, cap2] = acc.map(|v| (v[0] + v[1]) + (v[2] + v[3]));
+        let mut m = 0usize;
+        if use_box {
+            if self.abs_a.len() < n + 1 {
+                self.abs_a.resize(n + 1, 0.0);
+                self.cap.resize(n + 1, 0.0);
+            }
+            let (abs_a, cap) = (&mut self.abs_a[..n + 1], &mut self.cap[..n + 1]);
+            for (&ai, &xi) in a.iter().zip(x0) {
+                let c = cap_of(ai, xi);
+                abs_a[m] = ai.abs();
+                cap[m] = c;
+                m += usize::from(c > 0.0);
             }
         }
         self.ax0 = ax0;
@@ -1235,32 +1371,38 @@ impl RowPrep {
         self.na = na2.sqrt();
         self.box_v = box_v;
         self.abs_sum = abs_sum;
-        self.t_max = t_max;
+        self.movable = m;
         self.cap2 = cap2;
     }
 }
 
-/// `(Σ sᵢ², Σ |aᵢ| sᵢ)` with `sᵢ = min(|aᵢ| t, cᵢ)` (the clipped dual step's length in each
-/// coordinate), four partial sums (the error bound of a sum does not depend on its order).
-fn dual_sums(abs_a: &[f64], cap: &[f64], t: f64) -> (f64, f64) {
-    let (mut s2, mut sa) = ([0.0f64; 4], [0.0f64; 4]);
+/// `(Σ sᵢ², Σ |aᵢ| sᵢ, Σ_{|aᵢ|t < cᵢ} aᵢ²)` with `sᵢ = min(|aᵢ| t, cᵢ)` (the clipped dual
+/// step's length in each coordinate; the last sum over the coordinates not at their limit),
+/// four partial sums each (the error bound of a sum does not depend on its order).
+fn dual_sums(abs_a: &[f64], cap: &[f64], t: f64) -> (f64, f64, f64) {
+    let (mut s2, mut sa, mut fr) = ([0.0f64; 4], [0.0f64; 4], [0.0f64; 4]);
     let (ac, cc) = (abs_a.chunks_exact(4), cap.chunks_exact(4));
     let (ar, cr) = (ac.remainder(), cc.remainder());
+    // Arithmetic on the comparison instead of a branch (mispredicted at random).
+    let lane = |s2: &mut f64, sa: &mut f64, fr: &mut f64, a: f64, c: f64| {
+        let at = a * t;
+        let s = at.min(c);
+        *s2 += s * s;
+        *sa += a * s;
+        *fr += f64::from(u8::from(at < c)) * (a * a);
+    };
     for (a4, c4) in ac.zip(cc) {
         for l in 0..4 {
-            let s = (a4[l] * t).min(c4[l]);
-            s2[l] += s * s;
-            sa[l] += a4[l] * s;
+            lane(&mut s2[l], &mut sa[l], &mut fr[l], a4[l], c4[l]);
         }
     }
     for (&a, &c) in ar.iter().zip(cr) {
-        let s = (a * t).min(c);
-        s2[0] += s * s;
-        sa[0] += a * s;
+        lane(&mut s2[0], &mut sa[0], &mut fr[0], a, c);
     }
     (
         (s2[0] + s2[1]) + (s2[2] + s2[3]),
         (sa[0] + sa[1]) + (sa[2] + sa[3]),
+        (fr[0] + fr[1]) + (fr[2] + fr[3]),
     )
 }
 
@@ -1269,82 +1411,63 @@ fn dual_sums(abs_a: &[f64], cap: &[f64], t: f64) -> (f64, f64) {
 #[cfg(test)]
 fn concretise(a: ArrayView1<'_, f64>, x0: &[f64], eps: f64, use_box: bool) -> (f64, f64) {
     let mut p = RowPrep::default();
-    p.fill(a, x0, use_box);
-    concretise_prepped(&p, eps, use_box)
+    p.fill(&a.to_vec(), x0, use_box);
+    let (v, m, _) = concretise_prepped(&p, eps, use_box, 0.0);
+    (v, m)
 }
 
-/// [`concretise`] from the row's `ε`-independent part. With `sᵢ` the clipped step
+/// [`concretise`] from the row's `ε`-independent part; also returns the last dual step `t`
+/// tried (a valid `t_start` for any larger `ε`). With `sᵢ` the clipped step
 /// (`xₜᵢ − x₀ᵢ = −sign(aᵢ) sᵢ`), `a·xₜ = a·x₀ − Σ|aᵢ|sᵢ` and `‖xₜ − x₀‖² = Σ sᵢ²`.
-fn concretise_prepped(p: &RowPrep, eps: f64, use_box: bool) -> (f64, f64) {
+///
+/// The dual step `t = 1/μ` solves `F(t) = Σ min(aᵢ²t², cᵢ²) = ε²`. As a function of `τ = t²`,
+/// `F` is concave and piecewise linear (a sum of `min(aᵢ²τ, cᵢ²)`), so Newton's method from
+/// a point left of the root stays left of it and increases monotonically to it, reaching it
+/// exactly once the set of clipped coordinates stops growing: with `C` the `Σ cᵢ²` of the
+/// coordinates clipped at `t` and `A` the `Σ aᵢ²` of the others, the next step is
+/// `t' = √((ε² − C)/A)`. It starts at the larger of the unclipped ball step `t₀ = ε/‖a‖`
+/// (`F(t₀) ≤ ε²`: clipping only shortens the step) and `t_start` (which must not exceed the
+/// root, e.g. the step returned for a smaller `ε`). Each iterate's `g(1/t)` is a lower bound
+/// (weak duality), so the iteration affects tightness only.
+fn concretise_prepped(p: &RowPrep, eps: f64, use_box: bool, t_start: f64) -> (f64, f64, f64) {
     let na = p.na;
     let ball = p.ax0 - eps * na;
     let mut mag = p.mag + eps * na;
     if !use_box || eps == 0.0 || na == 0.0 {
-        return (ball, mag);
+        return (ball, mag, 0.0);
     }
     // |aᵢ xₜᵢ| ≤ |aᵢ| and |aᵢ| sᵢ ≤ |aᵢ|: both sums are within `abs_sum`.
     mag += p.abs_sum;
     let e2 = eps * eps;
-    // F(t) = Σ min(aᵢ²t², cᵢ²) − ε² and the dual value g(1/t), in one pass.
-    let eval = |t: f64| -> (f64, f64, f64) {
-        let (s2, sa) = dual_sums(&p.abs_a, &p.cap, t);
-        let g = p.ax0 - sa + (s2 - e2) / (2.0 * t);
-        // The quadratic terms' magnitude:
-        (s2 - e2, g, (s2 + e2) / (2.0 * t))
-    };
     let mut best = ball.max(p.box_v);
-    // t_max: every coordinate at its box limit, F(t_max) = Σ cᵢ² − ε².
-    let t_max = p.t_max;
-    let fmax = p.cap2 - e2;
-    if fmax <= 0.0 {
-        // The box minimiser lies in the ball: the box bound is the minimum.
-        return (best, mag);
+    if p.cap2 - e2 <= 0.0 {
+        // Every coordinate at its box limit is within the ball: the box bound is the minimum.
+        return (best, mag, 0.0);
     }
-    // The unclipped ball step t₀ = ε/‖a‖ has F(t₀) ≤ 0 (clipping only shortens it).
-    let t0 = eps / na;
-    let (f0, g0, m0) = eval(t0);
-    let (mut ta, mut fa) = (t0, f0);
-    let mut extra = m0;
-    if g0 > best {
-        best = g0;
-    }
-    if f0 >= 0.0 {
-        return (best, mag + extra);
-    }
-    let (mut tb, mut fb) = (t_max, fmax);
-    let mut side = 0i8;
-    // The dual is flat at its maximum: a clipped step within 1 % of ε (in squared norm)
-    // loses a second-order amount of the bound.
-    for _ in 0..8 {
-        let mut t = tb - fb * (tb - ta) / (fb - fa);
-        if !(t > ta && t < tb) {
-            t = 0.5 * (ta + tb);
+    let (abs_a, cap) = (&p.abs_a[..p.movable], &p.cap[..p.movable]);
+    let mut t = (eps / na).max(t_start);
+    let mut extra = 0.0;
+    for _ in 0..24 {
+        let (s2, sa, free) = dual_sums(abs_a, cap, t);
+        let g = p.ax0 - sa + (s2 - e2) / (2.0 * t);
+        if g > best {
+            best = g;
+            // The quadratic terms' magnitude:
+            extra = (s2 + e2) / (2.0 * t);
         }
-        let (ft, gt, mt) = eval(t);
-        if gt > best {
-            best = gt;
-            extra = mt;
-        }
-        if ft.abs() <= 1e-2 * e2 {
+        // The dual is flat at its maximum (its derivative in μ is (Σ sᵢ² − ε²)/2): a step
+        // within 0.1 % of ε² (in squared norm) loses a negligible amount of the bound.
+        if s2 >= (1.0 - 1e-3) * e2 || free <= 0.0 {
             break;
         }
-        if ft < 0.0 {
-            if side == -1 {
-                fb *= 0.5;
-            }
-            ta = t;
-            fa = ft;
-            side = -1;
-        } else {
-            if side == 1 {
-                fa *= 0.5;
-            }
-            tb = t;
-            fb = ft;
-            side = 1;
+        let clipped = s2 - t * t * free;
+        let next = ((e2 - clipped) / free).sqrt();
+        if next.is_nan() || next <= t {
+            break;
         }
+        t = next;
     }
-    (best, mag + extra)
+    (best, mag + extra, t)
 }
 
 fn act_value(a: Activation, z: f64) -> f64 {
@@ -1412,7 +1535,7 @@ fn s_upper(a: Activation, l: f64, u: f64) -> (f64, f64) {
     }
     // Smallest valid d in [0, u]: through() increases in d; keep hi valid.
     let (mut dlo, mut dhi) = (0.0, u);
-    for _ in 0..40 {
+    for _ in 0..28 {
         let mid = 0.5 * (dlo + dhi);
         if mid <= dlo || mid >= dhi {
             break;

@@ -1,8 +1,10 @@
 //! [`AttackConfig`]: the box, the penalty, the c search and the solver settings.
 
+use super::label_bound::{LabelBound, SharedLabelBound};
 use crate::error::{Error, Result};
 use crate::optim::{Bounds, Lbfgsb};
 use crate::validate::{at_least_one, greater_than_one, non_negative_or_infinite, positive};
+use std::sync::Arc;
 
 /// The distortion penalty `pen(r)` in the attack objective `c·pen(r) + loss(x + r)`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -104,6 +106,7 @@ pub struct AttackConfig {
     pub(crate) nearest_prune_margin: f64,
     pub(crate) refine_rounds: usize,
     pub(crate) refine_points: usize,
+    pub(crate) label_bound: Option<SharedLabelBound>,
 }
 
 /// The settings of a serialised [`AttackConfig`], checked by its setters on the way in.
@@ -213,6 +216,7 @@ impl Default for AttackConfig {
             nearest_prune_margin: 0.1,
             refine_rounds: 3,
             refine_points: 8,
+            label_bound: None,
         }
         .sync()
     }
@@ -380,6 +384,27 @@ impl AttackConfig {
     pub fn with_nearest_pruning(mut self, margin: f64) -> Result<Self> {
         self.nearest_prune_margin = non_negative_or_infinite("nearest_pruning", margin)?;
         Ok(self)
+    }
+
+    /// For [`Target::Nearest`](super::Target::Nearest): before searching a label, ask
+    /// `bound` whether it is unreachable within the best distortion (`‖r‖₂`) found so far
+    /// and skip it if so. The pruning is exact: a skipped label could only have given a larger
+    /// distortion, so the result's label and distortion are those of the search without
+    /// it (only the work counts change). The bound is asked once after the first label's
+    /// search and again whenever the best distortion has fallen below 0.9 times the radius
+    /// it was last asked at. It must certify the same model; default: none.
+    pub fn with_label_bound(mut self, bound: Arc<dyn LabelBound>) -> Self {
+        self.label_bound = Some(SharedLabelBound(bound));
+        self
+    }
+    /// Removes the label bound.
+    pub fn without_label_bound(mut self) -> Self {
+        self.label_bound = None;
+        self
+    }
+    /// The label bound, if any.
+    pub fn label_bound(&self) -> Option<&Arc<dyn LabelBound>> {
+        self.label_bound.as_ref().map(|b| &b.0)
     }
 
     /// The box.

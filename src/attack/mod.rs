@@ -70,6 +70,7 @@ mod batch;
 mod config;
 mod deepfool;
 mod gradient;
+mod label_bound;
 mod objective;
 mod result;
 mod robust;
@@ -80,6 +81,7 @@ pub use batch::{
     BatchOptions, BatchProgress, ProgressFn, attack_batch, attack_batch_with, default_threads,
 };
 pub use config::{AttackConfig, AttackLoss, InitialC, Penalty};
+pub use label_bound::LabelBound;
 pub use objective::AttackObjective;
 pub use result::{Adversarial, AttackResult, CBracket, FailureReason, Target};
 
@@ -238,6 +240,7 @@ pub fn find_minimal_perturbation<C: Classifier + ?Sized>(
             runs: 0,
             gradient_evaluations: 0,
             predictions: 1,
+            labels_searched: 0,
         });
     }
     search::run_attack(model, x, target, original_label, config)

@@ -160,6 +160,10 @@ pub struct AttackResult {
     pub gradient_evaluations: usize,
     /// Prediction-only (forward) evaluations spent on verification.
     pub predictions: usize,
+    /// Labels whose c search ran (1 for a single goal, 0 when already adversarial; for
+    /// [`Target::Nearest`], the candidates minus those skipped by a
+    /// [`LabelBound`](super::LabelBound)).
+    pub labels_searched: usize,
 }
 
 impl AttackResult {

@@ -437,7 +437,23 @@ pub(crate) fn run_attack<C: Classifier + ?Sized>(
                 .collect();
             let order = rank_labels(model, x, true_label, &labels, &mut e)?;
             let mut searches = Vec::new();
+            // Exact pruning by a certified bound: `unreachable[l]` holds within `asked`.
+            let mut unreachable: Vec<bool> = Vec::new();
+            let mut asked = f64::INFINITY;
             for &l in order.iter().take(config.nearest_candidates) {
+                if let Some(bound) = config.label_bound() {
+                    // Slightly above the best distortion, beyond the rounding of its norm.
+                    let best = e.global_best.sqrt() * (1.0 + 1e-9);
+                    if best.is_finite() && best <= 0.9 * asked {
+                        unreachable =
+                            bound.unreachable_within(x, true_label, best, &config.bounds)?;
+                        asked = best;
+                    }
+                    // Within `asked ≥ best`: every point reaching `l` is farther than the best.
+                    if unreachable.get(l).copied().unwrap_or(false) {
+                        continue;
+                    }
+                }
                 e.obj.set_goal(Goal::Label(l));
                 let c0 = e.initial_c();
                 let mut s = LabelSearch::new(Goal::Label(l), c0);
@@ -483,5 +499,6 @@ pub(crate) fn run_attack<C: Classifier + ?Sized>(
         runs: e.runs,
         gradient_evaluations: e.obj.evaluations() + e.extra_gradient_evaluations,
         predictions: e.predictions,
+        labels_searched: searches.len(),
     })
 }
