@@ -78,7 +78,9 @@ pub enum InitialC {
 ///
 /// With the `serde` feature it serialises its settings (the solver's without the box, which
 /// is `bounds`), and deserialising goes through the validating setters above: a JSON config
-/// with, say, `"growth": 0.5` is refused with the setter's message.
+/// with, say, `"growth": 0.5` is refused with the setter's message. A
+/// [`label_bound`](Self::label_bound) is code, not a setting: it is not serialised, and a
+/// deserialised config has none (set it again with [`with_label_bound`](Self::with_label_bound)).
 #[derive(Debug, Clone, PartialEq)]
 #[cfg_attr(
     feature = "serde",
