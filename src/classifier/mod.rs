@@ -128,7 +128,7 @@ pub trait ClassifierExt: Classifier {
     fn logits(&self, inputs: ArrayView2<'_, f64>) -> Result<Array2<f64>> {
         self.check_inputs(inputs)?;
         let mut out = Array2::zeros((inputs.nrows(), self.num_classes()));
-        self.logits_into(inputs, out.view_mut())?;
+        model_call(|| self.logits_into(inputs, out.view_mut()))?;
         if out.iter().any(|v| !v.is_finite()) {
             return Err(Error::ModelNonFinite {
                 what: "logits".into(),
@@ -193,7 +193,7 @@ pub trait ClassifierExt: Classifier {
     ) -> Result<(f64, Array2<f64>)> {
         self.check_inputs(inputs)?;
         let mut grad = Array2::zeros(inputs.raw_dim());
-        let value = self.loss_gradient_into(inputs, loss, grad.view_mut())?;
+        let value = model_call(|| self.loss_gradient_into(inputs, loss, grad.view_mut()))?;
         if !value.is_finite() || grad.iter().any(|v| !v.is_finite()) {
             return Err(Error::ModelNonFinite {
                 what: "loss gradient".into(),
@@ -222,6 +222,35 @@ pub trait ClassifierExt: Classifier {
 }
 
 impl<C: Classifier + ?Sized> ClassifierExt for C {}
+
+thread_local! {
+    /// Set when a panic unwinds out of a call into a model on this thread.
+    static MODEL_PANICKED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Marks, during unwinding, that the panic came out of a model call.
+struct ModelCallGuard;
+
+impl Drop for ModelCallGuard {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            MODEL_PANICKED.with(|f| f.set(true));
+        }
+    }
+}
+
+/// Runs `f` (a call into a model) so that a panic unwinding out of it is recorded as the
+/// model's (see [`take_model_panicked`]).
+pub(crate) fn model_call<R>(f: impl FnOnce() -> R) -> R {
+    let _guard = ModelCallGuard;
+    f()
+}
+
+/// True when a panic unwound out of a [`model_call`] on this thread since the last call;
+/// clears the mark.
+pub(crate) fn take_model_panicked() -> bool {
+    MODEL_PANICKED.with(|f| f.replace(false))
+}
 
 /// Index of the largest entry (the first one on ties; NaN entries are never chosen unless all
 /// are NaN, in which case 0).
