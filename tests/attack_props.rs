@@ -106,8 +106,10 @@ impl Classifier for Adversarial {
         out.slice_mut(ndarray::s![.., ..c])
             .assign(&z.slice(ndarray::s![.., ..c]));
         match self.bad {
-            Bad::NanEvery(p) if k % p == 0 => out.fill(f64::NAN),
-            Bad::ErrEvery(p) if k % p == 0 => return Err(Error::DataFormat("down".into())),
+            Bad::NanEvery(p) if k.is_multiple_of(p) => out.fill(f64::NAN),
+            Bad::ErrEvery(p) if k.is_multiple_of(p) => {
+                return Err(Error::DataFormat("down".into()));
+            }
             Bad::PanicAt(p) if k == p => panic!("model panic"),
             Bad::Huge => out.mapv_inplace(|v| v * 1e300),
             _ => {}
@@ -122,11 +124,13 @@ impl Classifier for Adversarial {
     ) -> intriguing::Result<f64> {
         let k = self.tick(x.nrows());
         match self.bad {
-            Bad::NanEvery(p) if k % p == 0 => {
+            Bad::NanEvery(p) if k.is_multiple_of(p) => {
                 grad.fill(f64::NAN);
                 return Ok(f64::NAN);
             }
-            Bad::ErrEvery(p) if k % p == 0 => return Err(Error::DataFormat("down".into())),
+            Bad::ErrEvery(p) if k.is_multiple_of(p) => {
+                return Err(Error::DataFormat("down".into()));
+            }
             Bad::PanicAt(p) if k == p => panic!("model panic"),
             Bad::ZeroRows => {
                 let z = Array2::<f64>::zeros((0, 3));
