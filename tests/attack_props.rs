@@ -261,8 +261,26 @@ proptest! {
             for i in 1..x.len() { f += x[i] * x[i]; g[i] = 2.0 * x[i]; }
             f
         });
-        let sol = s.minimize(&mut obj, &vec![0.5; n]).unwrap();
+        // (value, evaluations) after each completed iteration.
+        let mut seen = Vec::new();
+        let mut ws = intriguing::optim::Workspace::new(n, s.memory());
+        let sol = s
+            .minimize_with(&mut obj, &vec![0.5; n], &mut ws, |i| {
+                seen.push((i.value, i.evaluations));
+                std::ops::ControlFlow::Continue(())
+            })
+            .unwrap();
         prop_assert!(sol.evaluations <= s.max_evaluations());
-        prop_assert!(!sol.converged() || sol.termination != intriguing::optim::Termination::FunctionTolerance || sol.evaluations < s.max_evaluations());
+        if sol.termination == intriguing::optim::Termination::FunctionTolerance {
+            // Claimed only after a completed iteration whose relative decrease passed the
+            // test, with no evaluation after it.
+            let f0 = -0.5 + 0.25 * (n - 1) as f64;
+            let k = seen.len();
+            prop_assert!(k >= 1);
+            let f_old = if k >= 2 { seen[k - 2].0 } else { f0 };
+            let (f, at) = seen[k - 1];
+            prop_assert_eq!(at, sol.evaluations);
+            prop_assert!(f_old - f <= s.ftol() * f_old.abs().max(f.abs()).max(1.0), "{f_old} -> {f}");
+        }
     }
 }

@@ -212,30 +212,11 @@ pub fn attack_batch_with<C: Classifier + ?Sized>(
     };
     let attack_one = |i: usize| -> Result<AttackResult> {
         let row = inputs.row(i);
-        crate::classifier::take_model_panicked();
+        crate::classifier::take_panic_owner();
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             find_minimal_perturbation(model, row, targets[i], config)
         }))
-        .unwrap_or_else(|payload| {
-            let msg = payload
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".into());
-            // A panic that unwound out of a call into the model is the model's; any other
-            // is the crate's own.
-            if crate::classifier::take_model_panicked() {
-                Err(Error::ModelPanicked {
-                    row: i,
-                    message: msg,
-                })
-            } else {
-                Err(Error::Internal {
-                    row: i,
-                    message: msg,
-                })
-            }
-        })
+        .unwrap_or_else(|payload| Err(crate::classifier::panic_error(i, payload)))
     };
     let attack_row = |i: usize| -> Result<AttackResult> {
         let r = attack_one(i);
@@ -278,9 +259,10 @@ pub fn attack_batch_with<C: Classifier + ?Sized>(
         .enumerate()
         .map(|(i, r)| {
             r.unwrap_or_else(|| {
-                Err(Error::InvalidConfig(format!(
-                    "row {i} was not attacked (worker lost)"
-                )))
+                Err(Error::Internal {
+                    row: i,
+                    message: "the row was not attacked (worker lost)".into(),
+                })
             })
         })
         .collect())

@@ -428,21 +428,23 @@ fn rank_labels<C: Classifier + ?Sized>(
     let k_classes = model.num_classes();
     let mut bad_shape = None;
     let mut seed = |z: ArrayView2<'_, f64>, mut dz: ndarray::ArrayViewMut2<'_, f64>| -> f64 {
-        if z.dim() != (m, k_classes)
-            || dz.dim() != (m, k_classes)
-            || y >= k_classes
-            || labels.iter().any(|&l| l >= k_classes)
-        {
-            bad_shape = Some((z.dim(), dz.dim()));
-            return f64::NAN;
-        }
-        dz.fill(0.0);
-        for (k, &l) in labels.iter().enumerate() {
-            gaps[k] = z[[k, y]] - z[[k, l]];
-            dz[[k, y]] = 1.0;
-            dz[[k, l]] = -1.0;
-        }
-        0.0
+        crate::classifier::crate_callback(|| {
+            if z.dim() != (m, k_classes)
+                || dz.dim() != (m, k_classes)
+                || y >= k_classes
+                || labels.iter().any(|&l| l >= k_classes)
+            {
+                bad_shape = Some((z.dim(), dz.dim()));
+                return f64::NAN;
+            }
+            dz.fill(0.0);
+            for (k, &l) in labels.iter().enumerate() {
+                gaps[k] = z[[k, y]] - z[[k, l]];
+                dz[[k, y]] = 1.0;
+                dz[[k, l]] = -1.0;
+            }
+            0.0
+        })
     };
     let ok = crate::classifier::model_call(|| {
         model.loss_gradient_into(inputs.view(), &mut seed, grad.view_mut())

@@ -497,9 +497,18 @@ pub struct Workspace {
 impl Workspace {
     /// A workspace pre-sized for `n` variables and memory `m` (so that even the first solve
     /// of that size allocates nothing but the result).
+    ///
+    /// The sizes are only a hint: a size no solve accepts (`m` above [`MAX_MEMORY`], or
+    /// `m · n` above [`MAX_HISTORY_ENTRIES`]) pre-sizes nothing, and the first solve sizes
+    /// the buffers instead.
     pub fn new(n: usize, m: usize) -> Self {
         let mut ws = Workspace::default();
-        ws.prepare(n, m, true);
+        let fits = m <= MAX_MEMORY
+            && n.checked_mul(m.max(1))
+                .is_some_and(|mn| mn <= MAX_HISTORY_ENTRIES);
+        if fits {
+            ws.prepare(n, m, true);
+        }
         ws
     }
 
