@@ -419,3 +419,165 @@ fn messages_are_short_and_grammatical() {
     };
     assert_eq!(e.to_string(), "the model returned non-finite logits");
 }
+
+/// `num_classes()` is 3 at the first call, then cycles through 0, 1, 2, 5.
+struct Shifting {
+    calls: AtomicUsize,
+}
+
+impl Classifier for Shifting {
+    fn input_dim(&self) -> usize {
+        3
+    }
+    fn num_classes(&self) -> usize {
+        match self.calls.fetch_add(1, Ordering::Relaxed) {
+            0 => 3,
+            k => [0, 1, 2, 5][k % 4],
+        }
+    }
+    fn logits_into(
+        &self,
+        x: ArrayView2<'_, f64>,
+        mut out: ArrayViewMut2<'_, f64>,
+    ) -> intriguing::Result<()> {
+        for (mut o, xi) in out.rows_mut().into_iter().zip(x.rows()) {
+            for (j, v) in o.iter_mut().enumerate() {
+                *v = xi[j % 3];
+            }
+        }
+        Ok(())
+    }
+    fn loss_gradient_into(
+        &self,
+        x: ArrayView2<'_, f64>,
+        seed: LogitsLoss<'_>,
+        mut grad: ArrayViewMut2<'_, f64>,
+    ) -> intriguing::Result<f64> {
+        let k = self.num_classes();
+        let mut z = Array2::zeros((x.nrows(), k));
+        self.logits_into(x, z.view_mut())?;
+        let mut dz = Array2::zeros((x.nrows(), k));
+        let v = seed(z.view(), dz.view_mut());
+        grad.fill(0.0);
+        for (mut g, d) in grad.rows_mut().into_iter().zip(dz.rows()) {
+            for (j, dj) in d.iter().enumerate() {
+                g[j % 3] += dj;
+            }
+        }
+        Ok(v)
+    }
+}
+
+/// The row-wise attacks (DeepFool, FGSM, PGD) on models that break their shape contract:
+/// one typed error per row, never a panic and never an error blaming the crate.
+#[test]
+fn row_attacks_on_contract_breaking_models_give_typed_errors() {
+    use intriguing::attack::{
+        DeepFoolConfig, FgsmConfig, PgdConfig, RowResult, deepfool, fgsm, pgd,
+    };
+    let x = Array2::from_shape_fn((5, 3), |(i, j)| 0.1 + 0.15 * ((i + j) % 5) as f64);
+    let labels = [0usize, 1, 0, 1, 0];
+    let check = |what: &str, out: intriguing::Result<Vec<intriguing::Result<RowResult>>>| {
+        let rows = match out {
+            Ok(rows) => rows,
+            Err(e) => {
+                assert!(!matches!(e, Error::Internal { .. }), "{what}: {e:?}");
+                return;
+            }
+        };
+        for r in rows {
+            if let Err(e) = r {
+                assert!(
+                    !matches!(e, Error::Internal { .. } | Error::ModelPanicked { .. }),
+                    "{what}: {e:?}"
+                );
+            }
+        }
+    };
+    for threads in [1, 2] {
+        let zero = ZeroRowSeed(linear());
+        check(
+            "deepfool zero-row",
+            deepfool(
+                &zero,
+                x.view(),
+                &labels,
+                &DeepFoolConfig::default(),
+                threads,
+            ),
+        );
+        check(
+            "fgsm zero-row",
+            fgsm(
+                &zero,
+                x.view(),
+                &labels,
+                0.1,
+                &FgsmConfig::default(),
+                threads,
+            ),
+        );
+        check(
+            "pgd zero-row",
+            pgd(
+                &zero,
+                x.view(),
+                &labels,
+                0.1,
+                &PgdConfig::default(),
+                threads,
+            ),
+        );
+        for _ in 0..4 {
+            let s = Shifting {
+                calls: AtomicUsize::new(0),
+            };
+            check(
+                "deepfool shifting",
+                deepfool(&s, x.view(), &labels, &DeepFoolConfig::default(), threads),
+            );
+            let s = Shifting {
+                calls: AtomicUsize::new(0),
+            };
+            check(
+                "fgsm shifting",
+                fgsm(&s, x.view(), &labels, 0.1, &FgsmConfig::default(), threads),
+            );
+            let s = Shifting {
+                calls: AtomicUsize::new(0),
+            };
+            check(
+                "pgd shifting",
+                pgd(&s, x.view(), &labels, 0.1, &PgdConfig::default(), threads),
+            );
+            let s = Shifting {
+                calls: AtomicUsize::new(0),
+            };
+            let t = [
+                Target::Nearest { true_label: 0 },
+                Target::Label(1),
+                Target::Label(2),
+            ];
+            let r = attack_batch(
+                &s,
+                x.view(),
+                &t.repeat(2)[..5],
+                &AttackConfig::default(),
+                threads,
+            );
+            match r {
+                Ok(rows) => {
+                    for r in rows {
+                        if let Err(e) = r {
+                            assert!(
+                                !matches!(e, Error::Internal { .. } | Error::ModelPanicked { .. }),
+                                "attack_batch shifting: {e:?}"
+                            );
+                        }
+                    }
+                }
+                Err(e) => assert!(!matches!(e, Error::Internal { .. }), "{e:?}"),
+            }
+        }
+    }
+}
