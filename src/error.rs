@@ -46,7 +46,12 @@ pub enum Error {
         num_classes: usize,
     },
     /// A point outside its box constraints `lower <= x <= upper`.
-    #[error("value {value} at index {index} lies outside the box [{lower}, {upper}]")]
+    #[error(
+        "value {} at index {index} lies outside the box [{}, {}]",
+        short(*.value),
+        short(*.lower),
+        short(*.upper)
+    )]
     OutOfBounds {
         /// Flat index of the first offending coordinate.
         index: usize,
@@ -59,7 +64,7 @@ pub enum Error {
     },
     /// An interval `[lower, upper]` with no point in it (`lower > upper`, a `+inf` lower or a
     /// `-inf` upper bound) at coordinate `index`.
-    #[error("empty interval [{lower}, {upper}] at index {index}")]
+    #[error("empty interval [{}, {}] at index {index}", short(*.lower), short(*.upper))]
     EmptyInterval {
         /// The coordinate (0 for a single interval).
         index: usize,
@@ -69,7 +74,7 @@ pub enum Error {
         upper: f64,
     },
     /// A model produced NaN/Inf logits or gradients on finite input.
-    #[error("the model returned a non-finite {what}")]
+    #[error("the model returned non-finite {what}")]
     ModelNonFinite {
         /// `"logits"` or `"gradient"` (and where).
         what: String,
@@ -78,6 +83,26 @@ pub enum Error {
     /// of the batch are unaffected).
     #[error("the model panicked while processing row {row}: {message}")]
     ModelPanicked {
+        /// Index of the batch row being processed.
+        row: usize,
+        /// The panic message, when it was a string.
+        message: String,
+    },
+    /// A model broke the [`Classifier`](crate::classifier::Classifier) contract the crate
+    /// relies on (checked at every call into the model): e.g. logits or a loss callback view
+    /// of the wrong shape, or a `num_classes()` that changed between calls. `model` is the
+    /// model's type name.
+    #[error("the model {model} broke its contract: {what}")]
+    ModelContract {
+        /// The model's type name ([`std::any::type_name`]).
+        model: &'static str,
+        /// What was wrong.
+        what: String,
+    },
+    /// A panic inside the crate itself (not inside the model) while processing a batch row:
+    /// a bug in `intriguing`, caught at the batch boundary so the other rows are unaffected.
+    #[error("internal error (a bug in intriguing) while processing row {row}: {message}")]
+    Internal {
         /// Index of the batch row being processed.
         row: usize,
         /// The panic message, when it was a string.
@@ -237,6 +262,17 @@ impl From<&str> for Shape {
 impl From<ndarray::ShapeError> for Shape {
     fn from(e: ndarray::ShapeError) -> Self {
         Shape::Other(e.to_string())
+    }
+}
+
+/// A float in a short general format: plain decimal for moderate magnitudes, scientific
+/// notation otherwise (so `-1e-300` prints as `-1e-300`, not 300 zeros).
+pub(crate) fn short(v: f64) -> String {
+    let a = v.abs();
+    if v == 0.0 || !v.is_finite() || (1e-4..1e15).contains(&a) {
+        format!("{v}")
+    } else {
+        format!("{v:e}")
     }
 }
 

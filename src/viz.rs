@@ -230,7 +230,22 @@ pub fn non_saturating_factor(max_abs: f64) -> f64 {
     best
 }
 
+/// Largest grid setting ([`GridSpec::cols`], [`GridSpec::image_width`],
+/// [`GridSpec::image_height`], [`GridSpec::padding`]) a grid renderer accepts.
+pub const MAX_GRID_SETTING: usize = 4096;
+
+/// Largest [`GridSpec::scale`] a grid renderer accepts.
+pub const MAX_GRID_SCALE: usize = 64;
+
+/// Largest rendered grid, in pixels (`width × height`): 2^28, a 256 MiB canvas.
+pub const MAX_GRID_PIXELS: usize = 1 << 28;
+
 /// Layout of a grid: images fill rows left to right, `cols` per row.
+///
+/// The renderers accept `cols`, `image_width`, `image_height` and `padding` up to
+/// [`MAX_GRID_SETTING`] and `scale` up to [`MAX_GRID_SCALE`] (else
+/// [`Error::InvalidParameter`] naming the field), and a resulting canvas of at most
+/// [`MAX_GRID_PIXELS`] pixels (else [`Error::InvalidConfig`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GridSpec {
     /// Images per row (≥ 1).
@@ -243,6 +258,30 @@ pub struct GridSpec {
     pub scale: usize,
     /// White space around each cell, in output pixels; default 4.
     pub padding: usize,
+}
+
+impl GridSpec {
+    /// Checks every field against the renderers' ranges (see the type's documentation).
+    fn check_ranges(&self) -> Result<()> {
+        const SETTING: &str = "at most 4096 (MAX_GRID_SETTING)";
+        for (name, v, max, expected) in [
+            ("cols", self.cols, MAX_GRID_SETTING, SETTING),
+            ("image_width", self.image_width, MAX_GRID_SETTING, SETTING),
+            ("image_height", self.image_height, MAX_GRID_SETTING, SETTING),
+            ("padding", self.padding, MAX_GRID_SETTING, SETTING),
+            (
+                "scale",
+                self.scale,
+                MAX_GRID_SCALE,
+                "at most 64 (MAX_GRID_SCALE)",
+            ),
+        ] {
+            if v > max {
+                return Err(Error::parameter(name, v, expected));
+            }
+        }
+        Ok(())
+    }
 }
 
 impl GridSpec {
@@ -435,6 +474,7 @@ pub fn render_labelled_grid(
             "image grid: cols, image sizes and scale must be >= 1".into(),
         ));
     }
+    spec.check_ranges()?;
     if images.is_empty() {
         return Err(Error::InvalidConfig("image grid: no images".into()));
     }
@@ -515,7 +555,18 @@ pub fn render_labelled_grid(
     } else {
         ts + text.notes.len() * line_h
     };
-    let height = 2 * margin + title_h + header_h + rows * cell_h + notes_h;
+    // Every term above is bounded by the checked settings and the lengths of the (in-memory)
+    // images and texts, so only the products can be too large.
+    let height = rows
+        .checked_mul(cell_h)
+        .and_then(|g| g.checked_add(2 * margin + title_h + header_h + notes_h));
+    let pixels = height.and_then(|h| h.checked_mul(width));
+    let (Some(height), Some(true)) = (height, pixels.map(|p| p <= MAX_GRID_PIXELS)) else {
+        return Err(Error::InvalidConfig(format!(
+            "image grid: a {width}-pixel-wide canvas for {rows} rows of {cell_h} pixels is \
+             larger than {MAX_GRID_PIXELS} pixels"
+        )));
+    };
     let mut cv = Canvas::new(width, height, 255);
 
     let mut y = margin;
@@ -706,6 +757,57 @@ fn format_factor(k: f64) -> String {
 mod tests {
     use super::*;
     use ndarray::Array1;
+
+    #[test]
+    fn absurd_grid_sizes_are_typed_errors_before_any_allocation() {
+        let im = Array1::<f64>::zeros(4);
+        let images = [im.view()];
+        let ok = GridSpec::new(1, 2, 2);
+        assert!(render_grid(&images, None, &ok).is_ok());
+        let name = |spec: GridSpec| match render_grid(&images, None, &spec) {
+            Err(Error::InvalidParameter { name, .. }) => name,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            name(GridSpec {
+                scale: usize::MAX,
+                ..ok
+            }),
+            "scale"
+        );
+        assert_eq!(
+            name(GridSpec {
+                padding: usize::MAX,
+                ..ok
+            }),
+            "padding"
+        );
+        assert_eq!(
+            name(GridSpec {
+                cols: usize::MAX,
+                ..ok
+            }),
+            "cols"
+        );
+        // 2^32 × 2^32 wraps to 0 = the image length in unchecked arithmetic.
+        let wrap = GridSpec::new(1, 1 << 32, 1 << 32);
+        assert_eq!(name(wrap), "image_width");
+        // Every setting in range, but the canvas would be 4096·64 pixels square.
+        let big = Array1::<f64>::zeros(4096 * 4096);
+        let spec = GridSpec {
+            scale: 64,
+            ..GridSpec::new(1, 4096, 4096)
+        };
+        assert!(matches!(
+            render_grid(&[big.view()], None, &spec),
+            Err(Error::InvalidConfig(m)) if m.contains("larger than")
+        ));
+        // The largest scale on a small image still renders.
+        let spec = GridSpec { scale: 64, ..ok };
+        let (w, h, px) = render_grid(&images, None, &spec).unwrap();
+        assert_eq!(px.len(), w * h);
+        assert!(w >= 128 && h >= 128);
+    }
 
     #[test]
     fn every_printable_ascii_character_has_a_glyph() {

@@ -98,7 +98,9 @@ pub fn default_threads() -> usize {
 /// Each row's result depends only on that row (the rows are handed out through an atomic
 /// counter, and every attack is deterministic), so the output is identical whatever the
 /// thread count. A failing row — bad input, a model error, even a panicking model — yields an
-/// `Err` in its own slot and leaves the others untouched.
+/// `Err` in its own slot and leaves the others untouched: a panic inside a call into the
+/// model is [`Error::ModelPanicked`], any other panic (a bug in this crate) is
+/// [`Error::Internal`].
 ///
 /// The outer `Err` is only for arguments that concern the whole batch: `targets.len() !=
 /// inputs.nrows()` or `threads == 0`.
@@ -210,20 +212,11 @@ pub fn attack_batch_with<C: Classifier + ?Sized>(
     };
     let attack_one = |i: usize| -> Result<AttackResult> {
         let row = inputs.row(i);
+        crate::classifier::take_panic_owner();
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             find_minimal_perturbation(model, row, targets[i], config)
         }))
-        .unwrap_or_else(|payload| {
-            let msg = payload
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".into());
-            Err(Error::ModelPanicked {
-                row: i,
-                message: msg,
-            })
-        })
+        .unwrap_or_else(|payload| Err(crate::classifier::panic_error(i, payload)))
     };
     let attack_row = |i: usize| -> Result<AttackResult> {
         let r = attack_one(i);
@@ -266,9 +259,10 @@ pub fn attack_batch_with<C: Classifier + ?Sized>(
         .enumerate()
         .map(|(i, r)| {
             r.unwrap_or_else(|| {
-                Err(Error::InvalidConfig(format!(
-                    "row {i} was not attacked (worker lost)"
-                )))
+                Err(Error::Internal {
+                    row: i,
+                    message: "the row was not attacked (worker lost)".into(),
+                })
             })
         })
         .collect())

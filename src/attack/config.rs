@@ -6,6 +6,11 @@ use crate::optim::{Bounds, Lbfgsb};
 use crate::validate::{at_least_one, greater_than_one, non_negative_or_infinite, positive};
 use std::sync::Arc;
 
+/// Largest number of points per boundary-refinement round
+/// ([`AttackConfig::with_refinement`]); a round predicts them in one batch of
+/// `points × input_dim` numbers.
+pub const MAX_REFINEMENT_POINTS: usize = 4096;
+
 /// The distortion penalty `pen(r)` in the attack objective `c·pen(r) + loss(x + r)`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
@@ -260,8 +265,14 @@ impl AttackConfig {
     }
     /// The smoothing δ > 0 of the [`Penalty::L2`] penalty at `r = 0` (parameter
     /// `"smoothing"`).
+    ///
+    /// δ must lie in `[1e-150, 1e150]`, so that `δ²` neither underflows nor overflows.
     pub fn with_smoothing(mut self, delta: f64) -> Result<Self> {
-        self.smoothing = positive("smoothing", delta)?;
+        let delta = positive("smoothing", delta)?;
+        if !(1e-150..=1e150).contains(&delta) {
+            return Err(Error::parameter("smoothing", delta, "in [1e-150, 1e150]"));
+        }
+        self.smoothing = delta;
         Ok(self)
     }
     /// A fixed first c (> 0, parameter `"initial_c"`) instead of the automatic estimate.
@@ -326,7 +337,9 @@ impl AttackConfig {
         self.solver = self.solver.with_max_evaluations(n)?;
         Ok(self.sync())
     }
-    /// L-BFGS-B history size (≥ 1, parameter `"memory"`).
+    /// L-BFGS-B history size (`1 ≤ m ≤` [`MAX_MEMORY`](crate::optim::MAX_MEMORY), parameter
+    /// `"memory"`; at attack time `m · input_dim ≤`
+    /// [`MAX_HISTORY_ENTRIES`](crate::optim::MAX_HISTORY_ENTRIES)).
     pub fn with_memory(mut self, m: usize) -> Result<Self> {
         self.solver = self.solver.with_memory(m)?;
         Ok(self.sync())
@@ -373,9 +386,19 @@ impl AttackConfig {
     /// spaced in the current interval of `t`, keeping the smallest `t` that still reaches the
     /// target. The CE loss makes every run overshoot the decision boundary a little; this
     /// removes most of it for `rounds · points` predictions. `rounds = 0` turns it off;
-    /// `points ≥ 1` (parameter `"refinement_points"`).
+    /// `1 ≤ points ≤` [`MAX_REFINEMENT_POINTS`] (parameter `"refinement_points"`). Any
+    /// number of rounds is accepted: refinement stops early once a round no longer shrinks
+    /// the interval of `t` (it cannot shrink forever in floating point).
     pub fn with_refinement(mut self, rounds: usize, points: usize) -> Result<Self> {
-        self.refine_points = at_least_one("refinement_points", points)?;
+        at_least_one("refinement_points", points)?;
+        if points > MAX_REFINEMENT_POINTS {
+            return Err(Error::parameter(
+                "refinement_points",
+                points,
+                "in [1, 4096] (MAX_REFINEMENT_POINTS)",
+            ));
+        }
+        self.refine_points = points;
         self.refine_rounds = rounds;
         Ok(self)
     }

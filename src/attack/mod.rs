@@ -80,7 +80,7 @@ mod search;
 pub use batch::{
     BatchOptions, BatchProgress, ProgressFn, attack_batch, attack_batch_with, default_threads,
 };
-pub use config::{AttackConfig, AttackLoss, InitialC, Penalty};
+pub use config::{AttackConfig, AttackLoss, InitialC, MAX_REFINEMENT_POINTS, Penalty};
 pub use label_bound::LabelBound;
 pub use objective::AttackObjective;
 pub use result::{Adversarial, AttackResult, CBracket, FailureReason, Target};

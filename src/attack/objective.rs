@@ -409,18 +409,37 @@ impl<'m, C: Classifier + ?Sized> AttackObjective<'m, C> {
         let goal = self.goal;
         let kind = self.loss;
         let mut label = 0usize;
+        let mut bad_shape = None;
         let mut seed = |z: ArrayView2<'_, f64>, mut dz: ArrayViewMut2<'_, f64>| -> f64 {
-            let zr = z.row(0);
-            label = argmax(zr);
-            if zr.iter().any(|v| !v.is_finite()) {
-                dz.fill(0.0);
-                return f64::NAN;
-            }
-            goal.loss_with(kind, zr, dz.row_mut(0))
+            crate::classifier::crate_callback(|| {
+                // The crate relies on one row of at least `named_label + 1` logits, and a gradient
+                // view of the same shape: anything else is the model's contract broken.
+                if z.nrows() != 1 || dz.dim() != z.dim() || goal.named_label() >= z.ncols() {
+                    bad_shape = Some((z.dim(), dz.dim()));
+                    return f64::NAN;
+                }
+                let zr = z.row(0);
+                label = argmax(zr);
+                if zr.iter().any(|v| !v.is_finite()) {
+                    dz.fill(0.0);
+                    return f64::NAN;
+                }
+                goal.loss_with(kind, zr, dz.row_mut(0))
+            })
         };
-        let res = self
-            .model
-            .loss_gradient_into(s.input.view(), &mut seed, s.grad.view_mut());
+        let res = crate::classifier::model_call(|| {
+            self.model
+                .loss_gradient_into(s.input.view(), &mut seed, s.grad.view_mut())
+        });
+        if let Some((z, dz)) = bad_shape {
+            s.non_finite += 1;
+            return Err(Error::ModelContract {
+                model: std::any::type_name::<C>(),
+                what: format!(
+                    "loss callback given logits {z:?} and gradient {dz:?} for one input row"
+                ),
+            });
+        }
         match res {
             Ok(loss) if loss.is_finite() && s.grad.iter().all(|g| g.is_finite()) => {
                 Ok(Some((loss, label)))

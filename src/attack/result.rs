@@ -77,6 +77,9 @@ pub enum FailureReason {
     ModelFailure(String),
     /// The optimizer refused to run (its error message).
     Optimizer(String),
+    /// The bracketing of c stopped before its budget because c no longer changed in floating
+    /// point (it underflowed to 0 or overflowed to ∞) without reaching the target.
+    CExhausted,
 }
 
 impl std::fmt::Display for FailureReason {
@@ -85,6 +88,12 @@ impl std::fmt::Display for FailureReason {
             FailureReason::NotReached => write!(f, "target not reached"),
             FailureReason::ModelFailure(m) => write!(f, "model failure: {m}"),
             FailureReason::Optimizer(m) => write!(f, "optimizer: {m}"),
+            FailureReason::CExhausted => {
+                write!(
+                    f,
+                    "target not reached before c left the floating-point range"
+                )
+            }
         }
     }
 }

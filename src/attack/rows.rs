@@ -151,7 +151,7 @@ pub(crate) fn logits_checked<C: Classifier + ?Sized>(
     x: ArrayView2<'_, f64>,
     mut out: ArrayViewMut2<'_, f64>,
 ) -> Result<()> {
-    model.logits_into(x, out.view_mut())?;
+    crate::classifier::model_call(|| model.logits_into(x, out.view_mut()))?;
     if out.iter().any(|v| !v.is_finite()) {
         return Err(non_finite("logits"));
     }
@@ -169,19 +169,38 @@ pub(crate) fn vjp<C: Classifier + ?Sized>(
     mut grad: ArrayViewMut2<'_, f64>,
 ) -> Result<()> {
     let mut finite = true;
+    let mut bad_shape = None;
+    let want = logits.dim();
     let mut s = |z: ArrayView2<'_, f64>, mut dz: ArrayViewMut2<'_, f64>| -> f64 {
-        logits.assign(&z);
-        if z.iter().any(|v| !v.is_finite()) {
-            finite = false;
-            dz.fill(0.0);
-            return 0.0;
-        }
-        for (i, (zr, dzr)) in z.rows().into_iter().zip(dz.rows_mut()).enumerate() {
-            seed(i, zr, dzr);
-        }
-        0.0
+        crate::classifier::crate_callback(|| {
+            // The crate relies on `[rows, classes]` logits and a gradient view of that shape.
+            if z.dim() != want || dz.dim() != want {
+                bad_shape = Some((z.dim(), dz.dim()));
+                return f64::NAN;
+            }
+            logits.assign(&z);
+            if z.iter().any(|v| !v.is_finite()) {
+                finite = false;
+                dz.fill(0.0);
+                return 0.0;
+            }
+            for (i, (zr, dzr)) in z.rows().into_iter().zip(dz.rows_mut()).enumerate() {
+                seed(i, zr, dzr);
+            }
+            0.0
+        })
     };
-    model.loss_gradient_into(x, &mut s, grad.view_mut())?;
+    let res =
+        crate::classifier::model_call(|| model.loss_gradient_into(x, &mut s, grad.view_mut()));
+    if let Some((z, dz)) = bad_shape {
+        return Err(Error::ModelContract {
+            model: std::any::type_name::<C>(),
+            what: format!(
+                "loss callback given logits {z:?} and gradient {dz:?}, expected {want:?}"
+            ),
+        });
+    }
+    res?;
     if !finite {
         return Err(non_finite("logits"));
     }
@@ -261,17 +280,10 @@ pub(crate) fn gather(inputs: ArrayView2<'_, f64>, rows: &[usize]) -> Array2<f64>
     out
 }
 
-fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
-    payload
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "unknown panic".into())
-}
-
 /// Validates every row, then runs `chunk_fn` on fixed chunks of the valid rows on `threads`
 /// workers. `chunk_fn(rows)` returns one result per row of `rows`. A chunk that fails is re-run
-/// row by row; a panic becomes [`Error::ModelPanicked`] for that row.
+/// row by row; a panic becomes [`Error::ModelPanicked`] for that row when it came out of the
+/// model, [`Error::Internal`] when it started in the crate.
 pub(crate) fn run_rows<C, T, F>(
     model: &C,
     inputs: ArrayView2<'_, f64>,
@@ -295,14 +307,15 @@ where
         }
     }
     let guarded = |rows: &[usize]| -> Result<Vec<T>> {
+        crate::classifier::take_panic_owner();
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| chunk_fn(rows))) {
             Ok(Ok(v)) if v.len() == rows.len() => Ok(v),
-            Ok(Ok(_)) => Err(Error::InvalidConfig("internal: chunk result length".into())),
-            Ok(Err(e)) => Err(e),
-            Err(p) => Err(Error::ModelPanicked {
+            Ok(Ok(v)) => Err(Error::Internal {
                 row: rows[0],
-                message: panic_message(p),
+                message: format!("{} results for a chunk of {} rows", v.len(), rows.len()),
             }),
+            Ok(Err(e)) => Err(e),
+            Err(p) => Err(crate::classifier::panic_error(rows[0], p)),
         }
     };
     let do_chunk = |rows: &[usize]| -> Vec<(usize, Result<T>)> {
@@ -359,9 +372,10 @@ where
         .enumerate()
         .map(|(i, r)| {
             r.unwrap_or_else(|| {
-                Err(Error::InvalidConfig(format!(
-                    "row {i} was not attacked (worker lost)"
-                )))
+                Err(Error::Internal {
+                    row: i,
+                    message: "the row was not attacked (worker lost)".into(),
+                })
             })
         })
         .collect()
@@ -370,4 +384,143 @@ where
 /// A `[m, n]` view of the first `m` rows of a buffer.
 pub(crate) fn head_mut(a: &mut Array2<f64>, m: usize) -> ArrayViewMut2<'_, f64> {
     a.slice_mut(s![..m, ..])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::classifier::LogitsLoss;
+
+    /// Two classes, logits `[0, x₀]`; `panic_in_model` makes every call panic, and
+    /// `bad_rows` hands the loss callback one row too many.
+    struct Toy {
+        panic_in_model: bool,
+        bad_rows: bool,
+    }
+
+    const FINE: Toy = Toy {
+        panic_in_model: false,
+        bad_rows: false,
+    };
+
+    impl Classifier for Toy {
+        fn input_dim(&self) -> usize {
+            1
+        }
+        fn num_classes(&self) -> usize {
+            2
+        }
+        fn logits_into(
+            &self,
+            x: ArrayView2<'_, f64>,
+            mut out: ArrayViewMut2<'_, f64>,
+        ) -> Result<()> {
+            assert!(!self.panic_in_model, "model panic");
+            for (mut o, xi) in out.rows_mut().into_iter().zip(x.rows()) {
+                o[0] = 0.0;
+                o[1] = xi[0];
+            }
+            Ok(())
+        }
+        fn loss_gradient_into(
+            &self,
+            x: ArrayView2<'_, f64>,
+            loss: LogitsLoss<'_>,
+            mut grad: ArrayViewMut2<'_, f64>,
+        ) -> Result<f64> {
+            let rows = x.nrows() + usize::from(self.bad_rows);
+            let mut z = Array2::zeros((rows, 2));
+            let mut out = z.slice_mut(s![..x.nrows(), ..]);
+            self.logits_into(x, out.view_mut())?;
+            let mut dz = Array2::zeros((rows, 2));
+            let v = loss(z.view(), dz.view_mut());
+            for (mut g, d) in grad.rows_mut().into_iter().zip(dz.rows()) {
+                g[0] = d[1];
+            }
+            Ok(v)
+        }
+    }
+
+    fn run(
+        model: &Toy,
+        chunk_fn: impl Fn(&[usize]) -> Result<Vec<usize>> + Sync,
+    ) -> Vec<Result<usize>> {
+        let x = Array2::from_elem((3, 1), 0.5);
+        let b = Bounds::interval(0.0, 1.0).unwrap();
+        run_rows(model, x.view(), &[0, 0, 0], &b, 2, chunk_fn)
+    }
+
+    fn internal(r: &Result<usize>) -> bool {
+        matches!(r, Err(Error::Internal { .. }))
+    }
+
+    #[test]
+    fn the_crates_own_failures_are_internal_not_the_models() {
+        // A panic in the runner's closure, outside any model call.
+        let out = run(&FINE, |_| -> Result<Vec<usize>> { panic!("crate bug") });
+        assert!(out.iter().all(internal), "{out:?}");
+        // A chunk function returning the wrong number of results.
+        let out = run(&FINE, |_| Ok(vec![]));
+        assert!(out.iter().all(internal), "{out:?}");
+        // A panic in the crate's loss callback while the (fine) model calls it.
+        let x = Array2::from_elem((3, 1), 0.5);
+        let out = run(&FINE, |rows| {
+            let mut z = Array2::zeros((rows.len(), 2));
+            let mut g = Array2::zeros((rows.len(), 1));
+            let xs = gather(x.view(), rows);
+            vjp(
+                &FINE,
+                xs.view(),
+                |_, _, _| panic!("seed bug"),
+                z.view_mut(),
+                g.view_mut(),
+            )?;
+            Ok(rows.to_vec())
+        });
+        assert!(out.iter().all(internal), "{out:?}");
+        // The same runner with a fine closure gives every row's result.
+        let out = run(&FINE, |rows| Ok(rows.to_vec()));
+        assert_eq!(
+            out.into_iter().map(|r| r.unwrap()).collect::<Vec<_>>(),
+            [0, 1, 2]
+        );
+    }
+
+    #[test]
+    fn a_panicking_model_is_model_panicked_for_each_row() {
+        let m = Toy {
+            panic_in_model: true,
+            bad_rows: false,
+        };
+        let x = Array2::from_elem((3, 1), 0.5);
+        let out = run(&m, |rows| {
+            let mut z = Array2::zeros((rows.len(), 2));
+            logits_checked(&m, gather(x.view(), rows).view(), z.view_mut())?;
+            Ok(rows.to_vec())
+        });
+        for (i, r) in out.iter().enumerate() {
+            assert!(
+                matches!(r, Err(Error::ModelPanicked { row, message }) if *row == i && message == "model panic"),
+                "{r:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_loss_callback_of_the_wrong_shape_is_a_contract_error() {
+        let m = Toy {
+            panic_in_model: false,
+            bad_rows: true,
+        };
+        let x = Array2::from_elem((2, 1), 0.5);
+        let mut z = Array2::zeros((2, 2));
+        let mut g = Array2::zeros((2, 1));
+        let r = vjp(&m, x.view(), |_, _, _| {}, z.view_mut(), g.view_mut());
+        assert!(
+            matches!(&r, Err(Error::ModelContract { model, what }) if model.contains("Toy") && what.contains("(3, 2)")),
+            "{r:?}"
+        );
+        // The well-behaved toy passes the same call.
+        vjp(&FINE, x.view(), |_, _, _| {}, z.view_mut(), g.view_mut()).unwrap();
+    }
 }

@@ -106,6 +106,10 @@ pub(crate) struct LabelSearch {
     best: Option<Best>,
     pub done: bool,
     pub failure: Option<FailureReason>,
+    /// Runs in which the model returned non-finite values at every point but the start.
+    model_failed_runs: usize,
+    /// Runs done.
+    search_runs: usize,
     /// May stop after bracketing when far behind the best of the other labels (Nearest).
     pub prunable: bool,
 }
@@ -124,6 +128,8 @@ impl LabelSearch {
             best: None,
             done: false,
             failure: None,
+            model_failed_runs: 0,
+            search_runs: 0,
             prunable: false,
         }
     }
@@ -143,6 +149,19 @@ impl LabelSearch {
     pub fn run_to_end<C: Classifier + ?Sized>(&mut self, e: &mut Engine<'_, '_, C>) {
         while !self.done {
             self.step(e);
+        }
+        if self.best.is_none()
+            && self.search_runs > 0
+            && self.model_failed_runs == self.search_runs
+            && !matches!(self.failure, Some(FailureReason::ModelFailure(_)))
+        {
+            self.failure = Some(FailureReason::ModelFailure(
+                Error::ModelNonFinite {
+                    what: "logits or loss gradients at every point tried but the clean input"
+                        .into(),
+                }
+                .to_string(),
+            ));
         }
     }
 
@@ -175,6 +194,9 @@ impl LabelSearch {
             let Ok(logits) = e.obj.model().logits(batch.view()) else {
                 break;
             };
+            if logits.nrows() != p {
+                break;
+            }
             let mut prev = lo;
             let mut found = None;
             for (k, z) in logits.rows().into_iter().enumerate() {
@@ -184,12 +206,17 @@ impl LabelSearch {
                 }
                 prev = ts[k];
             }
+            let before = (lo, hi);
             match found {
                 Some((a, b)) => {
                     lo = a;
                     hi = b;
                 }
                 None => lo = prev,
+            }
+            // The interval no longer shrinks in floating point: further rounds are no-ops.
+            if (lo, hi) == before {
+                break;
             }
         }
         if hi < 1.0 {
@@ -215,6 +242,12 @@ impl LabelSearch {
                 self.done = true;
                 return;
             }
+            // c underflowed to 0 or overflowed to ∞: no further run can differ.
+            if !(self.c > 0.0 && self.c.is_finite()) {
+                self.done = true;
+                self.failure.get_or_insert(FailureReason::CExhausted);
+                return;
+            }
             self.bracket_steps += 1;
             self.c
         } else {
@@ -230,8 +263,20 @@ impl LabelSearch {
                 self.done = true;
                 return;
             }
+            let mid = (cs * cf).sqrt();
+            let mid = if mid.is_finite() && mid > 0.0 {
+                mid
+            } else {
+                cs.sqrt() * cf.sqrt()
+            };
+            // The bracket cannot shrink any more in floating point (a tolerance below the
+            // machine epsilon): stop.
+            if !(mid > cs && mid < cf) {
+                self.done = true;
+                return;
+            }
             self.bisect_steps += 1;
-            (cs * cf).sqrt()
+            mid
         };
 
         if e.obj.goal() != self.goal {
@@ -256,12 +301,14 @@ impl LabelSearch {
         };
         let start = start.to_vec();
         e.runs += 1;
+        self.search_runs += 1;
         let solver = if bracketed {
             &cfg.bisection_solver
         } else {
             &cfg.solver
         };
         let evaluations_before = e.obj.evaluations();
+        let non_finite_before = e.obj.non_finite_evaluations();
         let sol = match solver
             .minimize_with(&mut e.obj, &start, &mut e.ws, |_| ControlFlow::Continue(()))
         {
@@ -287,6 +334,14 @@ impl LabelSearch {
                 .to_string(),
             ));
             return;
+        }
+
+        // Every evaluation after the start failed: the model, not the target, stopped
+        // the run.
+        let evals = e.obj.evaluations() - evaluations_before;
+        let bad = e.obj.non_finite_evaluations() - non_finite_before;
+        if sol.iterations == 0 && evals > 1 && bad == evals - 1 {
+            self.model_failed_runs += 1;
         }
 
         // Verify the run's end point.
@@ -370,19 +425,40 @@ fn rank_labels<C: Classifier + ?Sized>(
     }
     let mut grad = ndarray::Array2::<f64>::zeros((m, n));
     let mut gaps = vec![0.0; m];
+    let k_classes = model.num_classes();
+    let mut bad_shape = None;
     let mut seed = |z: ArrayView2<'_, f64>, mut dz: ndarray::ArrayViewMut2<'_, f64>| -> f64 {
-        dz.fill(0.0);
-        for (k, &l) in labels.iter().enumerate() {
-            gaps[k] = z[[k, y]] - z[[k, l]];
-            dz[[k, y]] = 1.0;
-            dz[[k, l]] = -1.0;
-        }
-        0.0
+        crate::classifier::crate_callback(|| {
+            if z.dim() != (m, k_classes)
+                || dz.dim() != (m, k_classes)
+                || y >= k_classes
+                || labels.iter().any(|&l| l >= k_classes)
+            {
+                bad_shape = Some((z.dim(), dz.dim()));
+                return f64::NAN;
+            }
+            dz.fill(0.0);
+            for (k, &l) in labels.iter().enumerate() {
+                gaps[k] = z[[k, y]] - z[[k, l]];
+                dz[[k, y]] = 1.0;
+                dz[[k, l]] = -1.0;
+            }
+            0.0
+        })
     };
-    let ok = model
-        .loss_gradient_into(inputs.view(), &mut seed, grad.view_mut())
-        .is_ok();
+    let ok = crate::classifier::model_call(|| {
+        model.loss_gradient_into(inputs.view(), &mut seed, grad.view_mut())
+    })
+    .is_ok();
     e.extra_gradient_evaluations += m;
+    if let Some((z, dz)) = bad_shape {
+        return Err(Error::ModelContract {
+            model: std::any::type_name::<C>(),
+            what: format!(
+                "loss callback given logits {z:?} and gradient {dz:?}, expected ({m}, {k_classes})"
+            ),
+        });
+    }
     let mut est: Vec<(f64, usize)> = labels
         .iter()
         .enumerate()

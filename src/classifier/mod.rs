@@ -128,7 +128,7 @@ pub trait ClassifierExt: Classifier {
     fn logits(&self, inputs: ArrayView2<'_, f64>) -> Result<Array2<f64>> {
         self.check_inputs(inputs)?;
         let mut out = Array2::zeros((inputs.nrows(), self.num_classes()));
-        self.logits_into(inputs, out.view_mut())?;
+        model_call(|| self.logits_into(inputs, out.view_mut()))?;
         if out.iter().any(|v| !v.is_finite()) {
             return Err(Error::ModelNonFinite {
                 what: "logits".into(),
@@ -193,7 +193,7 @@ pub trait ClassifierExt: Classifier {
     ) -> Result<(f64, Array2<f64>)> {
         self.check_inputs(inputs)?;
         let mut grad = Array2::zeros(inputs.raw_dim());
-        let value = self.loss_gradient_into(inputs, loss, grad.view_mut())?;
+        let value = model_call(|| self.loss_gradient_into(inputs, loss, grad.view_mut()))?;
         if !value.is_finite() || grad.iter().any(|v| !v.is_finite()) {
             return Err(Error::ModelNonFinite {
                 what: "loss gradient".into(),
@@ -222,6 +222,75 @@ pub trait ClassifierExt: Classifier {
 }
 
 impl<C: Classifier + ?Sized> ClassifierExt for C {}
+
+/// Who a panic unwinding on this thread belongs to, recorded by the innermost guard it
+/// unwinds through (see [`model_call`] and [`crate_callback`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PanicOwner {
+    /// No guard saw the panic: it started in the crate outside any model call.
+    Crate,
+    /// It unwound out of a call into the model (and not out of a crate callback inside it).
+    Model,
+    /// It started in a crate callback (a `LogitsLoss`) the model was calling.
+    CrateCallback,
+}
+
+thread_local! {
+    /// The owner of the panic unwinding on this thread, set by the innermost guard.
+    static PANIC_OWNER: std::cell::Cell<Option<PanicOwner>> = const { std::cell::Cell::new(None) };
+}
+
+/// Records, during unwinding, `owner` as the panic's owner unless an inner guard already did.
+struct OwnerGuard(PanicOwner);
+
+impl Drop for OwnerGuard {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            PANIC_OWNER.with(|f| {
+                if f.get().is_none() {
+                    f.set(Some(self.0));
+                }
+            });
+        }
+    }
+}
+
+/// Runs `f` (a call into a model) so that a panic unwinding out of it is recorded as the
+/// model's (see [`take_panic_owner`]), unless it started in a [`crate_callback`] inside it.
+pub(crate) fn model_call<R>(f: impl FnOnce() -> R) -> R {
+    let _guard = OwnerGuard(PanicOwner::Model);
+    f()
+}
+
+/// Runs `f` (crate code the model calls back, e.g. the body of a `LogitsLoss`) so that a
+/// panic starting in it is recorded as the crate's, not the model's.
+pub(crate) fn crate_callback<R>(f: impl FnOnce() -> R) -> R {
+    let _guard = OwnerGuard(PanicOwner::CrateCallback);
+    f()
+}
+
+/// The owner of the last panic caught on this thread since the previous call (clears it):
+/// [`PanicOwner::Crate`] when no guard saw it. Call it once before the guarded work too, so
+/// that a stale mark from an earlier caught panic is not reused.
+pub(crate) fn take_panic_owner() -> PanicOwner {
+    PANIC_OWNER
+        .with(|f| f.replace(None))
+        .unwrap_or(PanicOwner::Crate)
+}
+
+/// The batch-row error for a caught panic: [`Error::ModelPanicked`] when it came out of the
+/// model, [`Error::Internal`] (a bug in this crate) otherwise.
+pub(crate) fn panic_error(row: usize, payload: Box<dyn std::any::Any + Send>) -> Error {
+    let message = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into());
+    match take_panic_owner() {
+        PanicOwner::Model => Error::ModelPanicked { row, message },
+        PanicOwner::Crate | PanicOwner::CrateCallback => Error::Internal { row, message },
+    }
+}
 
 /// Index of the largest entry (the first one on ties; NaN entries are never chosen unless all
 /// are NaN, in which case 0).

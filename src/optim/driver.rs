@@ -326,11 +326,13 @@ fn run_in<O: Objective + ?Sized>(
         if pg <= cfg.pgtol {
             break Termination::GradientTolerance;
         }
-        if f_old - f <= cfg.ftol * f_old.abs().max(f.abs()).max(1.0) {
-            break Termination::FunctionTolerance;
-        }
+        // A line search cut off by the budget did not complete its iteration: the relative
+        // decrease of a truncated step says nothing about convergence.
         if budget_hit {
             break Termination::MaxEvaluations;
+        }
+        if f_old - f <= cfg.ftol * f_old.abs().max(f.abs()).max(1.0) {
+            break Termination::FunctionTolerance;
         }
     };
     Ok(finish(ws, f, pg, iter, evals, termination))

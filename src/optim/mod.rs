@@ -454,7 +454,8 @@ pub enum Termination {
     FunctionTolerance,
     /// Iteration budget spent.
     MaxIterations,
-    /// Function-evaluation budget spent.
+    /// Function-evaluation budget spent (also when it ran out inside a line search: that
+    /// iteration did not complete, so no convergence test is claimed).
     MaxEvaluations,
     /// The line search found no acceptable step (the best point is kept).
     LineSearchFailed,
@@ -545,9 +546,18 @@ pub struct Workspace {
 impl Workspace {
     /// A workspace pre-sized for `n` variables and memory `m` (so that even the first solve
     /// of that size allocates nothing but the result).
+    ///
+    /// The sizes are only a hint: a size no solve accepts (`m` above [`MAX_MEMORY`], or
+    /// `m · n` above [`MAX_HISTORY_ENTRIES`]) pre-sizes nothing, and the first solve sizes
+    /// the buffers instead.
     pub fn new(n: usize, m: usize) -> Self {
         let mut ws = Workspace::default();
-        ws.prepare(n, m, true);
+        let fits = m <= MAX_MEMORY
+            && n.checked_mul(m.max(1))
+                .is_some_and(|mn| mn <= MAX_HISTORY_ENTRIES);
+        if fits {
+            ws.prepare(n, m, true);
+        }
         ws
     }
 
@@ -578,6 +588,16 @@ impl Workspace {
         self.m = m;
     }
 }
+
+/// Largest history size accepted by [`Lbfgsb::with_memory`] (the compact representation
+/// factors dense `2m × 2m` matrices every iteration; published uses take m ≤ 50).
+pub const MAX_MEMORY: usize = 1024;
+
+/// Largest `memory · dimension` a solve accepts: the history holds `2 · m · n` numbers
+/// (`2^27` f64, 1 GiB, at the cap). A larger product is
+/// `InvalidParameter { name: "memory", .. }` at [`Lbfgsb::minimize`], before anything is
+/// allocated.
+pub const MAX_HISTORY_ENTRIES: usize = 1 << 26;
 
 /// L-BFGS-B solver (plain L-BFGS when no bounds are set).
 ///
@@ -656,9 +676,14 @@ impl Lbfgsb {
             bounds: None,
         }
     }
-    /// History size m ≥ 1.
+    /// History size `1 ≤ m ≤` [`MAX_MEMORY`] (parameter `"memory"`); at solve time
+    /// `m · n ≤` [`MAX_HISTORY_ENTRIES`] for `n` variables.
     pub fn with_memory(mut self, m: usize) -> Result<Self> {
-        self.memory = validate::at_least_one("memory", m)?;
+        validate::at_least_one("memory", m)?;
+        if m > MAX_MEMORY {
+            return Err(Error::parameter("memory", m, "in [1, 1024] (MAX_MEMORY)"));
+        }
+        self.memory = m;
         Ok(self)
     }
     /// Iteration budget ≥ 1.
@@ -701,7 +726,7 @@ impl Lbfgsb {
     }
     /// Crate-private setters for values the caller has validated already.
     pub(crate) fn with_memory_unchecked(mut self, m: usize) -> Self {
-        self.memory = m.max(1);
+        self.memory = m.clamp(1, MAX_MEMORY);
         self
     }
     pub(crate) fn with_budget_unchecked(mut self, iterations: usize, evaluations: usize) -> Self {
@@ -755,7 +780,8 @@ impl Lbfgsb {
     /// outside the bounds is projected into them.
     ///
     /// Errors: [`Error::ShapeMismatch`] if `x0.len() != obj.dim()` or the bounds have another
-    /// length, [`Error::NonFinite`] if `x0` holds NaN/Inf, and the objective's own error
+    /// length, [`Error::NonFinite`] if `x0` holds NaN/Inf, `InvalidParameter { name:
+    /// "memory", .. }` if `memory · n` exceeds [`MAX_HISTORY_ENTRIES`], and the objective's own error
     /// when an evaluation returns `Err` (see [`Objective`]). Everything else (a non-finite
     /// objective at the start, a failed line search, spent budgets) is reported in
     /// [`Solution::termination`] with the best point kept.
@@ -845,6 +871,15 @@ impl Lbfgsb {
         crate::error::check_finite(x0, "x0")?;
         if let Some(b) = &self.bounds {
             b.check_fits(n, "bounds")?;
+        }
+        if n.checked_mul(self.memory)
+            .is_none_or(|mn| mn > MAX_HISTORY_ENTRIES)
+        {
+            return Err(Error::parameter(
+                "memory",
+                self.memory,
+                "such that memory · dimension <= 2^26 (MAX_HISTORY_ENTRIES)",
+            ));
         }
         driver::run(self, obj, x0, ws, observer)
     }
