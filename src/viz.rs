@@ -75,11 +75,28 @@ pub struct Canvas {
 
 impl Canvas {
     /// A `width × height` canvas filled with `background`.
+    ///
+    /// # Panics
+    /// If `width · height` overflows `usize` (or the allocation fails); sizes that come from
+    /// user input go through [`try_new`](Self::try_new).
     pub fn new(width: usize, height: usize, background: u8) -> Self {
         Canvas {
             width,
             height,
             pixels: vec![background; width * height],
+        }
+    }
+
+    /// [`new`](Self::new) for sizes from user input: more than [`MAX_GRID_PIXELS`] pixels
+    /// (or a product that overflows) is an [`Error::InvalidParameter`], before any allocation.
+    pub fn try_new(width: usize, height: usize, background: u8) -> Result<Self> {
+        match width.checked_mul(height) {
+            Some(p) if p <= MAX_GRID_PIXELS => Ok(Canvas::new(width, height, background)),
+            _ => Err(Error::parameter(
+                "canvas width × height",
+                format!("{width} × {height}"),
+                "at most MAX_GRID_PIXELS (2^28) pixels",
+            )),
         }
     }
 
@@ -757,6 +774,18 @@ fn format_factor(k: f64) -> String {
 mod tests {
     use super::*;
     use ndarray::Array1;
+
+    #[test]
+    fn absurd_canvas_sizes_are_typed_errors() {
+        let c = Canvas::try_new(3, 2, 255).unwrap();
+        assert_eq!((c.width(), c.height()), (3, 2));
+        for (w, h) in [(usize::MAX, 2), (1 << 32, 1 << 32), (1 << 15, 1 << 14)] {
+            assert!(matches!(
+                Canvas::try_new(w, h, 0),
+                Err(Error::InvalidParameter { .. })
+            ));
+        }
+    }
 
     #[test]
     fn absurd_grid_sizes_are_typed_errors_before_any_allocation() {

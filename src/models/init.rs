@@ -5,9 +5,10 @@ use crate::error::{Error, Result};
 use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
 
-/// The largest number of weights a constructor allocates for one tensor (2³² ≈ 4.3e9 `f64`,
-/// 32 GiB): larger products are rejected with a typed error before any allocation.
-pub const MAX_TENSOR_LEN: usize = 1 << 32;
+/// The largest number of weights a constructor allocates for one tensor (2²⁸ ≈ 2.7e8 `f64`,
+/// 2 GiB; the paper's largest layer has 3.9e5): larger products are rejected with a typed
+/// error before any allocation.
+pub const MAX_TENSOR_LEN: usize = 1 << 28;
 
 /// The product of `dims`, or an [`Error::InvalidConfig`] naming `what` when it overflows or
 /// exceeds [`MAX_TENSOR_LEN`].
