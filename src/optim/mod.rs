@@ -57,9 +57,11 @@ mod linesearch;
 mod memory;
 #[cfg(test)]
 mod model_tests;
+mod stepper;
 mod subspace;
 
 pub use linesearch::LineSearch;
+pub use stepper::{Request, Stepper};
 
 use crate::error::{Error, Result};
 use crate::validate;
