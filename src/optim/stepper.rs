@@ -566,12 +566,14 @@ impl Stepper {
         if self.pg <= self.pgtol {
             return self.finish(Termination::GradientTolerance);
         }
+        // As in `minimize`: a line search cut off by the budget did not complete its
+        // iteration, so its decrease says nothing about convergence.
+        if budget_hit {
+            return self.finish(Termination::MaxEvaluations);
+        }
         let f = self.f;
         if f_old - f <= self.ftol * f_old.abs().max(f.abs()).max(1.0) {
             return self.finish(Termination::FunctionTolerance);
-        }
-        if budget_hit {
-            return self.finish(Termination::MaxEvaluations);
         }
         self.next_iteration()
     }
