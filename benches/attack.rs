@@ -5,7 +5,16 @@
 //! cargo bench --bench attack                      # criterion groups
 //! ATTACK_BENCH_FULL=1 cargo bench --bench attack  # + 10 000 test images untargeted, 2 threads
 //! ATTACK_BENCH_COMPARE=1 cargo bench --bench attack -- --list   # settings comparison only
+//! ATTACK_BENCH_LOCKSTEP=1 cargo bench --bench attack -- --list  # 256 rows: per-row vs lockstep
+//! ATTACK_BENCH_LOCKSTEP=full cargo bench --bench attack -- --list # + the test set, lockstep
 //! ```
+//!
+//! `ATTACK_BENCH_LOCKSTEP` prints the per-example CPU time (one thread: the batch's thread CPU
+//! time / rows) of `attack_batch` (per row) and `attack_batch_lockstep` (batch 256) on the
+//! first 256 test images, FC100-100-10 and FC500-150-10, targeted and nearest, with the
+//! distortion and evaluation counts of both. Issue targets (one core, per example):
+//! FC100-100-10 targeted ≤ 1.5 ms, nearest ≤ 4 ms; FC500-150-10 targeted ≤ 4 ms, nearest
+//! ≤ 10 ms; the whole test set untargeted on FC100-100-10 ≤ 8 s wall on 2 cores.
 //!
 //! `ATTACK_BENCH_COMPARE=1` prints, for the first 100 test images (`ATTACK_BENCH_IMAGES=n`
 //! for another number) on FC100-100-10, mean and
@@ -27,7 +36,10 @@ use criterion::measurement::{Measurement, ValueFormatter, WallTime};
 use criterion::{Criterion, criterion_group, criterion_main};
 use intriguing::ClassifierExt;
 use intriguing::analysis::{Crown, CrownConfig};
-use intriguing::attack::{AttackConfig, Penalty, Target, attack_batch, find_minimal_perturbation};
+use intriguing::attack::{
+    AttackConfig, DEFAULT_LOCKSTEP_BATCH, Penalty, Target, attack_batch, attack_batch_lockstep,
+    find_minimal_perturbation,
+};
 use intriguing::data::Mnist;
 use intriguing::models::{Mlp, Preset, train};
 use std::hint::black_box;
@@ -321,9 +333,81 @@ fn full_test_set(mlp: &Mlp, mnist: &Mnist) {
     );
 }
 
+/// 256 rows on one thread, per row vs lockstep: per-example thread CPU time, distortion and
+/// gradient evaluations of both (see the module docs).
+fn lockstep_table(mnist: &Mnist, full: bool) {
+    let config = AttackConfig::default();
+    let rows = 256;
+    let xs = mnist.test_images.slice(ndarray::s![..rows, ..]);
+    println!("| model | target | path | CPU ms / example | mean RMS | grad evals / example |");
+    println!("|---|---|---|---|---|---|");
+    for (preset, epochs) in [(Preset::Fc100_100_10, 5), (Preset::Fc500_150_10, 3)] {
+        let mlp = model(preset, epochs, mnist);
+        let preds = mlp.predict_batch(xs).unwrap();
+        for kind in ["targeted", "nearest"] {
+            let targets: Vec<Target> = (0..rows)
+                .map(|i| match kind {
+                    "targeted" => Target::Label((preds[i] + 1 + i % 9) % 10),
+                    _ => Target::Nearest {
+                        true_label: preds[i],
+                    },
+                })
+                .collect();
+            for path in ["per row", "lockstep"] {
+                let cpu0 = thread_cpu_seconds();
+                let res = if path == "per row" {
+                    attack_batch(&mlp, xs, &targets, &config, 1).unwrap()
+                } else {
+                    attack_batch_lockstep(&mlp, xs, &targets, &config, 1, DEFAULT_LOCKSTEP_BATCH)
+                        .unwrap()
+                };
+                let cpu_ms = (thread_cpu_seconds() - cpu0) * 1e3 / rows as f64;
+                let rms: Vec<f64> = res.iter().filter_map(|r| r.as_ref().ok()?.rms()).collect();
+                let evals: usize = res
+                    .iter()
+                    .filter_map(|r| Some(r.as_ref().ok()?.gradient_evaluations))
+                    .sum();
+                println!(
+                    "| {preset} | {kind} | {path} | {cpu_ms:.2} | {:.5} | {:.1} |",
+                    rms.iter().sum::<f64>() / rms.len().max(1) as f64,
+                    evals as f64 / rows as f64
+                );
+            }
+        }
+    }
+    if full {
+        let mlp = model(Preset::Fc100_100_10, 5, mnist);
+        let all = mnist.test_images.view();
+        let labels = mlp.predict_batch(all).unwrap();
+        let targets: Vec<Target> = labels
+            .iter()
+            .map(|&y| Target::Untargeted { true_label: y })
+            .collect();
+        let cpu0 = process_cpu_seconds();
+        let t = Instant::now();
+        let res =
+            attack_batch_lockstep(&mlp, all, &targets, &config, 2, DEFAULT_LOCKSTEP_BATCH).unwrap();
+        let secs = t.elapsed().as_secs_f64();
+        let cpu = process_cpu_seconds() - cpu0;
+        let ok = res
+            .iter()
+            .filter(|r| r.as_ref().is_ok_and(|r| r.success()))
+            .count();
+        println!(
+            "FC100-100-10 untargeted, lockstep, all {} test images, 2 threads: wall {secs:.1} s, \
+             CPU {cpu:.1} s (both threads), {ok} successes",
+            res.len()
+        );
+    }
+}
+
 fn bench(c: &mut Criterion<ThreadCpuTime>) {
     let mnist = Mnist::load(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/data/mnist"))
         .expect("bundled MNIST");
+    if let Some(v) = std::env::var_os("ATTACK_BENCH_LOCKSTEP") {
+        lockstep_table(&mnist, v == "full");
+        return;
+    }
     if std::env::var_os("ATTACK_BENCH_FULL").is_some() {
         full_test_set(&model(Preset::Fc100_100_10, 5, &mnist), &mnist);
         return;
@@ -376,6 +460,40 @@ fn bench(c: &mut Criterion<ThreadCpuTime>) {
                     i += 1;
                     black_box(
                         find_minimal_perturbation(&mlp, xs.row(k), target_of(k), &config).unwrap(),
+                    )
+                })
+            });
+        }
+        // Whole batches, per row vs lockstep (one thread): one iteration = `rows` attacks;
+        // the per-example figure is the time / rows (the ATTACK_BENCH_LOCKSTEP table does
+        // 256 rows once).
+        let rows = 32;
+        let bx = mnist.test_images.slice(ndarray::s![..rows, ..]);
+        let bpreds = mlp.predict_batch(bx).unwrap();
+        for kind in ["targeted", "nearest"] {
+            let targets: Vec<Target> = (0..rows)
+                .map(|i| match kind {
+                    "targeted" => Target::Label((bpreds[i] + 1 + i % 9) % 10),
+                    _ => Target::Nearest {
+                        true_label: bpreds[i],
+                    },
+                })
+                .collect();
+            group.bench_function(format!("{kind}_{rows}_rows_per_row"), |b| {
+                b.iter(|| black_box(attack_batch(&mlp, bx, &targets, &config, 1).unwrap()))
+            });
+            group.bench_function(format!("{kind}_{rows}_rows_lockstep"), |b| {
+                b.iter(|| {
+                    black_box(
+                        attack_batch_lockstep(
+                            &mlp,
+                            bx,
+                            &targets,
+                            &config,
+                            1,
+                            DEFAULT_LOCKSTEP_BATCH,
+                        )
+                        .unwrap(),
                     )
                 })
             });
