@@ -15,6 +15,9 @@
 //! distortion and evaluation counts of both. Issue targets (one core, per example):
 //! FC100-100-10 targeted ≤ 1.5 ms, nearest ≤ 4 ms; FC500-150-10 targeted ≤ 4 ms, nearest
 //! ≤ 10 ms; the whole test set untargeted on FC100-100-10 ≤ 8 s wall on 2 cores.
+//! `ATTACK_BENCH_LOCKSTEP_BATCHES=0,16,64,256` chooses the paths: 0 is the per-row
+//! `attack_batch`, any other number a lockstep run with that `max_batch` (default:
+//! `0,DEFAULT_LOCKSTEP_BATCH`).
 //!
 //! `ATTACK_BENCH_COMPARE=1` prints, for the first 100 test images (`ATTACK_BENCH_IMAGES=n`
 //! for another number) on FC100-100-10, mean and
@@ -339,6 +342,10 @@ fn lockstep_table(mnist: &Mnist, full: bool) {
     let config = AttackConfig::default();
     let rows = 256;
     let xs = mnist.test_images.slice(ndarray::s![..rows, ..]);
+    let batches: Vec<usize> = std::env::var("ATTACK_BENCH_LOCKSTEP_BATCHES")
+        .ok()
+        .map(|v| v.split(',').filter_map(|b| b.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![0, DEFAULT_LOCKSTEP_BATCH]);
     println!("| model | target | path | CPU ms / example | mean RMS | grad evals / example |");
     println!("|---|---|---|---|---|---|");
     for (preset, epochs) in [(Preset::Fc100_100_10, 5), (Preset::Fc500_150_10, 3)] {
@@ -353,13 +360,16 @@ fn lockstep_table(mnist: &Mnist, full: bool) {
                     },
                 })
                 .collect();
-            for path in ["per row", "lockstep"] {
+            for &batch in &batches {
+                let path = match batch {
+                    0 => "per row".to_string(),
+                    b => format!("lockstep {b}"),
+                };
                 let cpu0 = thread_cpu_seconds();
-                let res = if path == "per row" {
+                let res = if batch == 0 {
                     attack_batch(&mlp, xs, &targets, &config, 1).unwrap()
                 } else {
-                    attack_batch_lockstep(&mlp, xs, &targets, &config, 1, DEFAULT_LOCKSTEP_BATCH)
-                        .unwrap()
+                    attack_batch_lockstep(&mlp, xs, &targets, &config, 1, batch).unwrap()
                 };
                 let cpu_ms = (thread_cpu_seconds() - cpu0) * 1e3 / rows as f64;
                 let rms: Vec<f64> = res.iter().filter_map(|r| r.as_ref().ok()?.rms()).collect();
