@@ -274,41 +274,7 @@ fn run_in<O: Objective + ?Sized>(
             break Termination::LineSearchFailed;
         };
         let f_new = if from_best { fbest } else { f_last };
-        // s = x⁺ − x, y = g⁺ − g, and their inner products, in one pass.
-        let (sy, ss, yy) = {
-            let (xa, ga) = if from_best {
-                (&ws.xb, &ws.gb)
-            } else {
-                (&ws.xt, &ws.gt)
-            };
-            let (s, y) = ws.mem.spare_mut();
-            let (mut sy, mut ss, mut yy) = (0.0, 0.0, 0.0);
-            for (((((si, yi), xa), x), ga), g) in s
-                .iter_mut()
-                .zip(y.iter_mut())
-                .zip(xa)
-                .zip(&ws.x)
-                .zip(ga)
-                .zip(&ws.g)
-            {
-                let sv = xa - x;
-                let yv = ga - g;
-                *si = sv;
-                *yi = yv;
-                sy += sv * yv;
-                ss += sv * sv;
-                yy += yv * yv;
-            }
-            (sy, ss, yy)
-        };
-        if from_best {
-            std::mem::swap(&mut ws.x, &mut ws.xb);
-            std::mem::swap(&mut ws.g, &mut ws.gb);
-        } else {
-            std::mem::swap(&mut ws.x, &mut ws.xt);
-            std::mem::swap(&mut ws.g, &mut ws.gt);
-        }
-        ws.mem.admit_with(sy, ss, yy);
+        ws.accept_step(from_best);
         let f_old = f;
         f = f_new;
         iter += 1;

@@ -546,6 +546,47 @@ pub struct Workspace {
 }
 
 impl Workspace {
+    /// Accepts the line search's point (`xb`/`gb` when `from_best`, else `xt`/`gt`) as the new
+    /// iterate: `s = x⁺ − x`, `y = g⁺ − g` and their inner products in one pass into the
+    /// memory's spare pair, the swap, and the memory update (shared by [`Lbfgsb::minimize`]
+    /// and [`Stepper`], so the two stay bit-identical).
+    pub(crate) fn accept_step(&mut self, from_best: bool) {
+        let (sy, ss, yy) = {
+            let (xa, ga) = if from_best {
+                (&self.xb, &self.gb)
+            } else {
+                (&self.xt, &self.gt)
+            };
+            let (s, y) = self.mem.spare_mut();
+            let (mut sy, mut ss, mut yy) = (0.0, 0.0, 0.0);
+            for (((((si, yi), xa), x), ga), g) in s
+                .iter_mut()
+                .zip(y.iter_mut())
+                .zip(xa)
+                .zip(&self.x)
+                .zip(ga)
+                .zip(&self.g)
+            {
+                let sv = xa - x;
+                let yv = ga - g;
+                *si = sv;
+                *yi = yv;
+                sy += sv * yv;
+                ss += sv * sv;
+                yy += yv * yv;
+            }
+            (sy, ss, yy)
+        };
+        if from_best {
+            std::mem::swap(&mut self.x, &mut self.xb);
+            std::mem::swap(&mut self.g, &mut self.gb);
+        } else {
+            std::mem::swap(&mut self.x, &mut self.xt);
+            std::mem::swap(&mut self.g, &mut self.gt);
+        }
+        self.mem.admit_with(sy, ss, yy);
+    }
+
     /// A workspace pre-sized for `n` variables and memory `m` (so that even the first solve
     /// of that size allocates nothing but the result).
     ///

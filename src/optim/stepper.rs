@@ -515,41 +515,7 @@ impl Stepper {
             return self.finish(Termination::LineSearchFailed);
         };
         let f_new = if from_best { self.fbest } else { self.f_last };
-        let ws = &mut self.ws;
-        let (sy, ss, yy) = {
-            let (xa, ga) = if from_best {
-                (&ws.xb, &ws.gb)
-            } else {
-                (&ws.xt, &ws.gt)
-            };
-            let (s, y) = ws.mem.spare_mut();
-            let (mut sy, mut ss, mut yy) = (0.0, 0.0, 0.0);
-            for (((((si, yi), xa), x), ga), g) in s
-                .iter_mut()
-                .zip(y.iter_mut())
-                .zip(xa)
-                .zip(&ws.x)
-                .zip(ga)
-                .zip(&ws.g)
-            {
-                let sv = xa - x;
-                let yv = ga - g;
-                *si = sv;
-                *yi = yv;
-                sy += sv * yv;
-                ss += sv * sv;
-                yy += yv * yv;
-            }
-            (sy, ss, yy)
-        };
-        if from_best {
-            std::mem::swap(&mut ws.x, &mut ws.xb);
-            std::mem::swap(&mut ws.g, &mut ws.gb);
-        } else {
-            std::mem::swap(&mut ws.x, &mut ws.xt);
-            std::mem::swap(&mut ws.g, &mut ws.gt);
-        }
-        ws.mem.admit_with(sy, ss, yy);
+        self.ws.accept_step(from_best);
         let f_old = self.f;
         self.f = f_new;
         self.iter += 1;
