@@ -30,6 +30,8 @@ fn build_examples() {
             (cfg!(feature = "argmin"), "argmin"),
             (cfg!(feature = "linalg"), "linalg"),
             (cfg!(feature = "openblas-system"), "openblas-system"),
+            (cfg!(feature = "candle"), "candle"),
+            (cfg!(feature = "serde"), "serde"),
         ] {
             if on {
                 features.push(name);
@@ -47,7 +49,12 @@ fn build_examples() {
             Some("release") => {
                 cmd.arg("--release");
             }
-            Some("debug") | None => {}
+            // `cargo test` puts its test profile in `debug/` too: build the examples with
+            // it, so the dependencies it has just compiled are reused (the dev profile would
+            // compile every one of them a second time).
+            Some("debug") | None => {
+                cmd.args(["--profile", "test"]);
+            }
             Some(other) => {
                 cmd.args(["--profile", other]);
             }
