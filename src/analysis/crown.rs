@@ -1324,14 +1324,23 @@ fn cap_of(ai: f64, xi: f64) -> f64 {
 }
 
 impl RowPrep {
-    /// Two branch-free passes over the row: the sums in four lanes each (the error bound of a
-    /// sum does not depend on its order), then the movable coordinates, each written at the
-    /// next free slot unconditionally and kept by advancing the slot.
+    /// One branch-free pass over the row: the sums in four lanes each (the error bound of a
+    /// sum does not depend on its order) and, for the box, the movable coordinates, each
+    /// written at the next free slot unconditionally and kept by advancing the slot.
     fn fill(&mut self, a: &[f64], x0: &[f64], use_box: bool) {
         let n = a.len();
         debug_assert_eq!(n, x0.len());
+        // Without the box only slot 0 is written, and never kept.
+        let slots = if use_box { n + 1 } else { 1 };
+        if self.abs_a.len() < slots {
+            self.abs_a.resize(slots, 0.0);
+            self.cap.resize(slots, 0.0);
+        }
+        let keep = usize::from(use_box);
+        let (abs_a, cap) = (&mut self.abs_a[..slots], &mut self.cap[..slots]);
+        let mut m = 0usize;
         let mut acc = [[0.0f64; 4]; 6];
-        let lane = |acc: &mut [[f64; 4]; 6], l: usize, ai: f64, xi: f64| {
+        let mut lane = |acc: &mut [[f64; 4]; 6], l: usize, ai: f64, xi: f64| {
             let p = ai * xi;
             acc[0][l] += p;
             acc[1][l] += p.abs();
@@ -1340,6 +1349,9 @@ impl RowPrep {
             acc[4][l] += ai.abs();
             let c = cap_of(ai, xi);
             acc[5][l] += c * c;
+            abs_a[m] = ai.abs();
+            cap[m] = c;
+            m += keep * usize::from(c > 0.0);
         };
         let (ac, xc) = (a.chunks_exact(4), x0[..n].chunks_exact(4));
         let (ar, xr) = (ac.remainder(), xc.remainder());
@@ -1352,20 +1364,6 @@ impl RowPrep {
             lane(&mut acc, 0, ai, xi);
         }
         let [ax0, mag, na2, box_v, abs_sum, cap2] = acc.map(|v| (v[0] + v[1]) + (v[2] + v[3]));
-        let mut m = 0usize;
-        if use_box {
-            if self.abs_a.len() < n + 1 {
-                self.abs_a.resize(n + 1, 0.0);
-                self.cap.resize(n + 1, 0.0);
-            }
-            let (abs_a, cap) = (&mut self.abs_a[..n + 1], &mut self.cap[..n + 1]);
-            for (&ai, &xi) in a.iter().zip(x0) {
-                let c = cap_of(ai, xi);
-                abs_a[m] = ai.abs();
-                cap[m] = c;
-                m += usize::from(c > 0.0);
-            }
-        }
         self.ax0 = ax0;
         self.mag = mag;
         self.na = na2.sqrt();
