@@ -20,7 +20,8 @@
 //! 2 cores. Beside them, `crown_untargeted` / `crown_per_class` certify the same images with
 //! `analysis::Crown` (issue 18); target: one FC100-100-10 untargeted certificate ≤ the time of
 //! one nearest attack on it (measured: 13.5 ms against 11.2 ms in one run, 1.20×, not met;
-//! 3.19× before the speed work of issue 18 part A; docs/analysis.md §4b).
+//! 3.19× before the speed work of issue 18 part A; ≈ 1.06× after the one-pass row
+//! preparation, paired whole-process CPU time; docs/analysis.md §4b).
 //! Models are trained once with the presets' recipe shortened to a few epochs and
 //! cached under `target/attack_bench/`.
 
