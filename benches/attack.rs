@@ -5,12 +5,19 @@
 //! cargo bench --bench attack                      # criterion groups
 //! ATTACK_BENCH_FULL=1 cargo bench --bench attack  # + 10 000 test images untargeted, 2 threads
 //! ATTACK_BENCH_COMPARE=1 cargo bench --bench attack -- --list   # settings comparison only
+//! ATTACK_BENCH_CROWN_RATIO=1 cargo bench --bench attack -- --list # certificate / nearest, paired
 //! ```
 //!
 //! `ATTACK_BENCH_COMPARE=1` prints, for the first 100 test images (`ATTACK_BENCH_IMAGES=n`
 //! for another number) on FC100-100-10, mean and
 //! median RMS distortion, gradient evaluations, L-BFGS-B runs and time per example (one
 //! thread) for the penalty, warm-start, refinement and nearest-pruning settings.
+//!
+//! `ATTACK_BENCH_CROWN_RATIO=1` prints, on FC100-100-10 and its 20 first test images, the
+//! CPU time of one untargeted `Crown::certify` over that of one nearest attack, in 7
+//! alternating rounds (each round: all 20 images certified, then all 20 attacked), with the
+//! median of the per-round ratios: on a shared machine a ratio within a round is steadier
+//! than two criterion groups run minutes apart.
 //!
 //! Criterion here measures the benchmarking thread's **CPU time** (`/proc/thread-self/schedstat`,
 //! ns resolution), not wall time: the machine is shared, and CPU time is what one core costs.
@@ -20,8 +27,8 @@
 //! 2 cores. Beside them, `crown_untargeted` / `crown_per_class` certify the same images with
 //! `analysis::Crown` (issue 18); target: one FC100-100-10 untargeted certificate ≤ the time of
 //! one nearest attack on it (measured: 13.5 ms against 11.2 ms in one run, 1.20×, not met;
-//! 3.19× before the speed work of issue 18 part A; ≈ 1.06× after the one-pass row
-//! preparation, paired whole-process CPU time; docs/analysis.md §4b).
+//! 3.19× before the speed work of issue 18 part A; ≈ 1.06–1.12× after the one-pass row
+//! preparation, `ATTACK_BENCH_CROWN_RATIO=1`; docs/analysis.md §4b).
 //! Models are trained once with the presets' recipe shortened to a few epochs and
 //! cached under `target/attack_bench/`.
 
@@ -325,11 +332,51 @@ fn full_test_set(mlp: &Mlp, mnist: &Mnist) {
     );
 }
 
+/// Certificate / nearest attack CPU-time ratio in alternating rounds (see the header).
+fn crown_ratio(mlp: &Mlp, mnist: &Mnist) {
+    let n = 20;
+    let xs = mnist.test_images.slice(ndarray::s![..n, ..]).to_owned();
+    let preds = mlp.predict_batch(xs.view()).unwrap();
+    let crown = Crown::from_mlp(mlp).unwrap();
+    let (config, cc) = (AttackConfig::default(), CrownConfig::default());
+    let cpu = || thread_cpu_ns().map_or(f64::NAN, |v| v as f64 * 1e-6);
+    let mut ratios = Vec::new();
+    for round in 0..7 {
+        let t0 = cpu();
+        for (x, &y) in xs.outer_iter().zip(&preds) {
+            black_box(crown.certify(x, y, &cc).unwrap());
+        }
+        let t1 = cpu();
+        for (x, &y) in xs.outer_iter().zip(&preds) {
+            let target = Target::Nearest { true_label: y };
+            black_box(find_minimal_perturbation(mlp, x, target, &config).unwrap());
+        }
+        let t2 = cpu();
+        let (c, a) = ((t1 - t0) / n as f64, (t2 - t1) / n as f64);
+        println!(
+            "round {round}: certificate {c:.2} ms, nearest {a:.2} ms, ratio {:.3}",
+            c / a
+        );
+        ratios.push(c / a);
+    }
+    ratios.sort_by(f64::total_cmp);
+    println!(
+        "FC100-100-10 certificate / nearest CPU time: median {:.3} (min {:.3}, max {:.3})",
+        ratios[ratios.len() / 2],
+        ratios[0],
+        ratios[ratios.len() - 1]
+    );
+}
+
 fn bench(c: &mut Criterion<ThreadCpuTime>) {
     let mnist = Mnist::load(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/data/mnist"))
         .expect("bundled MNIST");
     if std::env::var_os("ATTACK_BENCH_FULL").is_some() {
         full_test_set(&model(Preset::Fc100_100_10, 5, &mnist), &mnist);
+        return;
+    }
+    if std::env::var_os("ATTACK_BENCH_CROWN_RATIO").is_some() {
+        crown_ratio(&model(Preset::Fc100_100_10, 5, &mnist), &mnist);
         return;
     }
     if std::env::var_os("ATTACK_BENCH_COMPARE").is_some() {
