@@ -28,7 +28,8 @@
 //! `analysis::Crown` (issue 18); target: one FC100-100-10 untargeted certificate ≤ the time of
 //! one nearest attack on it (measured: 13.5 ms against 11.2 ms in one run, 1.20×, not met;
 //! 3.19× before the speed work of issue 18 part A; ≈ 1.06–1.12× after the one-pass row
-//! preparation, `ATTACK_BENCH_CROWN_RATIO=1`; docs/analysis.md §4b).
+//! preparation; ≈ 0.79–0.82× after the model-based radius search without cheap passes,
+//! `ATTACK_BENCH_CROWN_RATIO=1`; docs/analysis.md §4b).
 //! Models are trained once with the presets' recipe shortened to a few epochs and
 //! cached under `target/attack_bench/`.
 

@@ -20,6 +20,10 @@ use ndarray::linalg::general_mat_mul;
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
 use std::cell::RefCell;
 
+/// The radius search's first step, as a fraction of the linearised distance to the nearest
+/// decision boundary.
+const GUESS_FRACTION: f64 = 0.45;
+
 /// Unit round-off of `f64`.
 const UNIT: f64 = f64::EPSILON / 2.0;
 
@@ -347,16 +351,14 @@ struct Pass {
     /// Magnitude bound of each op's output (`mag[k]` for op `k`); `mag_in` for the input.
     mag: Vec<Vec<f64>>,
     mag_in: Vec<f64>,
-    /// Per linear op except the last: the interval `[l, u]` of its outputs on the set.
-    bounds: Vec<Bounds>,
 }
 
 /// Lower and upper bounds of one layer's outputs.
 type Bounds = (Vec<f64>, Vec<f64>);
 
 /// The first layer's rows prepared for one input (see [`RowPrep`]), with the bounds of the
-/// last radius they were concretised at (a cheap pass and the full pass at the same radius
-/// share them) and the dual steps of every radius done (warm starts).
+/// last radius they were concretised at (a radius evaluated again reuses them) and the dual
+/// steps of every radius done (warm starts).
 #[derive(Debug, Default)]
 struct FirstLayer {
     preps: Vec<RowPrep>,
@@ -588,7 +590,7 @@ impl Crown {
         }
         let x0 = x.to_vec();
         let first = self.first_layer_prep(&x0, cfg.use_box);
-        Ok(self.evaluate(&x0, &first, label, eps, cfg.use_box, None).0)
+        Ok(self.evaluate(&x0, &first, label, eps, cfg.use_box))
     }
 
     fn check_label(&self, label: usize) -> Result<()> {
@@ -609,11 +611,9 @@ impl Crown {
         label: usize,
         eps: f64,
         use_box: bool,
-        cached: Option<&[Bounds]>,
-    ) -> (Vec<f64>, Vec<Bounds>) {
-        let pass = self.pass(x0, first, eps, use_box, cached);
-        let f = self.spec_bounds(&pass, x0, label, eps, use_box);
-        (f, pass.bounds)
+    ) -> Vec<f64> {
+        let pass = self.pass(x0, first, eps, use_box);
+        self.spec_bounds(&pass, x0, label, eps, use_box)
     }
 
     /// The final margins' lower bounds from a pass.
@@ -729,18 +729,7 @@ impl Crown {
     }
 
     /// Intermediate bounds, relaxations and magnitudes at radius `eps`.
-    ///
-    /// With `cached` (the `bounds` of a pass at a radius `ε' ≥ eps`, valid on
-    /// `S(eps) ⊆ S(ε')`), the layers after the first take those intervals instead of
-    /// computing their own (the first layer's are recomputed: they are cheap).
-    fn pass(
-        &self,
-        x0: &[f64],
-        first: &FirstLayer,
-        eps: f64,
-        use_box: bool,
-        cached: Option<&[Bounds]>,
-    ) -> Pass {
+    fn pass(&self, x0: &[f64], first: &FirstLayer, eps: f64, use_box: bool) -> Pass {
         let n_ops = self.ops.len();
         let mag_in: Vec<f64> = x0
             .iter()
@@ -751,7 +740,6 @@ impl Crown {
             pool: vec![Vec::new(); n_ops],
             mag: Vec::with_capacity(n_ops),
             mag_in,
-            bounds: vec![(Vec::new(), Vec::new()); n_ops],
         };
         // Bounds of the current op's input.
         let mut lo: Vec<f64> = Vec::new();
@@ -779,11 +767,7 @@ impl Crown {
                     if k == n_ops - 1 {
                         break;
                     }
-                    let (l, u) = match cached.map(|c| &c[k]) {
-                        Some((l, u)) if k > 0 && l.len() == w.rows() => (l.clone(), u.clone()),
-                        _ => self.linear_bounds(&pass, k, x0, first, eps, use_box),
-                    };
-                    pass.bounds[k] = (l.clone(), u.clone());
+                    let (l, u) = self.linear_bounds(&pass, k, x0, first, eps, use_box);
                     lo = l;
                     hi = u;
                 }
@@ -910,8 +894,10 @@ impl Crown {
     }
 
     /// The pass at a single point (all intervals degenerate): the relaxations are the
-    /// tangents, so the backward pass gives the Jacobian of the margins.
-    fn jacobian_guess(&self, x0: &[f64], y: usize, margins: &[f64]) -> f64 {
+    /// tangents, so the backward pass gives the Jacobian of the margins. Returns the
+    /// linearised distance `margin_j / ‖∇ margin_j‖` per class (`+∞` at `y` and for a zero
+    /// gradient).
+    fn jacobian_guess(&self, x0: &[f64], y: usize, margins: &[f64]) -> Vec<f64> {
         let outs = self.forward(ArrayView1::from(x0));
         let n_ops = self.ops.len();
         let mut pass = Pass {
@@ -919,7 +905,6 @@ impl Crown {
             pool: vec![Vec::new(); n_ops],
             mag: Vec::new(),
             mag_in: Vec::new(),
-            bounds: Vec::new(),
         };
         for k in 0..n_ops {
             let input = if k == 0 {
@@ -961,23 +946,24 @@ impl Crown {
         }
         let (a, _) = self.backward(&pass, lam, Array1::zeros(k), last);
         (0..k)
-            .filter(|&j| j != y)
             .map(|j| {
                 let n = a.row(j).dot(&a.row(j)).sqrt();
-                if n > 0.0 {
+                if j != y && n > 0.0 {
                     margins[j] / n
                 } else {
                     f64::INFINITY
                 }
             })
-            .fold(f64::INFINITY, f64::min)
+            .collect()
     }
 
     /// The largest certified radii of one input against its label `label` (see
-    /// [`CrownCertificate`]): the radius is searched by safeguarded regula falsi (Illinois)
-    /// on the smallest margin lower bound, starting from half the linearised distance
-    /// `min_j margin_j / ‖∇ margin_j‖`; every reported radius is one at which the bound was
-    /// evaluated and found positive, so the search only affects tightness, never soundness.
+    /// [`CrownCertificate`]): the radius is searched on the smallest margin lower bound by
+    /// safeguarded quadratic interpolation, starting from 0.45 of the linearised distance
+    /// `min_j margin_j / ‖∇ margin_j‖`, until the certified and the refuted radius are within
+    /// the relative tolerance [`CrownConfig::with_rtol`]; every reported radius is one at
+    /// which the bound was evaluated and found positive, so the search only affects
+    /// tightness and cost, never soundness.
     ///
     /// # Examples
     ///
@@ -1040,42 +1026,17 @@ impl Crown {
             .iter()
             .enumerate()
             .any(|(j, &m)| j != label && m <= 0.0);
-        // The intervals of every full pass, by radius: a pass at `ε' ≥ ε` gives valid
-        // intervals at `ε`. Before a full pass, a cheap one with the intervals of the smallest
-        // such `ε'` is tried (only the margins' backward pass); when it already certifies what
-        // the search asks (`need`: one class, or all for `None`) it is taken — a valid
-        // certificate, since those intervals hold on `S(ε)`. Refutations come from full
-        // passes only, so the bracket the search ends with is the one of full passes.
-        let mut passes: Vec<(f64, Vec<Bounds>)> = Vec::new();
+        // One relaxation pass at `ε`, recorded in the per-class brackets. (Reusing the
+        // intervals of a pass at a larger radius, valid at `ε`, for a cheaper pass was tried:
+        // near the threshold, where the search spends its passes, it certified about one
+        // time in nine and cost more than it saved; docs/analysis.md §4b.)
         let eval = |eps: f64,
-                    need: Option<usize>,
                     lo: &mut Vec<(f64, f64)>,
                     hi: &mut Vec<Option<(f64, f64)>>,
-                    evaluations: &mut usize,
-                    passes: &mut Vec<(f64, Vec<Bounds>)>|
+                    evaluations: &mut usize|
          -> Vec<f64> {
-            let nearest_above = passes
-                .iter()
-                .filter(|(e, _)| *e >= eps)
-                .min_by(|a, b| a.0.total_cmp(&b.0));
-            if let Some((_, b)) = nearest_above {
-                let (f, _) = self.evaluate(&x0, &first, label, eps, cfg.use_box, Some(b));
-                let certified = match need {
-                    None => (0..k).all(|j| j == label || f[j] > 0.0),
-                    Some(j) => f[j] > 0.0,
-                };
-                if certified {
-                    for j in (0..k).filter(|&j| j != label) {
-                        if f[j] > 0.0 && eps > lo[j].0 {
-                            lo[j] = (eps, f[j]);
-                        }
-                    }
-                    return f;
-                }
-            }
             *evaluations += 1;
-            let (f, bounds) = self.evaluate(&x0, &first, label, eps, cfg.use_box, None);
-            passes.push((eps, bounds));
+            let f = self.evaluate(&x0, &first, label, eps, cfg.use_box);
             for j in (0..k).filter(|&j| j != label) {
                 if f[j] > 0.0 {
                     if eps > lo[j].0 {
@@ -1087,12 +1048,18 @@ impl Crown {
             }
             f
         };
-        let guess = 0.5 * self.jacobian_guess(&x0, label, &margins);
-        let guess = if guess.is_finite() && guess > 0.0 {
-            guess.min(eps_max)
-        } else {
-            eps_max.min(1.0)
+        // The first step: a fraction of the linearised distance (the bound falls faster than
+        // linearly, and its root lies at 0.33–0.56 of that distance on the MNIST MLPs).
+        let lin = self.jacobian_guess(&x0, label, &margins);
+        let first_step = |d: f64| {
+            let g = GUESS_FRACTION * d;
+            if g.is_finite() && g > 0.0 {
+                g.min(eps_max)
+            } else {
+                eps_max.min(1.0)
+            }
         };
+        let lin_min = lin.iter().copied().fold(f64::INFINITY, f64::min);
         // Untargeted search on F(ε) = min_j f_j(ε).
         let untargeted = if untargeted_fails {
             0.0
@@ -1109,14 +1076,23 @@ impl Crown {
                 .filter(|&(j, _)| j != label)
                 .map(|(_, &m)| m)
                 .fold(f64::INFINITY, f64::min);
-            search((0.0, f0), None, guess, eps_max, cfg, &mut |eps| {
-                let f = eval(eps, None, &mut lo, &mut hi, &mut evaluations, &mut passes);
-                let (v, j) = min_f(&f);
-                if v <= 0.0 {
-                    nearest_class = j;
-                }
-                v
-            })
+            let origin = (f0, f0 / lin_min);
+            search(
+                origin,
+                (0.0, f0),
+                None,
+                first_step(lin_min),
+                eps_max,
+                cfg,
+                &mut |eps| {
+                    let f = eval(eps, &mut lo, &mut hi, &mut evaluations);
+                    let (v, j) = min_f(&f);
+                    if v <= 0.0 {
+                        nearest_class = j;
+                    }
+                    v
+                },
+            )
         };
         let per_class = if cfg.per_class {
             let mut out = vec![f64::INFINITY; k];
@@ -1126,16 +1102,16 @@ impl Crown {
                     continue;
                 }
                 let (l0, h0) = (lo[j], hi[j]);
-                out[j] = search(l0, h0, guess.max(l0.0), eps_max, cfg, &mut |eps| {
-                    eval(
-                        eps,
-                        Some(j),
-                        &mut lo,
-                        &mut hi,
-                        &mut evaluations,
-                        &mut passes,
-                    )[j]
-                })
+                let origin = (margins[j], margins[j] / lin[j]);
+                out[j] = search(
+                    origin,
+                    l0,
+                    h0,
+                    first_step(lin[j]),
+                    eps_max,
+                    cfg,
+                    &mut |eps| eval(eps, &mut lo, &mut hi, &mut evaluations)[j],
+                )
                 .max(untargeted);
             }
             Some(out)
@@ -1197,12 +1173,25 @@ impl LabelBound for Crown {
     }
 }
 
-/// Largest `ε` with `f(ε) > 0` found by Illinois regula falsi from the certified point `lo`
-/// (and the refuted point `hi`, if known); while no refuted point is known, tries `guess`,
-/// then the secant root through the start and the last certified point (at most doubling).
-/// Returns a radius at which `f` was positive (or `lo.0`), or
-/// `f64::INFINITY` when `f(eps_max) > 0` with a finite box radius.
+/// Largest `ε` with `f(ε) > 0`, to the relative tolerance `cfg.rtol`, from the certified
+/// point `lo` (and the refuted point `hi`, if known).
+///
+/// `origin` is `(f(0), p)` with `p` an estimate of `−f′(0)` (the norm of the margin's
+/// gradient at the input). The steps follow a model of the bound, which falls faster than
+/// linearly in `ε` (the intermediate intervals widen with it):
+/// - while one side is known only through the origin, `f(ε) ≈ f(0) − pε − qε²` with `q` fitted
+///   to the evaluated end;
+/// - once both ends are evaluated, the quadratic through them and the evaluated point (or the
+///   origin) nearest to them;
+/// - a root estimate within `0.9·rtol` of an end is moved to that distance, where either
+///   outcome ends the search if the estimate was right; two steps in a row that do not halve
+///   the bracket make the next one a bisection.
+///
+/// The first step is `guess`. Returns a radius at which `f` was positive (or `lo.0`), or
+/// `f64::INFINITY` when `f(eps_max) > 0` with a finite box radius. The steps only affect how
+/// many evaluations the search takes and how close to the threshold it ends, never soundness.
 fn search(
+    origin: (f64, f64),
     mut lo: (f64, f64),
     mut hi: Option<(f64, f64)>,
     guess: f64,
@@ -1211,82 +1200,121 @@ fn search(
     f: &mut dyn FnMut(f64) -> f64,
 ) -> f64 {
     let boxed = cfg.use_box;
-    let start = lo;
-    // The end replaced last (a third point for interpolation), and whether the next step is
-    // a bisection.
-    let mut third: Option<(f64, f64)> = None;
-    let mut bisect = false;
+    let rtol = cfg.rtol;
+    // The points evaluated (with the origin), for the model's third point.
+    let mut pts: Vec<(f64, f64)> = vec![(0.0, origin.0)];
+    pts.extend([Some(lo), hi].into_iter().flatten().filter(|p| p.0 > 0.0));
+    let (mut slow, mut bisect) = (0u8, false);
     for _ in 0..cfg.max_evaluations {
+        let (l, fl) = lo;
         let eps = match hi {
             None => {
-                if lo.0 >= eps_max {
-                    return if boxed { f64::INFINITY } else { lo.0 };
+                if l >= eps_max {
+                    return if boxed { f64::INFINITY } else { l };
                 }
-                if lo.0 == 0.0 {
+                if l == 0.0 {
                     guess
                 } else {
-                    // The secant through the starting point and `lo` (the bound falls faster
-                    // than linearly, so its root tends to lie just beyond the bound's).
-                    let (l, fl) = lo;
-                    let sec = if start.1 > fl && fl.is_finite() && l > start.0 {
-                        l + fl * (l - start.0) / (start.1 - fl)
-                    } else {
-                        f64::NAN
-                    };
-                    let e = if sec > l {
-                        sec * (1.0 + cfg.rtol)
-                    } else {
-                        2.0 * l
-                    };
+                    // A step within `0.9·rtol` of `l` ends the search if refuted.
+                    let close = l / (1.0 - 0.9 * rtol);
+                    let r = slope_root(origin, lo);
+                    let e = if r > close { r } else { close };
                     e.min(2.0 * l).min(eps_max)
                 }
             }
             Some((h, fh)) => {
-                if h - lo.0 <= cfg.rtol * h {
+                if h - l <= rtol * h {
                     break;
                 }
-                let (l, fl) = lo;
-                // Inverse quadratic interpolation through the bracket and the last point
-                // evaluated inside neither end (the bound is curved: it falls faster near its
-                // root), else the secant.
-                let iqi = third.filter(|&(e3, f3)| {
-                    e3 != l && e3 != h && f3.is_finite() && f3 != fl && f3 != fh
-                });
-                let mut e = match iqi {
-                    Some((e3, f3)) if fl.is_finite() && fh.is_finite() => {
-                        l * fh * f3 / ((fl - fh) * (fl - f3))
-                            + h * fl * f3 / ((fh - fl) * (fh - f3))
-                            + e3 * fl * fh / ((f3 - fl) * (f3 - fh))
-                    }
-                    _ => f64::NAN,
+                let r = if l == 0.0 {
+                    slope_root(origin, (h, fh))
+                } else {
+                    let third = pts.iter().filter(|p| p.0 != l && p.0 != h).min_by(|a, b| {
+                        let d = |p: &&(f64, f64)| (p.0 - l).abs().min((p.0 - h).abs());
+                        d(a).total_cmp(&d(b))
+                    });
+                    let q = third
+                        .map(|&t| quadratic_root(lo, (h, fh), t))
+                        .filter(|r| *r > l && *r < h);
+                    q.unwrap_or_else(|| h - fh * (h - l) / (fh - fl))
                 };
-                if !(e > l && e < h) && fl - fh > 0.0 && fl.is_finite() && fh.is_finite() {
-                    e = h - fh * (h - l) / (fh - fl);
+                let (a, b) = (l / (1.0 - 0.9 * rtol), h * (1.0 - 0.9 * rtol));
+                // An estimate outside the bracket (e.g. a root at an end) goes to the point
+                // `0.9·rtol` inside that end.
+                if bisect || r.is_nan() || a >= b {
+                    0.5 * (l + h)
+                } else {
+                    r.clamp(a, b)
                 }
-                if bisect || !(e > l && e < h) {
-                    e = 0.5 * (l + h);
-                }
-                // Close the bracket when the estimate is within the tolerance of an end: a
-                // point `0.9·rtol` inside either end ends the search whatever its outcome.
-                let (a, b) = (l + 0.9 * cfg.rtol * l, h - 0.9 * cfg.rtol * h);
-                if a < b { e.clamp(a, b) } else { 0.5 * (l + h) }
             }
         };
-        let v = f(eps);
         let width = hi.map(|(h, _)| h - lo.0);
+        let v = f(eps);
+        let v = if v.is_nan() { f64::NEG_INFINITY } else { v };
         if v > 0.0 {
-            third = Some(lo);
-            lo = (eps, v);
-        } else {
-            third = hi;
-            hi = Some((eps, if v.is_finite() { v } else { -f64::MAX }));
+            if eps > lo.0 {
+                lo = (eps, v);
+            }
+        } else if hi.is_none_or(|(h, _)| eps < h) {
+            hi = Some((eps, v.max(-f64::MAX)));
         }
-        // Safeguard: a step that did not halve the bracket makes the next one a bisection.
+        pts.push((eps, v.clamp(-f64::MAX, f64::MAX)));
+        // Safeguard: two steps in a row that did not halve the bracket make the next a
+        // bisection.
+        bisect = false;
         if let (Some(w), Some((h, _))) = (width, hi) {
-            bisect = h - lo.0 > 0.5 * w && !bisect;
+            slow = if h - lo.0 > 0.5 * w { slow + 1 } else { 0 };
+            if slow >= 2 {
+                (bisect, slow) = (true, 0);
+            }
         }
     }
     lo.0
+}
+
+/// Root of `f(ε) ≈ f₀ − pε − qε²` (`origin = (f₀, p)`, `f₀ > 0`) with `q` fitted to the
+/// point `(e, fe)`; `+∞` when the model has no positive root, `NaN` for unusable data.
+fn slope_root(origin: (f64, f64), (e, fe): (f64, f64)) -> f64 {
+    let (f0, p) = origin;
+    let p = if p.is_finite() && p > 0.0 { p } else { 0.0 };
+    let q = (f0 - p * e - fe) / (e * e);
+    let disc = p * p + 4.0 * q * f0;
+    if disc < 0.0 {
+        return f64::INFINITY;
+    }
+    // 2f₀ / (p + √disc): the positive root, without cancellation.
+    let den = p + disc.sqrt();
+    if den > 0.0 { 2.0 * f0 / den } else { f64::NAN }
+}
+
+/// The root between `a.0` and `b.0` (where the values change sign) of the quadratic through
+/// the three points, `NaN` if there is none.
+fn quadratic_root(a: (f64, f64), b: (f64, f64), c: (f64, f64)) -> f64 {
+    let ((x0, y0), (x1, y1), (x2, y2)) = (a, b, c);
+    // Newton form: y0 + d01 (x − x0) + k (x − x0)(x − x1).
+    let d01 = (y1 - y0) / (x1 - x0);
+    let d12 = (y2 - y1) / (x2 - x1);
+    let k = (d12 - d01) / (x2 - x0);
+    // As a polynomial in t = x − x0: k t² + (d01 + k (x0 − x1)) t + y0.
+    let bq = d01 + k * (x0 - x1);
+    let (lo, hi) = (x0.min(x1), x0.max(x1));
+    let inside = |t: f64| {
+        let x = x0 + t;
+        if x > lo && x < hi { x } else { f64::NAN }
+    };
+    if k == 0.0 || !k.is_finite() {
+        return inside(-y0 / bq);
+    }
+    let disc = bq * bq - 4.0 * k * y0;
+    if disc.is_nan() || disc < 0.0 {
+        return f64::NAN;
+    }
+    let sq = disc.sqrt();
+    // The two roots without cancellation: t₁ = −(b + sign(b)√disc)/(2k), t₂ = y0/(k t₁).
+    let qq = -0.5 * (bq + bq.signum() * sq);
+    let (t1, t2) = (qq / k, y0 / qq);
+    let (r1, r2) = (inside(t1), inside(t2));
+    if r1.is_nan() { r2 } else { r1 }
 }
 
 /// The `ε`-independent part of concretising one row `a` at `x₀`: `a·x₀`, `‖a‖₂`, the box
@@ -1714,5 +1742,75 @@ mod tests {
             let (ball, _) = concretise(ArrayView1::from(&a[..]), &x0, eps, false);
             assert!(v >= ball - 1e-15);
         }
+    }
+
+    /// The model roots are exact on their own models: a quadratic through three of its
+    /// points, and `f₀ − pε − qε²` through one.
+    #[test]
+    fn model_roots_are_exact_on_quadratics() {
+        // f(ε) = 2 − 3ε − 5ε², root (−3 + √49)/10 = 0.4.
+        let f = |e: f64| 2.0 - 3.0 * e - 5.0 * e * e;
+        let r = quadratic_root((0.3, f(0.3)), (0.5, f(0.5)), (0.1, f(0.1)));
+        assert!((r - 0.4).abs() < 1e-14, "{r}");
+        let r = quadratic_root((0.5, f(0.5)), (0.3, f(0.3)), (0.9, f(0.9)));
+        assert!((r - 0.4).abs() < 1e-14, "{r}");
+        // No sign change between the first two points: no root.
+        assert!(quadratic_root((0.1, f(0.1)), (0.2, f(0.2)), (0.5, f(0.5))).is_nan());
+        for e in [0.2, 0.4, 0.7] {
+            let r = slope_root((2.0, 3.0), (e, f(e)));
+            assert!((r - 0.4).abs() < 1e-14, "{e}: {r}");
+        }
+        // A model that never reaches zero.
+        assert_eq!(slope_root((1.0, 0.0), (1.0, 2.0)), f64::INFINITY);
+    }
+
+    /// The search ends with a radius where `f > 0` within `rtol` of the root, on smooth and
+    /// kinked decreasing functions, from guesses on either side, in at most 8 evaluations
+    /// (bisection of `[0, 2·root]` to the same tolerance alone takes 7).
+    #[test]
+    fn search_brackets_the_root_to_the_tolerance() {
+        let cfg = CrownConfig::default();
+        type Case = (&'static str, fn(f64) -> f64, f64);
+        let cases: [Case; 4] = [
+            ("quadratic", |e| 2.0 - 3.0 * e - 5.0 * e * e, 0.4),
+            ("cubic", |e| 1.0 - e - 4.0 * e * e * e, 0.5),
+            ("kinked", |e| (1.0 - 2.0 * e).min(1.3 - 4.0 * e), 0.325),
+            ("exponential", |e| 3.0 - (4.0 * e).exp(), 3f64.ln() / 4.0),
+        ];
+        for (name, f, root) in cases {
+            for guess in [0.05, 0.3, 0.45, 0.9] {
+                let mut n = 0;
+                let mut ff = |e: f64| {
+                    n += 1;
+                    f(e)
+                };
+                let r = search(
+                    (f(0.0), 1.0),
+                    (0.0, f(0.0)),
+                    None,
+                    guess,
+                    10.0,
+                    &cfg,
+                    &mut ff,
+                );
+                assert!(f(r) > 0.0, "{name} from {guess}: f({r}) <= 0");
+                assert!(
+                    r <= root && r >= root * (1.0 - cfg.rtol()),
+                    "{name}: {r} vs {root}"
+                );
+                assert!(n <= 8, "{name} from {guess}: {n} evaluations");
+            }
+        }
+        // Certified at the largest radius: +∞ with the box, the radius without.
+        let mut pos = |_: f64| 1.0;
+        let r = search((1.0, 1.0), (0.0, 1.0), None, 0.5, 3.0, &cfg, &mut pos);
+        assert_eq!(r, f64::INFINITY);
+        let cfg_ball = CrownConfig::default().with_box(false);
+        let r = search((1.0, 1.0), (0.0, 1.0), None, 0.5, 3.0, &cfg_ball, &mut pos);
+        assert_eq!(r, 3.0);
+        // NaN values count as refutations.
+        let mut nan = |e: f64| if e < 0.2 { 1.0 } else { f64::NAN };
+        let r = search((1.0, 1.0), (0.0, 1.0), None, 0.5, 3.0, &cfg, &mut nan);
+        assert!(r < 0.2 && r >= 0.2 * (1.0 - cfg.rtol()), "{r}");
     }
 }
