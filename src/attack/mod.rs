@@ -71,6 +71,7 @@ mod config;
 mod deepfool;
 mod gradient;
 mod label_bound;
+mod lockstep;
 mod objective;
 mod result;
 mod robust;
@@ -82,6 +83,7 @@ pub use batch::{
 };
 pub use config::{AttackConfig, AttackLoss, InitialC, MAX_REFINEMENT_POINTS, Penalty};
 pub use label_bound::LabelBound;
+pub use lockstep::{DEFAULT_LOCKSTEP_BATCH, attack_batch_lockstep};
 pub use objective::AttackObjective;
 pub use result::{Adversarial, AttackResult, CBracket, FailureReason, Target};
 
@@ -217,6 +219,28 @@ pub fn find_minimal_perturbation<C: Classifier + ?Sized>(
     target: Target,
     config: &AttackConfig,
 ) -> Result<AttackResult> {
+    match clean_prediction(model, x, target, config)? {
+        Clean::AlreadyReached(result) => Ok(*result),
+        Clean::Attack(original_label) => {
+            search::run_attack(model, x, target, original_label, config)
+        }
+    }
+}
+
+/// What the clean input needs: nothing (it already satisfies the target) or an attack.
+pub(crate) enum Clean {
+    AlreadyReached(Box<AttackResult>),
+    Attack(usize),
+}
+
+/// Validates `x` and the target's label, classifies `x` (one prediction) and returns the
+/// result when `x` already satisfies the target.
+pub(crate) fn clean_prediction<C: Classifier + ?Sized>(
+    model: &C,
+    x: ArrayView1<'_, f64>,
+    target: Target,
+    config: &AttackConfig,
+) -> Result<Clean> {
     validate_input(model, x, config)?;
     model.check_label(target.named_label())?;
     let xs = x
@@ -225,7 +249,7 @@ pub fn find_minimal_perturbation<C: Classifier + ?Sized>(
     let logits = model.logits(xs.view())?;
     let original_label = argmax(logits.row(0));
     if target.is_reached_by(original_label) {
-        return Ok(AttackResult {
+        return Ok(Clean::AlreadyReached(Box::new(AttackResult {
             target,
             original_label,
             adversarial: Some(Adversarial::new(
@@ -241,7 +265,7 @@ pub fn find_minimal_perturbation<C: Classifier + ?Sized>(
             gradient_evaluations: 0,
             predictions: 1,
             labels_searched: 0,
-        });
+        })));
     }
-    search::run_attack(model, x, target, original_label, config)
+    Ok(Clean::Attack(original_label))
 }

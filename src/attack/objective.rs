@@ -31,7 +31,7 @@ impl Goal {
     }
 
     /// The label inside the goal (the target, or the label to avoid), for range checks.
-    fn named_label(self) -> usize {
+    pub(crate) fn named_label(self) -> usize {
         match self {
             Goal::Label(l) | Goal::AnyBut(l) => l,
         }
@@ -460,6 +460,25 @@ impl<'m, C: Classifier + ?Sized> AttackObjective<'m, C> {
             grad.fill(0.0);
             return Ok(f64::NAN);
         };
+        let Scratch {
+            grad: lg, tracked, ..
+        } = s;
+        let lg = lg.as_slice().expect("a standard-layout one-row buffer");
+        Ok(self.combine(tracked, x, loss, label, lg, grad))
+    }
+
+    /// `c·pen + loss` and its gradient `∇loss + c∇pen` at `x` from the model's loss, label
+    /// and loss gradient there; remembers `x` when it reaches the goal and is the closest so
+    /// far.
+    fn combine(
+        &self,
+        tracked: &mut Tracked,
+        x: &[f64],
+        loss: f64,
+        label: usize,
+        lg: &[f64],
+        grad: &mut [f64],
+    ) -> f64 {
         let mut l2sq = 0.0;
         for (&xi, &oi) in x.iter().zip(&self.x0) {
             let r = xi - oi;
@@ -467,22 +486,51 @@ impl<'m, C: Classifier + ?Sized> AttackObjective<'m, C> {
         }
         let (pen, k) = self.penalty_of(l2sq);
         let ck = self.c * k;
-        for (((g, &lg), &xi), &oi) in grad.iter_mut().zip(s.grad.iter()).zip(x).zip(&self.x0) {
+        for (((g, &lg), &xi), &oi) in grad.iter_mut().zip(lg).zip(x).zip(&self.x0) {
             *g = lg + ck * (xi - oi);
         }
         if self.goal.is_reached(label)
-            && l2sq < s.tracked.l2sq
+            && l2sq < tracked.l2sq
             && x.iter().all(|v| v.is_finite())
             && self.bounds.contains(x)
         {
-            let t = &mut s.tracked;
-            t.x.copy_from_slice(x);
-            t.l2sq = l2sq;
-            t.label = label;
-            t.c = self.c;
-            t.fresh = true;
+            tracked.x.copy_from_slice(x);
+            tracked.l2sq = l2sq;
+            tracked.label = label;
+            tracked.c = self.c;
+            tracked.fresh = true;
         }
-        Ok(self.c * pen + loss)
+        self.c * pen + loss
+    }
+
+    /// One evaluation at `x` whose model pass was done elsewhere (a batched pass over many
+    /// objectives): `model` is what that pass gave for this row — `Ok((loss, label))` with
+    /// the loss gradient row `lg`, or the model's error. Counts and classifies it exactly as
+    /// [`value_gradient`](Objective::value_gradient) does, and returns the same value.
+    pub(crate) fn complete_evaluation(
+        &self,
+        x: &[f64],
+        model: Result<(f64, usize)>,
+        lg: &[f64],
+        grad: &mut [f64],
+    ) -> Result<f64> {
+        let mut s = self.scratch.borrow_mut();
+        s.evaluations += 1;
+        let (loss, label) = match model {
+            Ok((loss, label)) if loss.is_finite() && lg.iter().all(|g| g.is_finite()) => {
+                (loss, label)
+            }
+            Ok(_) => {
+                s.non_finite += 1;
+                grad.fill(0.0);
+                return Ok(f64::NAN);
+            }
+            Err(e) => {
+                s.non_finite += 1;
+                return Err(e);
+            }
+        };
+        Ok(self.combine(&mut s.tracked, x, loss, label, lg, grad))
     }
 }
 

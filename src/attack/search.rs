@@ -6,7 +6,7 @@ use super::result::{Adversarial, AttackResult, CBracket, FailureReason, Target};
 use crate::classifier::ClassifierExt;
 use crate::classifier::{Classifier, argmax};
 use crate::error::{Error, Result};
-use crate::optim::{Objective, Workspace};
+use crate::optim::{Objective, Solution, Workspace};
 use ndarray::{Array1, ArrayView2};
 use std::ops::ControlFlow;
 
@@ -49,7 +49,7 @@ fn l2sq(x: &[f64], origin: &[f64]) -> f64 {
 pub(crate) struct Engine<'m, 'c, C: Classifier + ?Sized> {
     pub obj: AttackObjective<'m, C>,
     ws: Workspace,
-    cfg: &'c AttackConfig,
+    pub cfg: &'c AttackConfig,
     pub runs: usize,
     pub predictions: usize,
     /// Gradient evaluations made outside the objective (batched rows count one each).
@@ -82,13 +82,39 @@ impl<'m, 'c, C: Classifier + ?Sized> Engine<'m, 'c, C> {
                 let _ = self.obj.set_c(0.0);
                 // A model error here shows up again in the first run, which reports it.
                 let loss = self.obj.value_gradient(&x0, &mut g).unwrap_or(f64::NAN);
-                let gn = g.iter().map(|v| v * v).sum::<f64>().sqrt();
-                let c = match self.cfg.penalty {
-                    Penalty::L2 => factor * gn,
-                    Penalty::SquaredL2 => factor * gn * gn / (2.0 * loss),
-                };
-                if c.is_finite() && c > 0.0 { c } else { 1.0 }
+                initial_c_from(self.cfg.penalty, factor, loss, &g)
             }
+        }
+    }
+}
+
+/// The automatic first c from the loss and its gradient at the clean input (see
+/// [`InitialC::Auto`]); 1 when the estimate is not a positive finite number.
+pub(crate) fn initial_c_from(penalty: Penalty, factor: f64, loss: f64, g: &[f64]) -> f64 {
+    let gn = g.iter().map(|v| v * v).sum::<f64>().sqrt();
+    let c = match penalty {
+        Penalty::L2 => factor * gn,
+        Penalty::SquaredL2 => factor * gn * gn / (2.0 * loss),
+    };
+    if c.is_finite() && c > 0.0 { c } else { 1.0 }
+}
+
+/// The objective's counts when an L-BFGS-B run started, and the run's c: what
+/// [`LabelSearch::end_run`] needs besides the run's outcome.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct RunMark {
+    pub evaluations: usize,
+    pub non_finite: usize,
+    pub c: f64,
+}
+
+impl RunMark {
+    /// The counts of `obj` now, for a run at `c`.
+    pub fn of<C: Classifier + ?Sized>(obj: &AttackObjective<'_, C>, c: f64) -> Self {
+        RunMark {
+            evaluations: obj.evaluations(),
+            non_finite: obj.non_finite_evaluations(),
+            c,
         }
     }
 }
@@ -232,21 +258,42 @@ impl LabelSearch {
 
     /// One L-BFGS-B run at the next c (or marks the search done).
     pub fn step<C: Classifier + ?Sized>(&mut self, e: &mut Engine<'_, '_, C>) {
-        if self.done {
+        let Some((start, bisection, c)) = self.begin_run(e) else {
             return;
+        };
+        let solver = if bisection {
+            &e.cfg.bisection_solver
+        } else {
+            &e.cfg.solver
+        };
+        let mark = RunMark::of(&e.obj, c);
+        let res =
+            solver.minimize_with(&mut e.obj, &start, &mut e.ws, |_| ControlFlow::Continue(()));
+        self.end_run(e, res, mark);
+    }
+
+    /// The first half of [`step`](Self::step): the next c, the objective set up for it, and
+    /// the start point; `None` (and `done`) when the search is over. Returns the start, whether
+    /// the run is a bisection run (its solver is the configuration's bisection solver) and c.
+    pub fn begin_run<C: Classifier + ?Sized>(
+        &mut self,
+        e: &mut Engine<'_, '_, C>,
+    ) -> Option<(Vec<f64>, bool, f64)> {
+        if self.done {
+            return None;
         }
         let cfg = e.cfg;
         let bracketed = self.c_succ.is_some() && self.c_fail.is_some();
         let c = if !bracketed {
             if self.bracket_steps >= cfg.max_bracket_steps {
                 self.done = true;
-                return;
+                return None;
             }
             // c underflowed to 0 or overflowed to ∞: no further run can differ.
             if !(self.c > 0.0 && self.c.is_finite()) {
                 self.done = true;
                 self.failure.get_or_insert(FailureReason::CExhausted);
-                return;
+                return None;
             }
             self.bracket_steps += 1;
             self.c
@@ -254,14 +301,14 @@ impl LabelSearch {
             let (cs, cf) = (self.c_succ.unwrap_or(0.0), self.c_fail.unwrap_or(0.0));
             if self.bisect_steps >= cfg.bisection_steps || cf / cs <= 1.0 + cfg.rel_tol {
                 self.done = true;
-                return;
+                return None;
             }
             // Nearest: bisection improves a label's distortion by a few percent at most; a
             // label already far behind the best of the others is not refined.
             let m = 1.0 + cfg.nearest_prune_margin;
             if self.prunable && self.best_l2sq() > m * m * e.global_best {
                 self.done = true;
-                return;
+                return None;
             }
             let mid = (cs * cf).sqrt();
             let mid = if mid.is_finite() && mid > 0.0 {
@@ -273,7 +320,7 @@ impl LabelSearch {
             // machine epsilon): stop.
             if !(mid > cs && mid < cf) {
                 self.done = true;
-                return;
+                return None;
             }
             self.bisect_steps += 1;
             mid
@@ -286,7 +333,7 @@ impl LabelSearch {
         if e.obj.set_c(c).is_err() {
             self.done = true;
             self.failure = Some(FailureReason::NotReached);
-            return;
+            return None;
         }
         e.obj.reset_tracking(e.global_best.min(self.best_l2sq()));
 
@@ -302,16 +349,24 @@ impl LabelSearch {
         let start = start.to_vec();
         e.runs += 1;
         self.search_runs += 1;
-        let solver = if bracketed {
-            &cfg.bisection_solver
-        } else {
-            &cfg.solver
-        };
-        let evaluations_before = e.obj.evaluations();
-        let non_finite_before = e.obj.non_finite_evaluations();
-        let sol = match solver
-            .minimize_with(&mut e.obj, &start, &mut e.ws, |_| ControlFlow::Continue(()))
-        {
+        Some((start, bracketed, c))
+    }
+
+    /// The second half of [`step`](Self::step): the run's outcome `res` (`mark`: the
+    /// objective's counts when the run started, and its c) verified and the bracket updated.
+    pub fn end_run<C: Classifier + ?Sized>(
+        &mut self,
+        e: &mut Engine<'_, '_, C>,
+        res: Result<Solution>,
+        mark: RunMark,
+    ) {
+        let cfg = e.cfg;
+        let RunMark {
+            evaluations: evaluations_before,
+            non_finite: non_finite_before,
+            c,
+        } = mark;
+        let sol = match res {
             Ok(s) => s,
             Err(err) => {
                 self.done = true;
@@ -410,7 +465,7 @@ impl LabelSearch {
 
 /// Labels sorted by the linearised distance `(z_y − z_l) / ‖∇(z_y − z_l)‖` at `x`
 /// (ties and non-finite estimates keep label order, non-finite last).
-fn rank_labels<C: Classifier + ?Sized>(
+pub(crate) fn rank_labels<C: Classifier + ?Sized>(
     model: &C,
     x: ndarray::ArrayView1<'_, f64>,
     y: usize,
@@ -479,6 +534,50 @@ fn rank_labels<C: Classifier + ?Sized>(
     Ok(est.into_iter().map(|(_, l)| l).collect())
 }
 
+/// Exact pruning of [`Target::Nearest`]'s labels by the configuration's certified bound
+/// ([`AttackConfig::with_label_bound`]): `proven[l]` holds within the radius `asked`.
+#[derive(Debug, Clone)]
+pub(crate) struct LabelPruner {
+    proven: Vec<bool>,
+    asked: f64,
+}
+
+impl Default for LabelPruner {
+    fn default() -> Self {
+        LabelPruner {
+            proven: Vec::new(),
+            asked: f64::INFINITY,
+        }
+    }
+}
+
+impl LabelPruner {
+    /// Whether label `l` is proven unreachable within the best squared distortion so far
+    /// (`global_best`): every point reaching it is farther than the best. The bound is asked
+    /// again when the best has fallen below 0.9× the radius it was asked at; `false` without
+    /// a bound.
+    pub fn unreachable(
+        &mut self,
+        config: &AttackConfig,
+        x: ndarray::ArrayView1<'_, f64>,
+        true_label: usize,
+        l: usize,
+        global_best: f64,
+    ) -> Result<bool> {
+        let Some(bound) = config.label_bound() else {
+            return Ok(false);
+        };
+        // Slightly above the best distortion, beyond the rounding of its norm.
+        let best = global_best.sqrt() * (1.0 + 1e-9);
+        if best.is_finite() && best <= 0.9 * self.asked {
+            self.proven = bound.unreachable_within(x, true_label, best, &config.bounds)?;
+            self.asked = best;
+        }
+        // Within `asked ≥ best`.
+        Ok(self.proven.get(l).copied().unwrap_or(false))
+    }
+}
+
 /// Runs the attack once the input, target and clean prediction are known and the target is
 /// not already reached.
 pub(crate) fn run_attack<C: Classifier + ?Sized>(
@@ -488,10 +587,7 @@ pub(crate) fn run_attack<C: Classifier + ?Sized>(
     original_label: usize,
     config: &AttackConfig,
 ) -> Result<AttackResult> {
-    let first_goal = Goal::of(target).unwrap_or(match target {
-        Target::Nearest { true_label } => Goal::Label(if true_label == 0 { 1 } else { 0 }),
-        _ => Goal::Label(0),
-    });
+    let first_goal = first_goal(target);
     let obj = AttackObjective::new_unchecked(model, x, first_goal, 1.0, config)?;
     let mut e = Engine::new(obj, config)?;
     let origin = x.to_vec();
@@ -513,22 +609,10 @@ pub(crate) fn run_attack<C: Classifier + ?Sized>(
                 .collect();
             let order = rank_labels(model, x, true_label, &labels, &mut e)?;
             let mut searches = Vec::new();
-            // Exact pruning by a certified bound: `unreachable[l]` holds within `asked`.
-            let mut unreachable: Vec<bool> = Vec::new();
-            let mut asked = f64::INFINITY;
+            let mut pruner = LabelPruner::default();
             for &l in order.iter().take(config.nearest_candidates) {
-                if let Some(bound) = config.label_bound() {
-                    // Slightly above the best distortion, beyond the rounding of its norm.
-                    let best = e.global_best.sqrt() * (1.0 + 1e-9);
-                    if best.is_finite() && best <= 0.9 * asked {
-                        unreachable =
-                            bound.unreachable_within(x, true_label, best, &config.bounds)?;
-                        asked = best;
-                    }
-                    // Within `asked ≥ best`: every point reaching `l` is farther than the best.
-                    if unreachable.get(l).copied().unwrap_or(false) {
-                        continue;
-                    }
+                if pruner.unreachable(config, x, true_label, l, e.global_best)? {
+                    continue;
                 }
                 e.obj.set_goal(Goal::Label(l));
                 let c0 = e.initial_c();
@@ -541,20 +625,32 @@ pub(crate) fn run_attack<C: Classifier + ?Sized>(
                 }
                 searches.push(s);
             }
-            let winner = (0..searches.len())
-                .min_by(|&a, &b| {
-                    searches[a]
-                        .best_l2sq()
-                        .total_cmp(&searches[b].best_l2sq())
-                        .then(a.cmp(&b))
-                })
-                .unwrap_or(0);
-            (winner, searches)
+            (winner_of(&searches), searches)
         }
     };
 
+    Ok(assemble(
+        target,
+        original_label,
+        &e,
+        &searches,
+        winner,
+        &origin,
+    ))
+}
+
+/// The result of a finished search: the winner's best verified point and bracket, the
+/// counts of the whole attack.
+pub(crate) fn assemble<C: Classifier + ?Sized>(
+    target: Target,
+    original_label: usize,
+    e: &Engine<'_, '_, C>,
+    searches: &[LabelSearch],
+    winner: usize,
+    origin: &[f64],
+) -> AttackResult {
     let s = &searches[winner];
-    let adversarial = s.adversarial(&origin);
+    let adversarial = s.adversarial(origin);
     let failure = if adversarial.is_some() {
         None
     } else {
@@ -565,7 +661,7 @@ pub(crate) fn run_attack<C: Classifier + ?Sized>(
                 .unwrap_or(FailureReason::NotReached),
         )
     };
-    Ok(AttackResult {
+    AttackResult {
         target,
         original_label,
         adversarial,
@@ -576,5 +672,26 @@ pub(crate) fn run_attack<C: Classifier + ?Sized>(
         gradient_evaluations: e.obj.evaluations() + e.extra_gradient_evaluations,
         predictions: e.predictions,
         labels_searched: searches.len(),
+    }
+}
+
+/// The label search with the smallest verified distortion (the first on ties).
+pub(crate) fn winner_of(searches: &[LabelSearch]) -> usize {
+    (0..searches.len())
+        .min_by(|&a, &b| {
+            searches[a]
+                .best_l2sq()
+                .total_cmp(&searches[b].best_l2sq())
+                .then(a.cmp(&b))
+        })
+        .unwrap_or(0)
+}
+
+/// The first goal of an attack on `target` (for Nearest, a placeholder label replaced
+/// before the first search).
+pub(crate) fn first_goal(target: Target) -> Goal {
+    Goal::of(target).unwrap_or(match target {
+        Target::Nearest { true_label } => Goal::Label(if true_label == 0 { 1 } else { 0 }),
+        _ => Goal::Label(0),
     })
 }

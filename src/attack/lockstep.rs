@@ -1,0 +1,603 @@
+//! The attack on many rows in lockstep: every row keeps its own c search, bracket, solver
+//! state ([`Stepper`]) and result, and every step evaluates the model **once** on all the
+//! rows that wait for an evaluation, as one `[k, n]` batch through
+//! [`Classifier::loss_gradient_into`]. Rows that finish leave the batch and the next rows
+//! join, so the batch stays full.
+//!
+//! Each row follows exactly the per-row search of
+//! [`find_minimal_perturbation`](super::find_minimal_perturbation) (the same functions
+//! decide the c, the start point, the verification, the refinement); only where the model's
+//! value and gradient come from differs: a row of a batched pass instead of a one-row pass.
+
+use super::config::{AttackConfig, AttackLoss, InitialC};
+use super::objective::{AttackObjective, Goal};
+use super::result::{AttackResult, Target};
+use super::search::{
+    Engine, LabelPruner, LabelSearch, RunMark, assemble, first_goal, initial_c_from, rank_labels,
+    winner_of,
+};
+use super::{Clean, clean_prediction};
+use crate::classifier::{
+    Classifier, argmax, crate_callback, model_call, panic_error, take_panic_owner,
+};
+use crate::error::{Error, Result};
+use crate::optim::{Request, Stepper};
+use crate::validate;
+use ndarray::{Array2, ArrayView2, ArrayViewMut2};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+/// The default largest number of rows evaluated together by [`attack_batch_lockstep`].
+pub const DEFAULT_LOCKSTEP_BATCH: usize = 256;
+
+/// Where a row's search stands.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Stage {
+    /// Start the next label search (or finish).
+    NextSearch,
+    /// Waiting for the evaluation at the clean input that gives the first c.
+    InitialC,
+    /// Begin the current search's next run (or end the search).
+    NextRun,
+    /// A run waits for an evaluation at the stepper's point (`RunMark`: the objective's
+    /// counts when it started, and its c).
+    Run(RunMark),
+    /// The result is ready.
+    Finished,
+}
+
+/// One row's attack as a state machine that stops whenever it needs an evaluation.
+struct Row<'m, 'c, C: Classifier + ?Sized> {
+    index: usize,
+    target: Target,
+    original_label: usize,
+    e: Engine<'m, 'c, C>,
+    stepper: Stepper,
+    stage: Stage,
+    /// Nearest: the labels to search, in order; Label/Untargeted: the one goal.
+    goals: Vec<Goal>,
+    next_goal: usize,
+    current: Option<LabelSearch>,
+    searches: Vec<LabelSearch>,
+    /// Gradient buffer of the first-c evaluation.
+    g0: Vec<f64>,
+    /// Nearest: the exact pruning by the configuration's label bound.
+    pruner: LabelPruner,
+    /// A label bound's error: the row's result.
+    error: Option<Error>,
+}
+
+/// Runs `f`, turning a panic into the row's error ([`Error::ModelPanicked`] when it came out
+/// of the model, [`Error::Internal`] otherwise).
+fn guarded<R>(row: usize, f: impl FnOnce() -> R) -> std::result::Result<R, Error> {
+    take_panic_owner();
+    catch_unwind(AssertUnwindSafe(f)).map_err(|p| panic_error(row, p))
+}
+
+impl<'m, 'c, C: Classifier + ?Sized> Row<'m, 'c, C> {
+    /// The row's clean prediction and set-up (as `find_minimal_perturbation` and
+    /// `run_attack`); `Err(result)` when it needs no evaluation at all.
+    fn join(
+        model: &'m C,
+        x: ndarray::ArrayView1<'_, f64>,
+        index: usize,
+        target: Target,
+        config: &'c AttackConfig,
+    ) -> std::result::Result<Self, Box<Result<AttackResult>>> {
+        let fail = |e| Box::new(Err(e));
+        let original_label = match clean_prediction(model, x, target, config) {
+            Err(e) => return Err(fail(e)),
+            Ok(Clean::AlreadyReached(r)) => return Err(Box::new(Ok(*r))),
+            Ok(Clean::Attack(l)) => l,
+        };
+        let goal = first_goal(target);
+        let obj = AttackObjective::new_unchecked(model, x, goal, 1.0, config).map_err(fail)?;
+        let mut e = Engine::new(obj, config).map_err(fail)?;
+        let goals = match target {
+            Target::Label(_) | Target::Untargeted { .. } => vec![goal],
+            Target::Nearest { true_label } => {
+                let labels: Vec<usize> = (0..model.num_classes())
+                    .filter(|&l| l != true_label)
+                    .collect();
+                let order = rank_labels(model, x, true_label, &labels, &mut e).map_err(fail)?;
+                order
+                    .into_iter()
+                    .take(config.nearest_candidates)
+                    .map(Goal::Label)
+                    .collect()
+            }
+        };
+        Ok(Row {
+            index,
+            target,
+            original_label,
+            e,
+            stepper: Stepper::new(),
+            stage: Stage::NextSearch,
+            goals,
+            next_goal: 0,
+            current: None,
+            searches: Vec::new(),
+            g0: vec![0.0; x.len()],
+            pruner: LabelPruner::default(),
+            error: None,
+        })
+    }
+
+    fn nearest(&self) -> bool {
+        matches!(self.target, Target::Nearest { .. })
+    }
+
+    /// Runs the row's search until it needs an evaluation (at [`point`](Self::point)) or
+    /// is finished.
+    fn drive(&mut self) {
+        loop {
+            match self.stage {
+                Stage::NextSearch => {
+                    if self.next_goal >= self.goals.len() {
+                        self.stage = Stage::Finished;
+                        return;
+                    }
+                    let goal = self.goals[self.next_goal];
+                    self.next_goal += 1;
+                    if let (Target::Nearest { true_label }, Goal::Label(l)) = (self.target, goal) {
+                        let cfg = self.e.cfg;
+                        let x = ndarray::ArrayView1::from(self.e.obj.origin());
+                        match self
+                            .pruner
+                            .unreachable(cfg, x, true_label, l, self.e.global_best)
+                        {
+                            Ok(true) => continue,
+                            Ok(false) => {}
+                            Err(err) => {
+                                self.error = Some(err);
+                                self.stage = Stage::Finished;
+                                return;
+                            }
+                        }
+                        self.e.obj.set_goal(goal);
+                    }
+                    match self.e.cfg.initial_c {
+                        InitialC::Fixed(c) => self.begin_search(c),
+                        InitialC::Auto { .. } => {
+                            let _ = self.e.obj.set_c(0.0);
+                            self.stage = Stage::InitialC;
+                            return;
+                        }
+                    }
+                }
+                Stage::NextRun => {
+                    let s = self.current.as_mut().expect("a search is in progress");
+                    match s.begin_run(&mut self.e) {
+                        None => self.end_search(),
+                        Some((start, bisection, c)) => {
+                            let cfg = self.e.cfg;
+                            let solver = if bisection {
+                                &cfg.bisection_solver
+                            } else {
+                                &cfg.solver
+                            };
+                            let mark = RunMark::of(&self.e.obj, c);
+                            match self.stepper.start(solver, &start) {
+                                Ok(_) => {
+                                    self.stage = Stage::Run(mark);
+                                    return;
+                                }
+                                Err(err) => s.end_run(&mut self.e, Err(err), mark),
+                            }
+                        }
+                    }
+                }
+                Stage::InitialC | Stage::Run(_) | Stage::Finished => return,
+            }
+        }
+    }
+
+    fn begin_search(&mut self, c0: f64) {
+        let goal = self.goals[self.next_goal - 1];
+        let mut s = LabelSearch::new(goal, c0);
+        if self.nearest() {
+            s.prunable = self.e.cfg.nearest_prune_margin.is_finite();
+        }
+        self.current = Some(s);
+        self.stage = Stage::NextRun;
+    }
+
+    fn end_search(&mut self) {
+        let mut s = self.current.take().expect("a search is in progress");
+        if self.nearest() {
+            let m = 1.0 + self.e.cfg.nearest_prune_margin;
+            if !s.prunable || s.best_l2sq() <= m * m * self.e.global_best {
+                s.refine(&mut self.e);
+            }
+        } else {
+            s.refine(&mut self.e);
+        }
+        self.searches.push(s);
+        self.stage = Stage::NextSearch;
+    }
+
+    /// True while the row waits for an evaluation.
+    fn waiting(&self) -> bool {
+        matches!(self.stage, Stage::InitialC | Stage::Run(_))
+    }
+
+    /// The point to evaluate.
+    fn point(&self) -> &[f64] {
+        match self.stage {
+            Stage::Run(_) => self.stepper.point(),
+            _ => self.e.obj.origin(),
+        }
+    }
+
+    /// Hands the model's answer at [`point`](Self::point) to the row and drives it on.
+    fn receive(&mut self, model: Result<(f64, usize)>, lg: &[f64]) {
+        match self.stage {
+            Stage::InitialC => {
+                self.g0.fill(0.0);
+                let obj = &self.e.obj;
+                let loss = obj
+                    .complete_evaluation(obj.origin(), model, lg, &mut self.g0)
+                    .unwrap_or(f64::NAN);
+                let InitialC::Auto { factor } = self.e.cfg.initial_c else {
+                    unreachable!("InitialC stage only for the automatic c")
+                };
+                let c0 = initial_c_from(self.e.cfg.penalty, factor, loss, &self.g0);
+                self.begin_search(c0);
+            }
+            Stage::Run(mark) => {
+                let (x, g) = self.stepper.point_and_gradient();
+                let f = self.e.obj.complete_evaluation(x, model, lg, g);
+                let told = f.and_then(|f| self.stepper.tell_in_place(f));
+                let s = self.current.as_mut().expect("a search is in progress");
+                match told {
+                    Ok(Request::Evaluate) => return,
+                    Ok(Request::Done(sol)) => s.end_run(&mut self.e, Ok(sol), mark),
+                    Err(err) => s.end_run(&mut self.e, Err(err), mark),
+                }
+                self.stage = Stage::NextRun;
+            }
+            _ => return,
+        }
+        self.drive();
+    }
+
+    fn result(&mut self) -> Result<AttackResult> {
+        if let Some(err) = self.error.take() {
+            return Err(err);
+        }
+        let winner = winner_of(&self.searches);
+        Ok(assemble(
+            self.target,
+            self.original_label,
+            &self.e,
+            &self.searches,
+            winner,
+            self.e.obj.origin(),
+        ))
+    }
+}
+
+/// The buffers of one batched evaluation, sized once for the largest batch.
+struct Batch {
+    x: Array2<f64>,
+    grad: Array2<f64>,
+    loss: Vec<f64>,
+    label: Vec<usize>,
+    goals: Vec<Goal>,
+    /// The classification loss of the attack (the objective's [`AttackLoss`]).
+    kind: AttackLoss,
+    /// Indices of the rows waiting for an evaluation (reused).
+    waiting: Vec<usize>,
+}
+
+impl Batch {
+    /// One model pass over the first `k` rows of `x` (at least 2 rows are passed: a single
+    /// waiting row is duplicated, so that every pass takes the model's batched path and a
+    /// row's result does not depend on how many rows it shares the pass with).
+    fn evaluate<C: Classifier + ?Sized>(&mut self, model: &C, k: usize) -> Result<()> {
+        let rows = k.max(2);
+        if k == 1 {
+            let (first, mut rest) = self.x.view_mut().split_at(ndarray::Axis(0), 1);
+            rest.row_mut(0).assign(&first.row(0));
+            self.goals[1] = self.goals[0];
+        }
+        let Batch {
+            x,
+            grad,
+            loss,
+            label,
+            goals,
+            kind,
+            ..
+        } = self;
+        let kind = *kind;
+        let mut bad_shape = None;
+        let mut seed = |z: ArrayView2<'_, f64>, mut dz: ArrayViewMut2<'_, f64>| -> f64 {
+            crate_callback(|| {
+                // One row of logits per input row, at least `named_label + 1` of them, and a
+                // gradient view of the same shape: anything else is the model's contract
+                // broken.
+                if z.nrows() != rows
+                    || dz.dim() != z.dim()
+                    || goals[..rows].iter().any(|g| g.named_label() >= z.ncols())
+                {
+                    bad_shape = Some((z.dim(), dz.dim()));
+                    return f64::NAN;
+                }
+                for i in 0..rows {
+                    let zr = z.row(i);
+                    label[i] = argmax(zr);
+                    if zr.iter().any(|v| !v.is_finite()) {
+                        dz.row_mut(i).fill(0.0);
+                        loss[i] = f64::NAN;
+                    } else {
+                        loss[i] = goals[i].loss_with(kind, zr, dz.row_mut(i));
+                    }
+                }
+                0.0
+            })
+        };
+        let res = model_call(|| {
+            model.loss_gradient_into(
+                x.slice(ndarray::s![..rows, ..]),
+                &mut seed,
+                grad.slice_mut(ndarray::s![..rows, ..]),
+            )
+        });
+        if let Some((z, dz)) = bad_shape {
+            return Err(Error::ModelContract {
+                model: std::any::type_name::<C>(),
+                what: format!(
+                    "loss callback given logits {z:?} and gradient {dz:?} for {rows} input rows"
+                ),
+            });
+        }
+        res.map(|_| ())
+    }
+}
+
+/// Evaluates every waiting row of `rows` once (one batched model pass; on a model error or
+/// panic, each row alone so that only the failing rows fail) and drives the rows on.
+/// Returns the indices (into `rows`) of the rows that panicked, with their errors.
+fn step_rows<C: Classifier + ?Sized>(
+    model: &C,
+    rows: &mut [Row<'_, '_, C>],
+    batch: &mut Batch,
+) -> Vec<(usize, Error)> {
+    let mut waiting = std::mem::take(&mut batch.waiting);
+    waiting.clear();
+    waiting.extend((0..rows.len()).filter(|&r| rows[r].waiting()));
+    let k = waiting.len();
+    let mut panicked = Vec::new();
+    if k == 0 {
+        return panicked;
+    }
+    for (b, &r) in waiting.iter().enumerate() {
+        batch
+            .x
+            .row_mut(b)
+            .assign(&ndarray::ArrayView1::from(rows[r].point()));
+        batch.goals[b] = rows[r].e.obj.goal();
+    }
+    let whole = guarded(rows[waiting[0]].index, || batch.evaluate(model, k));
+    if let Ok(Ok(())) = whole {
+        for (b, &r) in waiting.iter().enumerate() {
+            let out = Ok((batch.loss[b], batch.label[b]));
+            let lg = batch.grad.row(b);
+            let lg = lg.as_slice().expect("a standard-layout buffer");
+            let index = rows[r].index;
+            if let Err(err) = guarded(index, || rows[r].receive(out, lg)) {
+                panicked.push((r, err));
+            }
+        }
+        batch.waiting = waiting;
+        return panicked;
+    }
+    // The batch failed: every row alone (still a two-row pass), so a bad row fails alone.
+    for &r in &waiting {
+        batch
+            .x
+            .row_mut(0)
+            .assign(&ndarray::ArrayView1::from(rows[r].point()));
+        batch.goals[0] = rows[r].e.obj.goal();
+        let index = rows[r].index;
+        match guarded(index, || batch.evaluate(model, 1)) {
+            Ok(res) => {
+                let out = res.map(|()| (batch.loss[0], batch.label[0]));
+                let lg = batch.grad.row(0);
+                let lg = lg.as_slice().expect("a standard-layout buffer");
+                if let Err(err) = guarded(index, || rows[r].receive(out, lg)) {
+                    panicked.push((r, err));
+                }
+            }
+            Err(err) => panicked.push((r, err)),
+        }
+    }
+    batch.waiting = waiting;
+    panicked
+}
+
+/// The lockstep attack of the rows `range` of `inputs`, at most `max_batch` at a time.
+fn attack_range<C: Classifier + ?Sized>(
+    model: &C,
+    inputs: ArrayView2<'_, f64>,
+    targets: &[Target],
+    config: &AttackConfig,
+    range: std::ops::Range<usize>,
+    max_batch: usize,
+) -> Vec<Result<AttackResult>> {
+    let n = model.input_dim();
+    let start = range.start;
+    let mut out: Vec<Option<Result<AttackResult>>> = range.clone().map(|_| None).collect();
+    let cap = max_batch.max(2);
+    let mut batch = Batch {
+        x: Array2::zeros((cap, n)),
+        grad: Array2::zeros((cap, n)),
+        loss: vec![0.0; cap],
+        label: vec![0; cap],
+        goals: vec![Goal::Label(0); cap],
+        kind: config.loss(),
+        waiting: Vec::with_capacity(cap),
+    };
+    let mut rows: Vec<Row<'_, '_, C>> = Vec::with_capacity(max_batch);
+    let mut next = range.start;
+    loop {
+        // Fill the batch with new rows (each driven to its first evaluation).
+        while rows.len() < max_batch && next < range.end {
+            let i = next;
+            next += 1;
+            let joined = guarded(i, || {
+                let mut row = Row::join(model, inputs.row(i), i, targets[i], config)?;
+                row.drive();
+                Ok::<_, Box<Result<AttackResult>>>(row)
+            });
+            match joined {
+                Ok(Ok(mut row)) if row.stage == Stage::Finished => {
+                    out[i - start] = Some(row.result());
+                }
+                Ok(Ok(row)) => rows.push(row),
+                Ok(Err(done)) => out[i - start] = Some(*done),
+                Err(err) => out[i - start] = Some(Err(err)),
+            }
+        }
+        if rows.is_empty() {
+            break;
+        }
+        let panicked = step_rows(model, &mut rows, &mut batch);
+        for (r, err) in panicked.into_iter().rev() {
+            let row = rows.remove(r);
+            out[row.index - start] = Some(Err(err));
+        }
+        // Finished rows leave, in order.
+        let mut r = 0;
+        while r < rows.len() {
+            if rows[r].stage == Stage::Finished {
+                let mut row = rows.remove(r);
+                out[row.index - start] = Some(row.result());
+            } else {
+                r += 1;
+            }
+        }
+    }
+    out.into_iter()
+        .enumerate()
+        .map(|(k, r)| {
+            r.unwrap_or_else(|| {
+                Err(Error::parameter(
+                    "inputs",
+                    format!("row {} not attacked", start + k),
+                    "rows of the model's input length",
+                ))
+            })
+        })
+        .collect()
+}
+
+/// [`attack_batch`](super::attack_batch) with the rows in lockstep: every row runs the same
+/// search as [`find_minimal_perturbation`](super::find_minimal_perturbation), but all rows
+/// waiting for an evaluation are evaluated together, one `[k, n]` forward + backward pass
+/// of at most `max_batch` rows (use [`DEFAULT_LOCKSTEP_BATCH`]), so that the model runs
+/// matrix–matrix products instead of one matrix–vector product per row. Each of the
+/// `threads` workers takes a contiguous share of the rows.
+///
+/// The result of a row does not depend on `threads` or `max_batch` when the model computes
+/// each row of a batch independently of the others (the crate's models do: one matrix
+/// product per layer, whose entries are summed in an order that does not depend on the
+/// number of rows; a pass always has at least two rows). It may differ **in the last bits**
+/// from [`attack_batch`]'s: a model may evaluate a single row by another route (the crate's
+/// [`Mlp`](crate::models::Mlp) uses dot products for one row, a matrix product for many),
+/// whose sums round differently; the searches then agree to the solver's tolerance
+/// (`tests/attack_lockstep.rs`, `docs/attack.md`).
+///
+/// Errors and isolation as [`attack_batch`](super::attack_batch): a bad row, a model error
+/// or a panicking model gives an `Err` in that row's slot only (a failed batched pass is
+/// retried row by row). The outer `Err`: `targets.len() != inputs.nrows()`, `threads == 0`
+/// or `max_batch == 0` (parameters `"threads"`, `"max_batch"`).
+///
+/// # Examples
+///
+/// ```
+/// use intriguing::attack::{attack_batch_lockstep, AttackConfig, Target, DEFAULT_LOCKSTEP_BATCH};
+/// # use intriguing::classifier::{Classifier, LogitsLoss};
+/// # use intriguing::Result;
+/// # use ndarray::{array, Array2, ArrayView2, ArrayViewMut2};
+/// # struct Linear(Array2<f64>);
+/// # impl Classifier for Linear {
+/// #     fn input_dim(&self) -> usize { self.0.ncols() }
+/// #     fn num_classes(&self) -> usize { self.0.nrows() }
+/// #     fn logits_into(&self, x: ArrayView2<f64>, mut out: ArrayViewMut2<f64>) -> Result<()> {
+/// #         out.assign(&x.dot(&self.0.t())); Ok(())
+/// #     }
+/// #     fn loss_gradient_into(&self, x: ArrayView2<f64>, seed: LogitsLoss<'_>,
+/// #                           mut grad: ArrayViewMut2<f64>) -> Result<f64> {
+/// #         let z = x.dot(&self.0.t());
+/// #         let mut dz = Array2::zeros(z.raw_dim());
+/// #         let loss = seed(z.view(), dz.view_mut());
+/// #         grad.assign(&dz.dot(&self.0)); Ok(loss)
+/// #     }
+/// # }
+/// let model = Linear(array![[1.0, -1.0], [-1.0, 1.0]]); // class 1 iff x₁ > x₀
+/// let inputs = array![[0.7, 0.3], [0.6, 0.5], [f64::NAN, 0.0]];
+/// let targets = [Target::Label(1), Target::Label(1), Target::Label(1)];
+/// let cfg = AttackConfig::default();
+/// let results = attack_batch_lockstep(&model, inputs.view(), &targets, &cfg, 1,
+///                                     DEFAULT_LOCKSTEP_BATCH)?;
+/// assert!(results[0].as_ref().unwrap().success());
+/// assert!(results[1].as_ref().unwrap().success());
+/// assert!(results[2].is_err()); // NaN input: an error in its own slot only
+/// # Ok::<(), intriguing::Error>(())
+/// ```
+pub fn attack_batch_lockstep<C: Classifier + ?Sized>(
+    model: &C,
+    inputs: ArrayView2<'_, f64>,
+    targets: &[Target],
+    config: &AttackConfig,
+    threads: usize,
+    max_batch: usize,
+) -> Result<Vec<Result<AttackResult>>> {
+    if targets.len() != inputs.nrows() {
+        return Err(Error::shape(
+            "attack targets",
+            inputs.nrows(),
+            targets.len(),
+        ));
+    }
+    validate::at_least_one("threads", threads)?;
+    validate::at_least_one("max_batch", max_batch)?;
+    let rows = inputs.nrows();
+    let threads = threads.min(rows.max(1));
+    let share = rows.div_ceil(threads.max(1)).max(1);
+    if threads == 1 {
+        return Ok(attack_range(
+            model,
+            inputs,
+            targets,
+            config,
+            0..rows,
+            max_batch,
+        ));
+    }
+    let mut out = Vec::with_capacity(rows);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let range = (t * share).min(rows)..((t + 1) * share).min(rows);
+                scope.spawn(move || attack_range(model, inputs, targets, config, range, max_batch))
+            })
+            .collect();
+        for h in handles {
+            // Panics are caught per row, so joining cannot fail in practice.
+            if let Ok(part) = h.join() {
+                out.extend(part);
+            }
+        }
+    });
+    if out.len() != rows {
+        return Err(Error::parameter(
+            "threads",
+            "a worker was lost",
+            "workers that finish their rows",
+        ));
+    }
+    Ok(out)
+}

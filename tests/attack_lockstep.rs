@@ -1,0 +1,315 @@
+//! `attack_batch_lockstep` against the per-row `attack_batch` on an MNIST-trained
+//! FC100-100-10: the same successes, distortions and evaluation counts to the solver's
+//! tolerance (the batched matrix product rounds differently from the one-row dot products,
+//! see the function's documentation), results independent of the thread count and the batch
+//! size (exactly), and bad rows / failing models isolated to their own slots.
+
+use intriguing::analysis::Crown;
+use intriguing::attack::{
+    AttackConfig, AttackLoss, AttackResult, DEFAULT_LOCKSTEP_BATCH, LabelBound, Target,
+    attack_batch, attack_batch_lockstep,
+};
+use intriguing::classifier::{Classifier, ClassifierExt, LogitsLoss};
+use intriguing::data::Mnist;
+use intriguing::models::{Mlp, Preset, train};
+use intriguing::optim::Bounds;
+use intriguing::{Error, Result};
+use ndarray::{Array2, ArrayView1, ArrayView2, ArrayViewMut2, s};
+use std::sync::{Arc, OnceLock};
+
+struct Fixture {
+    mlp: Mlp,
+    images: Array2<f64>,
+    preds: Vec<usize>,
+}
+
+/// FC100-100-10, the preset's recipe shortened to 1 epoch on 10 000 images; 24 test images.
+fn fixture() -> &'static Fixture {
+    static F: OnceLock<Fixture> = OnceLock::new();
+    F.get_or_init(|| {
+        let mnist = Mnist::load(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/data/mnist"))
+            .expect("bundled MNIST")
+            .take(10_000, 24)
+            .unwrap();
+        let (mut mlp, cfg) = Preset::Fc100_100_10.build(3).unwrap();
+        let cfg = cfg.with_epochs(1).unwrap();
+        train(
+            &mut mlp,
+            mnist.train_images.view(),
+            &mnist.train_labels,
+            &cfg,
+            |_, _| {},
+        )
+        .unwrap();
+        let images = mnist.test_images.slice(s![..24, ..]).to_owned();
+        let preds = mlp.predict_batch(images.view()).unwrap();
+        Fixture { mlp, images, preds }
+    })
+}
+
+fn targets(kind: usize) -> Vec<Target> {
+    fixture()
+        .preds
+        .iter()
+        .map(|&p| match kind {
+            0 => Target::Label((p + 3) % 10),
+            1 => Target::Untargeted { true_label: p },
+            _ => Target::Nearest { true_label: p },
+        })
+        .collect()
+}
+
+fn ok(v: Vec<Result<AttackResult>>) -> Vec<AttackResult> {
+    v.into_iter().map(|r| r.expect("a valid row")).collect()
+}
+
+/// Per-row vs lockstep on the same rows: same success per row; the distortions agree to
+/// 1e-3 relative on the median row and 2% on every row that took the same number of
+/// evaluations... the c searches are discrete, so a last-bit difference can flip one
+/// success/failure decision of a run; the totals must agree closely.
+fn compare(kind: usize, cfg: &AttackConfig) {
+    let f = fixture();
+    let t = targets(kind);
+    let per_row = ok(attack_batch(&f.mlp, f.images.view(), &t, cfg, 1).unwrap());
+    let lock =
+        ok(
+            attack_batch_lockstep(&f.mlp, f.images.view(), &t, cfg, 1, DEFAULT_LOCKSTEP_BATCH)
+                .unwrap(),
+        );
+    let (mut identical, mut rel) = (0usize, Vec::new());
+    let (mut ea, mut eb) = (0usize, 0usize);
+    for (a, b) in per_row.iter().zip(&lock) {
+        assert_eq!(a.success(), b.success(), "kind {kind}: {a:?} vs {b:?}");
+        assert_eq!(a.original_label, b.original_label);
+        identical += usize::from(a == b);
+        ea += a.gradient_evaluations;
+        eb += b.gradient_evaluations;
+        if let (Some(la), Some(lb)) = (a.l2(), b.l2()) {
+            rel.push((la - lb).abs() / la.max(1e-12));
+            // Every lockstep adversarial is verified by the test too.
+            let adv = b.adversarial.as_ref().unwrap();
+            let label = f.mlp.predict(adv.input.view()).unwrap();
+            assert!(b.target.is_reached_by(label));
+            assert!(adv.input.iter().all(|v| (0.0..=1.0).contains(v)));
+        }
+    }
+    rel.sort_by(f64::total_cmp);
+    let median = rel[rel.len() / 2];
+    let mean_a: f64 = per_row.iter().filter_map(|r| r.l2()).sum::<f64>();
+    let mean_b: f64 = lock.iter().filter_map(|r| r.l2()).sum::<f64>();
+    eprintln!(
+        "kind {kind}: {identical}/{} rows identical, median rel Δl2 {median:.2e}, max {:.2e}, \
+         Σl2 {mean_a:.6} vs {mean_b:.6}, evaluations {ea} vs {eb}",
+        lock.len(),
+        rel[rel.len() - 1]
+    );
+    assert!(rel.len() >= 20, "most rows must succeed: {}", rel.len());
+    assert!(
+        median <= 1e-3,
+        "median relative distortion difference {median}"
+    );
+    assert!(
+        (mean_a - mean_b).abs() <= 0.01 * mean_a,
+        "total distortion {mean_a} vs {mean_b}"
+    );
+    assert!(
+        (ea as f64 - eb as f64).abs() <= 0.05 * ea as f64,
+        "gradient evaluations {ea} vs {eb}"
+    );
+}
+
+#[test]
+fn lockstep_agrees_with_per_row_targeted() {
+    compare(0, &AttackConfig::default());
+}
+
+#[test]
+fn lockstep_agrees_with_per_row_untargeted() {
+    compare(1, &AttackConfig::default());
+}
+
+#[test]
+fn lockstep_agrees_with_per_row_nearest() {
+    compare(2, &AttackConfig::default());
+}
+
+/// The Carlini–Wagner margin loss: lockstep evaluates the loss the objective is configured
+/// with (a cross-entropy pass would give other distortions and evaluation counts).
+#[test]
+fn lockstep_agrees_with_per_row_margin_loss() {
+    let cfg = AttackConfig::default()
+        .with_loss(AttackLoss::Margin { kappa: 0.0 })
+        .unwrap();
+    compare(0, &cfg);
+    compare(1, &cfg);
+}
+
+/// Nearest with the exact label pruning by a CROWN bound (all 9 labels as candidates, so
+/// that labels get pruned): lockstep prunes the same way as the per-row search — the same
+/// agreement, the same number of labels searched, and fewer labels than without the bound.
+#[test]
+fn lockstep_prunes_nearest_labels_like_per_row() {
+    let f = fixture();
+    let crown: Arc<dyn LabelBound> = Arc::new(Crown::from_mlp(&f.mlp).unwrap());
+    let all = AttackConfig::default().with_nearest_candidates(9).unwrap();
+    let bounded = all.clone().with_label_bound(crown);
+    compare(2, &bounded);
+    let t = targets(2);
+    let searched = |cfg: &AttackConfig, lockstep: bool| -> usize {
+        let res = if lockstep {
+            attack_batch_lockstep(&f.mlp, f.images.view(), &t, cfg, 1, DEFAULT_LOCKSTEP_BATCH)
+        } else {
+            attack_batch(&f.mlp, f.images.view(), &t, cfg, 1)
+        };
+        ok(res.unwrap()).iter().map(|r| r.labels_searched).sum()
+    };
+    let (per_row, lock, unbounded) = (
+        searched(&bounded, false),
+        searched(&bounded, true),
+        searched(&all, true),
+    );
+    eprintln!("labels searched: per row {per_row}, lockstep {lock}, without the bound {unbounded}");
+    assert_eq!(per_row, lock);
+    assert_eq!(unbounded, 9 * t.len());
+    assert!(lock < unbounded, "{lock} vs {unbounded}");
+}
+
+/// A label bound that fails gives an `Err` in the rows that ask it, in both paths alike.
+#[test]
+fn a_failing_label_bound_is_the_rows_error() {
+    #[derive(Debug)]
+    struct Failing;
+    impl LabelBound for Failing {
+        fn unreachable_within(
+            &self,
+            _: ArrayView1<'_, f64>,
+            _: usize,
+            _: f64,
+            _: &Bounds,
+        ) -> Result<Vec<bool>> {
+            Err(Error::InvalidConfig("no bound here".into()))
+        }
+    }
+    let f = fixture();
+    let cfg = AttackConfig::default().with_label_bound(Arc::new(Failing));
+    let t = targets(2);
+    let lock = attack_batch_lockstep(&f.mlp, f.images.view(), &t, &cfg, 1, DEFAULT_LOCKSTEP_BATCH)
+        .unwrap();
+    let per_row = attack_batch(&f.mlp, f.images.view(), &t, &cfg, 1).unwrap();
+    for (a, b) in per_row.iter().zip(&lock) {
+        assert_eq!(a.is_err(), b.is_err(), "{a:?} vs {b:?}");
+        if let Err(e) = b {
+            assert!(matches!(e, Error::InvalidConfig(_)), "{e:?}");
+        }
+    }
+    assert!(lock.iter().any(|r| r.is_err()));
+}
+
+#[test]
+fn lockstep_is_independent_of_threads_and_batch_size() {
+    let f = fixture();
+    let cfg = AttackConfig::default();
+    for kind in [0, 2] {
+        let t = targets(kind);
+        let base = ok(attack_batch_lockstep(&f.mlp, f.images.view(), &t, &cfg, 1, 256).unwrap());
+        for (threads, batch) in [(2, 256), (3, 5), (1, 1), (2, 2)] {
+            let other =
+                ok(
+                    attack_batch_lockstep(&f.mlp, f.images.view(), &t, &cfg, threads, batch)
+                        .unwrap(),
+                );
+            assert!(
+                base == other,
+                "kind {kind}: threads {threads}, batch {batch} changed a result"
+            );
+        }
+    }
+}
+
+/// FC100-100-10 that panics on any batch containing a row whose first pixel is 0.5 and
+/// errors on any batch containing a row whose second pixel is 0.5.
+struct Fragile<'a>(&'a Mlp);
+
+impl Classifier for Fragile<'_> {
+    fn input_dim(&self) -> usize {
+        self.0.input_dim()
+    }
+    fn num_classes(&self) -> usize {
+        self.0.num_classes()
+    }
+    fn logits_into(&self, x: ArrayView2<'_, f64>, out: ArrayViewMut2<'_, f64>) -> Result<()> {
+        self.0.logits_into(x, out)
+    }
+    fn loss_gradient_into(
+        &self,
+        x: ArrayView2<'_, f64>,
+        seed: LogitsLoss<'_>,
+        grad: ArrayViewMut2<'_, f64>,
+    ) -> Result<f64> {
+        if x.rows().into_iter().any(|r| r[0] == 0.5) {
+            panic!("fragile model");
+        }
+        if x.rows().into_iter().any(|r| r[1] == 0.5) {
+            return Err(Error::DataFormat("fragile model error".into()));
+        }
+        self.0.loss_gradient_into(x, seed, grad)
+    }
+}
+
+#[test]
+fn bad_rows_and_failing_models_stay_in_their_slots() {
+    let f = fixture();
+    let cfg = AttackConfig::default();
+    let mut images = f.images.slice(s![..6, ..]).to_owned();
+    images[[1, 0]] = f64::NAN; // invalid input
+    images[[2, 0]] = 0.5; // the model panics on it
+    images[[3, 1]] = 0.5; // the model errors on it
+    let t: Vec<Target> = f.preds[..6]
+        .iter()
+        .map(|&p| Target::Untargeted { true_label: p })
+        .collect();
+    let model = Fragile(&f.mlp);
+    let res = attack_batch_lockstep(&model, images.view(), &t, &cfg, 1, 256).unwrap();
+    assert!(
+        matches!(res[1], Err(Error::NonFinite { .. })),
+        "{:?}",
+        res[1]
+    );
+    assert!(
+        matches!(&res[2], Err(Error::ModelPanicked { row: 2, message }) if message == "fragile model"),
+        "{:?}",
+        res[2]
+    );
+    let r3 = res[3].as_ref().expect("a model error is a failed result");
+    assert!(!r3.success(), "{r3:?}");
+    // The healthy rows are what they are without the bad ones.
+    let alone =
+        attack_batch_lockstep(&f.mlp, images.slice(s![4..6, ..]), &t[4..6], &cfg, 1, 256).unwrap();
+    for (a, b) in [
+        (&res[0], None),
+        (&res[4], Some(&alone[0])),
+        (&res[5], Some(&alone[1])),
+    ] {
+        let a = a.as_ref().expect("healthy row");
+        assert!(a.success());
+        if let Some(b) = b {
+            assert!(a == b.as_ref().unwrap());
+        }
+    }
+    // Whole-batch argument errors.
+    assert!(attack_batch_lockstep(&f.mlp, images.view(), &t[..2], &cfg, 1, 8).is_err());
+    assert!(matches!(
+        attack_batch_lockstep(&f.mlp, images.view(), &t, &cfg, 0, 8),
+        Err(Error::InvalidParameter {
+            name: "threads",
+            ..
+        })
+    ));
+    assert!(matches!(
+        attack_batch_lockstep(&f.mlp, images.view(), &t, &cfg, 1, 0),
+        Err(Error::InvalidParameter {
+            name: "max_batch",
+            ..
+        })
+    ));
+}
