@@ -6,7 +6,19 @@
 //! ATTACK_BENCH_FULL=1 cargo bench --bench attack  # + 10 000 test images untargeted, 2 threads
 //! ATTACK_BENCH_COMPARE=1 cargo bench --bench attack -- --list   # settings comparison only
 //! ATTACK_BENCH_CROWN_RATIO=1 cargo bench --bench attack -- --list # certificate / nearest, paired
+//! ATTACK_BENCH_LOCKSTEP=1 cargo bench --bench attack -- --list  # 256 rows: per-row vs lockstep
+//! ATTACK_BENCH_LOCKSTEP=full cargo bench --bench attack -- --list # + the test set, lockstep
 //! ```
+//!
+//! `ATTACK_BENCH_LOCKSTEP` prints the per-example CPU time (one thread: the batch's thread CPU
+//! time / rows) of `attack_batch` (per row) and `attack_batch_lockstep` (batch 256) on the
+//! first 256 test images, FC100-100-10 and FC500-150-10, targeted and nearest, with the
+//! distortion and evaluation counts of both. Issue targets (one core, per example):
+//! FC100-100-10 targeted ≤ 1.5 ms, nearest ≤ 4 ms; FC500-150-10 targeted ≤ 4 ms, nearest
+//! ≤ 10 ms; the whole test set untargeted on FC100-100-10 ≤ 8 s wall on 2 cores.
+//! `ATTACK_BENCH_LOCKSTEP_BATCHES=0,16,64,256` chooses the paths: 0 is the per-row
+//! `attack_batch`, any other number a lockstep run with that `max_batch` (default:
+//! `0,DEFAULT_LOCKSTEP_BATCH`).
 //!
 //! `ATTACK_BENCH_COMPARE=1` prints, for the first 100 test images (`ATTACK_BENCH_IMAGES=n`
 //! for another number) on FC100-100-10, mean and
@@ -38,7 +50,8 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use intriguing::ClassifierExt;
 use intriguing::analysis::{Crown, CrownConfig};
 use intriguing::attack::{
-    AttackConfig, LabelBound, Penalty, Target, attack_batch, find_minimal_perturbation,
+    AttackConfig, DEFAULT_LOCKSTEP_BATCH, LabelBound, Penalty, Target, attack_batch,
+    attack_batch_lockstep, find_minimal_perturbation,
 };
 use intriguing::data::Mnist;
 use intriguing::models::{Mlp, Preset, train};
@@ -304,8 +317,9 @@ fn process_cpu_seconds() -> f64 {
     (tick(11) + tick(12)) / 100.0
 }
 
-/// The whole MNIST test set, untargeted, on 2 threads.
-fn full_test_set(mlp: &Mlp, mnist: &Mnist) {
+/// The whole MNIST test set, untargeted, on 2 threads (`attack_batch`, or with `lockstep`
+/// `attack_batch_lockstep` at its default batch).
+fn full_test_set(mlp: &Mlp, mnist: &Mnist, lockstep: bool) {
     let config = AttackConfig::default();
     let all = mnist.test_images.view();
     let labels = mlp.predict_batch(all).unwrap();
@@ -315,7 +329,11 @@ fn full_test_set(mlp: &Mlp, mnist: &Mnist) {
         .collect();
     let cpu0 = process_cpu_seconds();
     let t = Instant::now();
-    let res = attack_batch(mlp, all, &targets, &config, 2).unwrap();
+    let res = if lockstep {
+        attack_batch_lockstep(mlp, all, &targets, &config, 2, DEFAULT_LOCKSTEP_BATCH).unwrap()
+    } else {
+        attack_batch(mlp, all, &targets, &config, 2).unwrap()
+    };
     let secs = t.elapsed().as_secs_f64();
     let cpu = process_cpu_seconds() - cpu0;
     let ok: Vec<f64> = res.iter().filter_map(|r| r.as_ref().ok()?.rms()).collect();
@@ -324,8 +342,10 @@ fn full_test_set(mlp: &Mlp, mnist: &Mnist) {
         .filter_map(|r| Some(r.as_ref().ok()?.gradient_evaluations))
         .sum();
     eprintln!(
-        "FC100-100-10 untargeted, all {} test images, 2 threads: wall {secs:.1} s, CPU {cpu:.1} s \
-         (both threads), {} successes, mean RMS {:.4}, {:.1} gradient evaluations / example",
+        "FC100-100-10 untargeted, {}, all {} test images, 2 threads: wall {secs:.1} s, \
+         CPU {cpu:.1} s (both threads), {} successes, mean RMS {:.4}, {:.1} gradient evaluations \
+         / example",
+        if lockstep { "lockstep" } else { "per row" },
         res.len(),
         ok.len(),
         ok.iter().sum::<f64>() / ok.len().max(1) as f64,
@@ -369,11 +389,75 @@ fn crown_ratio(mlp: &Mlp, mnist: &Mnist) {
     );
 }
 
+/// Per row: `"targeted"` a label other than the prediction (cycling through the eight
+/// others), else `Nearest`.
+fn row_targets(preds: &[usize], kind: &str) -> Vec<Target> {
+    preds
+        .iter()
+        .enumerate()
+        .map(|(i, &p)| match kind {
+            "targeted" => Target::Label((p + 1 + i % 9) % 10),
+            _ => Target::Nearest { true_label: p },
+        })
+        .collect()
+}
+
+/// 256 rows on one thread, per row vs lockstep: per-example thread CPU time, distortion and
+/// gradient evaluations of both (see the module docs).
+fn lockstep_table(mnist: &Mnist, full: bool) {
+    let config = AttackConfig::default();
+    let rows = 256;
+    let xs = mnist.test_images.slice(ndarray::s![..rows, ..]);
+    let batches: Vec<usize> = std::env::var("ATTACK_BENCH_LOCKSTEP_BATCHES")
+        .ok()
+        .map(|v| v.split(',').filter_map(|b| b.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![0, DEFAULT_LOCKSTEP_BATCH]);
+    println!("| model | target | path | CPU ms / example | mean RMS | grad evals / example |");
+    println!("|---|---|---|---|---|---|");
+    for (preset, epochs) in [(Preset::Fc100_100_10, 5), (Preset::Fc500_150_10, 3)] {
+        let mlp = model(preset, epochs, mnist);
+        let preds = mlp.predict_batch(xs).unwrap();
+        for kind in ["targeted", "nearest"] {
+            let targets = row_targets(&preds, kind);
+            for &batch in &batches {
+                let path = match batch {
+                    0 => "per row".to_string(),
+                    b => format!("lockstep {b}"),
+                };
+                let cpu0 = thread_cpu_seconds();
+                let res = if batch == 0 {
+                    attack_batch(&mlp, xs, &targets, &config, 1).unwrap()
+                } else {
+                    attack_batch_lockstep(&mlp, xs, &targets, &config, 1, batch).unwrap()
+                };
+                let cpu_ms = (thread_cpu_seconds() - cpu0) * 1e3 / rows as f64;
+                let rms: Vec<f64> = res.iter().filter_map(|r| r.as_ref().ok()?.rms()).collect();
+                let evals: usize = res
+                    .iter()
+                    .filter_map(|r| Some(r.as_ref().ok()?.gradient_evaluations))
+                    .sum();
+                println!(
+                    "| {preset} | {kind} | {path} | {cpu_ms:.2} | {:.5} | {:.1} |",
+                    rms.iter().sum::<f64>() / rms.len().max(1) as f64,
+                    evals as f64 / rows as f64
+                );
+            }
+        }
+    }
+    if full {
+        full_test_set(&model(Preset::Fc100_100_10, 5, mnist), mnist, true);
+    }
+}
+
 fn bench(c: &mut Criterion<ThreadCpuTime>) {
     let mnist = Mnist::load(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/data/mnist"))
         .expect("bundled MNIST");
+    if let Some(v) = std::env::var_os("ATTACK_BENCH_LOCKSTEP") {
+        lockstep_table(&mnist, v == "full");
+        return;
+    }
     if std::env::var_os("ATTACK_BENCH_FULL").is_some() {
-        full_test_set(&model(Preset::Fc100_100_10, 5, &mnist), &mnist);
+        full_test_set(&model(Preset::Fc100_100_10, 5, &mnist), &mnist, false);
         return;
     }
     if std::env::var_os("ATTACK_BENCH_CROWN_RATIO").is_some() {
@@ -428,6 +512,33 @@ fn bench(c: &mut Criterion<ThreadCpuTime>) {
                     i += 1;
                     black_box(
                         find_minimal_perturbation(&mlp, xs.row(k), target_of(k), &config).unwrap(),
+                    )
+                })
+            });
+        }
+        // Whole batches, per row vs lockstep (one thread): one iteration = `rows` attacks;
+        // the per-example figure is the time / rows (the ATTACK_BENCH_LOCKSTEP table does
+        // 256 rows once).
+        let rows = 32;
+        let bx = mnist.test_images.slice(ndarray::s![..rows, ..]);
+        let bpreds = mlp.predict_batch(bx).unwrap();
+        for kind in ["targeted", "nearest"] {
+            let targets = row_targets(&bpreds, kind);
+            group.bench_function(format!("{kind}_{rows}_rows_per_row"), |b| {
+                b.iter(|| black_box(attack_batch(&mlp, bx, &targets, &config, 1).unwrap()))
+            });
+            group.bench_function(format!("{kind}_{rows}_rows_lockstep"), |b| {
+                b.iter(|| {
+                    black_box(
+                        attack_batch_lockstep(
+                            &mlp,
+                            bx,
+                            &targets,
+                            &config,
+                            1,
+                            DEFAULT_LOCKSTEP_BATCH,
+                        )
+                        .unwrap(),
                     )
                 })
             });
