@@ -504,7 +504,7 @@ fn attack_range<C: Classifier + ?Sized>(
 /// each row of a batch independently of the others (the crate's models do: one matrix
 /// product per layer, whose entries are summed in an order that does not depend on the
 /// number of rows; a pass always has at least two rows). It may differ **in the last bits**
-/// from [`attack_batch`]'s: a model may evaluate a single row by another route (the crate's
+/// from [`attack_batch`](super::attack_batch)'s: a model may evaluate a single row by another route (the crate's
 /// [`Mlp`](crate::models::Mlp) uses dot products for one row, a matrix product for many),
 /// whose sums round differently; the searches then agree to the solver's tolerance
 /// (`tests/attack_lockstep.rs`, `docs/attack.md`).

@@ -59,12 +59,21 @@
 //! from minimal distortions ([`MinimalDistortions`]) or per ε ([`bounded_accuracy_curve`]).
 //! The c search's loss can be the Carlini–Wagner margin ([`AttackLoss::Margin`]).
 //!
+//! # Many rows
+//!
+//! [`attack_batch`] runs the rows independently on worker threads;
+//! [`attack_batch_lockstep`] runs the same searches with the rows in lockstep, evaluating the
+//! model once per step on every row that waits for an evaluation (a matrix–matrix product
+//! instead of one matrix–vector product per row: 2.3× faster on FC500-150-10, 1.1–1.3× on
+//! FC100-100-10, `docs/attack.md`).
+//!
 //! # Bad input
 //!
 //! NaN/Inf in `x`, a wrong length, `x` outside the box, a label out of range and invalid
 //! settings are typed [`crate::Error`] values; a model that returns NaN or errors during the
 //! search gives a failed [`AttackResult`] with [`FailureReason::ModelFailure`] (or keeps the
-//! success verified before). [`attack_batch`] isolates rows from each other.
+//! success verified before). [`attack_batch`] and [`attack_batch_lockstep`] isolate rows
+//! from each other.
 
 mod batch;
 mod config;
