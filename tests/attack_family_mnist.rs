@@ -2,13 +2,15 @@
 //! adversarial is re-checked here (re-classified, finite, inside [0, 1], within ε),
 //! independently of the attacks' own verification.
 
+#[path = "mnist_mlp/mod.rs"]
+mod mnist_mlp;
+
 use intriguing::ClassifierExt;
 use intriguing::attack::{
     BoundedAttack, DeepFoolConfig, FgsmConfig, MinimalDistortions, Norm, PgdConfig, RowResult,
     bounded_accuracy_curve, deepfool, fgsm, pgd,
 };
-use intriguing::data::Mnist;
-use intriguing::models::{Mlp, Preset, train};
+use intriguing::models::Mlp;
 use ndarray::{Array2, s};
 use std::sync::OnceLock;
 
@@ -23,20 +25,7 @@ struct Fixture {
 fn fixture() -> &'static Fixture {
     static F: OnceLock<Fixture> = OnceLock::new();
     F.get_or_init(|| {
-        let mnist = Mnist::load(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/data/mnist"))
-            .expect("bundled MNIST")
-            .take(10_000, 100)
-            .unwrap();
-        let (mut mlp, cfg) = Preset::Fc100_100_10.build(11).unwrap();
-        let cfg = cfg.with_epochs(2).unwrap();
-        train(
-            &mut mlp,
-            mnist.train_images.view(),
-            &mnist.train_labels,
-            &cfg,
-            |_, _| {},
-        )
-        .unwrap();
+        let (mlp, mnist) = mnist_mlp::brief_fc100(10_000, 100, 11, 2);
         Fixture {
             mlp,
             x: mnist.test_images.slice(s![..100, ..]).to_owned(),

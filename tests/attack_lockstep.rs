@@ -4,14 +4,16 @@
 //! see the function's documentation), results independent of the thread count and the batch
 //! size (exactly), and bad rows / failing models isolated to their own slots.
 
+#[path = "mnist_mlp/mod.rs"]
+mod mnist_mlp;
+
 use intriguing::analysis::Crown;
 use intriguing::attack::{
     AttackConfig, AttackLoss, AttackResult, DEFAULT_LOCKSTEP_BATCH, LabelBound, Target,
     attack_batch, attack_batch_lockstep,
 };
 use intriguing::classifier::{Classifier, ClassifierExt, LogitsLoss};
-use intriguing::data::Mnist;
-use intriguing::models::{Mlp, Preset, train};
+use intriguing::models::Mlp;
 use intriguing::optim::Bounds;
 use intriguing::{Error, Result};
 use ndarray::{Array2, ArrayView1, ArrayView2, ArrayViewMut2, s};
@@ -27,20 +29,7 @@ struct Fixture {
 fn fixture() -> &'static Fixture {
     static F: OnceLock<Fixture> = OnceLock::new();
     F.get_or_init(|| {
-        let mnist = Mnist::load(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/data/mnist"))
-            .expect("bundled MNIST")
-            .take(10_000, 24)
-            .unwrap();
-        let (mut mlp, cfg) = Preset::Fc100_100_10.build(3).unwrap();
-        let cfg = cfg.with_epochs(1).unwrap();
-        train(
-            &mut mlp,
-            mnist.train_images.view(),
-            &mnist.train_labels,
-            &cfg,
-            |_, _| {},
-        )
-        .unwrap();
+        let (mlp, mnist) = mnist_mlp::brief_fc100(10_000, 24, 3, 1);
         let images = mnist.test_images.slice(s![..24, ..]).to_owned();
         let preds = mlp.predict_batch(images.view()).unwrap();
         Fixture { mlp, images, preds }

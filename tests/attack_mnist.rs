@@ -2,10 +2,12 @@
 //! targets each; every adversarial is re-checked here, independently of the attack's own
 //! verification.
 
+#[path = "mnist_mlp/mod.rs"]
+mod mnist_mlp;
+
 use intriguing::ClassifierExt;
 use intriguing::attack::{AttackConfig, Penalty, Target, attack_batch};
-use intriguing::data::Mnist;
-use intriguing::models::{Mlp, Preset, train};
+use intriguing::models::Mlp;
 use ndarray::{Array2, s};
 use std::sync::OnceLock;
 
@@ -19,20 +21,7 @@ struct Fixture {
 fn fixture() -> &'static Fixture {
     static F: OnceLock<Fixture> = OnceLock::new();
     F.get_or_init(|| {
-        let mnist = Mnist::load(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/data/mnist"))
-            .expect("bundled MNIST")
-            .take(20_000, 100)
-            .unwrap();
-        let (mut mlp, cfg) = Preset::Fc100_100_10.build(7).unwrap();
-        let cfg = cfg.with_epochs(3).unwrap();
-        train(
-            &mut mlp,
-            mnist.train_images.view(),
-            &mnist.train_labels,
-            &cfg,
-            |_, _| {},
-        )
-        .unwrap();
+        let (mlp, mnist) = mnist_mlp::brief_fc100(20_000, 100, 7, 3);
         Fixture {
             mlp,
             test_images: mnist.test_images,
