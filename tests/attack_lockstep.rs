@@ -285,6 +285,19 @@ fn bad_rows_and_failing_models_stay_in_their_slots() {
             assert!(a == b.as_ref().unwrap());
         }
     }
+    // An absurd batch size allocates no more than the rows need (no abort), same results.
+    let huge = attack_batch_lockstep(
+        &f.mlp,
+        images.slice(s![4..6, ..]),
+        &t[4..6],
+        &cfg,
+        1,
+        usize::MAX,
+    )
+    .unwrap();
+    for (a, b) in huge.iter().zip(&alone) {
+        assert!(a.as_ref().unwrap() == b.as_ref().unwrap());
+    }
     // Whole-batch argument errors.
     assert!(attack_batch_lockstep(&f.mlp, images.view(), &t[..2], &cfg, 1, 8).is_err());
     assert!(matches!(

@@ -6,7 +6,8 @@ mod attack_models;
 use attack_models::Linear;
 use intriguing::Error;
 use intriguing::attack::{
-    AttackConfig, FailureReason, Target, attack_batch, find_minimal_perturbation,
+    AttackConfig, DEFAULT_LOCKSTEP_BATCH, FailureReason, Target, attack_batch,
+    attack_batch_lockstep, find_minimal_perturbation,
 };
 use intriguing::classifier::{Classifier, ClassifierExt, LogitsLoss};
 use intriguing::optim::{Bounds, FnObjective, Lbfgsb, Termination};
@@ -333,6 +334,20 @@ fn a_model_failing_everywhere_but_x_is_a_model_failure() {
             "error={error}: {:?}",
             r.failure
         );
+        // The lockstep path classifies it the same way.
+        let xs = Array2::from_shape_vec((1, 3), x.clone()).unwrap();
+        let lock = attack_batch_lockstep(
+            &m,
+            xs.view(),
+            &[Target::Label(1)],
+            &AttackConfig::default(),
+            1,
+            DEFAULT_LOCKSTEP_BATCH,
+        )
+        .unwrap();
+        let l = lock[0].as_ref().expect("a failed result, not an error");
+        assert_eq!(l.failure, r.failure, "error={error}");
+        assert!(!l.success());
     }
 }
 

@@ -353,16 +353,11 @@ struct Pass {
     mag_in: Vec<f64>,
 }
 
-/// Lower and upper bounds of one layer's outputs.
-type Bounds = (Vec<f64>, Vec<f64>);
-
-/// The first layer's rows prepared for one input (see [`RowPrep`]), with the bounds of the
-/// last radius they were concretised at (a radius evaluated again reuses them) and the dual
-/// steps of every radius done (warm starts).
+/// The first layer's rows prepared for one input (see [`RowPrep`]), with the dual steps of
+/// every radius done (warm starts).
 #[derive(Debug, Default)]
 struct FirstLayer {
     preps: Vec<RowPrep>,
-    memo: RefCell<Option<(f64, Bounds)>>,
     steps: RefCell<Vec<(f64, Vec<f64>)>>,
 }
 
@@ -723,7 +718,6 @@ impl Crown {
         }
         FirstLayer {
             preps: out,
-            memo: RefCell::new(None),
             steps: RefCell::new(Vec::new()),
         }
     }
@@ -842,11 +836,6 @@ impl Crown {
         if k == 0 {
             let preps = &first.preps;
             debug_assert_eq!(preps.len(), 2 * n);
-            if let Some((e, bounds)) = first.memo.borrow().as_ref()
-                && *e == eps
-            {
-                return bounds.clone();
-            }
             // Warm start: the dual steps of the largest radius `ε' ≤ eps` done so far are at
             // most the roots at `eps` (the root increases with the radius).
             let mut steps = first.steps.borrow_mut();
@@ -865,7 +854,6 @@ impl Crown {
                 hi[i] = -vu + b[i] + self.gamma * (mag[i] + cu);
             }
             steps.push((eps, ts));
-            *first.memo.borrow_mut() = Some((eps, (lo.clone(), hi.clone())));
             return (lo, hi);
         }
         let mut lam = Array2::zeros((2 * n, m));
@@ -1766,7 +1754,7 @@ mod tests {
 
     /// The search ends with a radius where `f > 0` within `rtol` of the root, on smooth and
     /// kinked decreasing functions, from guesses on either side, in at most 8 evaluations
-    /// (bisection of `[0, 2·root]` to the same tolerance alone takes 7).
+    /// (bisection of `[0, 2·root]` to the same tolerance alone takes 8).
     #[test]
     fn search_brackets_the_root_to_the_tolerance() {
         let cfg = CrownConfig::default();

@@ -13,8 +13,8 @@ use super::config::{AttackConfig, AttackLoss, InitialC};
 use super::objective::{AttackObjective, Goal};
 use super::result::{AttackResult, Target};
 use super::search::{
-    Engine, LabelPruner, LabelSearch, RunMark, assemble, first_goal, initial_c_from, rank_labels,
-    winner_of,
+    Engine, LabelPruner, LabelSearch, RunMark, assemble, first_goal, initial_c_from,
+    nearest_candidates, winner_of,
 };
 use super::{Clean, clean_prediction};
 use crate::classifier::{
@@ -95,13 +95,9 @@ impl<'m, 'c, C: Classifier + ?Sized> Row<'m, 'c, C> {
         let goals = match target {
             Target::Label(_) | Target::Untargeted { .. } => vec![goal],
             Target::Nearest { true_label } => {
-                let labels: Vec<usize> = (0..model.num_classes())
-                    .filter(|&l| l != true_label)
-                    .collect();
-                let order = rank_labels(model, x, true_label, &labels, &mut e).map_err(fail)?;
-                order
+                nearest_candidates(model, x, true_label, config, &mut e)
+                    .map_err(fail)?
                     .into_iter()
-                    .take(config.nearest_candidates)
                     .map(Goal::Label)
                     .collect()
             }
@@ -194,24 +190,17 @@ impl<'m, 'c, C: Classifier + ?Sized> Row<'m, 'c, C> {
 
     fn begin_search(&mut self, c0: f64) {
         let goal = self.goals[self.next_goal - 1];
-        let mut s = LabelSearch::new(goal, c0);
-        if self.nearest() {
-            s.prunable = self.e.cfg.nearest_prune_margin.is_finite();
-        }
-        self.current = Some(s);
+        self.current = Some(if self.nearest() {
+            LabelSearch::nearest(goal, c0, self.e.cfg)
+        } else {
+            LabelSearch::new(goal, c0)
+        });
         self.stage = Stage::NextRun;
     }
 
     fn end_search(&mut self) {
         let mut s = self.current.take().expect("a search is in progress");
-        if self.nearest() {
-            let m = 1.0 + self.e.cfg.nearest_prune_margin;
-            if !s.prunable || s.best_l2sq() <= m * m * self.e.global_best {
-                s.refine(&mut self.e);
-            }
-        } else {
-            s.refine(&mut self.e);
-        }
+        s.finish(&mut self.e);
         self.searches.push(s);
         self.stage = Stage::NextSearch;
     }
@@ -429,6 +418,8 @@ fn attack_range<C: Classifier + ?Sized>(
     let n = model.input_dim();
     let start = range.start;
     let mut out: Vec<Option<Result<AttackResult>>> = range.clone().map(|_| None).collect();
+    // No more rows at once than the range has: an absurd `max_batch` allocates nothing more.
+    let max_batch = max_batch.min(range.len()).max(1);
     let cap = max_batch.max(2);
     let mut batch = Batch {
         x: Array2::zeros((cap, n)),

@@ -171,11 +171,26 @@ impl LabelSearch {
         }
     }
 
-    /// Runs until the search is finished.
+    /// A search for one of [`Target::Nearest`]'s labels: it may stop after bracketing when
+    /// far behind the best of the other labels.
+    pub fn nearest(goal: Goal, c0: f64, cfg: &AttackConfig) -> Self {
+        let mut s = Self::new(goal, c0);
+        s.prunable = cfg.nearest_prune_margin.is_finite();
+        s
+    }
+
+    /// Runs until the search is finished, then [`finish`](Self::finish)es it.
     pub fn run_to_end<C: Classifier + ?Sized>(&mut self, e: &mut Engine<'_, '_, C>) {
         while !self.done {
             self.step(e);
         }
+        self.finish(e);
+    }
+
+    /// After the last run: a search whose every run failed in the model is the model's
+    /// failure; the best point is refined (see [`refine`](Self::refine)) unless the search
+    /// is prunable and far behind the best of the other labels.
+    pub fn finish<C: Classifier + ?Sized>(&mut self, e: &mut Engine<'_, '_, C>) {
         if self.best.is_none()
             && self.search_runs > 0
             && self.model_failed_runs == self.search_runs
@@ -188,6 +203,10 @@ impl LabelSearch {
                 }
                 .to_string(),
             ));
+        }
+        let m = 1.0 + e.cfg.nearest_prune_margin;
+        if !self.prunable || self.best_l2sq() <= m * m * e.global_best {
+            self.refine(e);
         }
     }
 
@@ -465,7 +484,7 @@ impl LabelSearch {
 
 /// Labels sorted by the linearised distance `(z_y − z_l) / ‖∇(z_y − z_l)‖` at `x`
 /// (ties and non-finite estimates keep label order, non-finite last).
-pub(crate) fn rank_labels<C: Classifier + ?Sized>(
+fn rank_labels<C: Classifier + ?Sized>(
     model: &C,
     x: ndarray::ArrayView1<'_, f64>,
     y: usize,
@@ -534,6 +553,23 @@ pub(crate) fn rank_labels<C: Classifier + ?Sized>(
     Ok(est.into_iter().map(|(_, l)| l).collect())
 }
 
+/// The labels [`Target::Nearest`] searches, most promising first: the labels `≠ y` ranked by
+/// the linearised distance to their decision boundary, `(z_y − z_l) / ‖∇(z_y − z_l)‖` at
+/// `x` (one batched forward + backward pass of K − 1 rows), the first
+/// [`nearest_candidates`](AttackConfig::with_nearest_candidates) of them.
+pub(crate) fn nearest_candidates<C: Classifier + ?Sized>(
+    model: &C,
+    x: ndarray::ArrayView1<'_, f64>,
+    y: usize,
+    config: &AttackConfig,
+    e: &mut Engine<'_, '_, C>,
+) -> Result<Vec<usize>> {
+    let labels: Vec<usize> = (0..model.num_classes()).filter(|&l| l != y).collect();
+    let mut order = rank_labels(model, x, y, &labels, e)?;
+    order.truncate(config.nearest_candidates);
+    Ok(order)
+}
+
 /// Exact pruning of [`Target::Nearest`]'s labels by the configuration's certified bound
 /// ([`AttackConfig::with_label_bound`]): `proven[l]` holds within the radius `asked`.
 #[derive(Debug, Clone)]
@@ -597,32 +633,19 @@ pub(crate) fn run_attack<C: Classifier + ?Sized>(
             let c0 = e.initial_c();
             let mut s = LabelSearch::new(first_goal, c0);
             s.run_to_end(&mut e);
-            s.refine(&mut e);
             (0, vec![s])
         }
         Target::Nearest { true_label } => {
-            // Rank the labels by a linearised distance to their decision boundary,
-            // (z_y − z_l) / ‖∇(z_y − z_l)‖ at x — one batched forward + backward pass of
-            // K − 1 rows — and search the most promising ones first.
-            let labels: Vec<usize> = (0..model.num_classes())
-                .filter(|&l| l != true_label)
-                .collect();
-            let order = rank_labels(model, x, true_label, &labels, &mut e)?;
             let mut searches = Vec::new();
             let mut pruner = LabelPruner::default();
-            for &l in order.iter().take(config.nearest_candidates) {
+            for l in nearest_candidates(model, x, true_label, config, &mut e)? {
                 if pruner.unreachable(config, x, true_label, l, e.global_best)? {
                     continue;
                 }
                 e.obj.set_goal(Goal::Label(l));
                 let c0 = e.initial_c();
-                let mut s = LabelSearch::new(Goal::Label(l), c0);
-                s.prunable = config.nearest_prune_margin.is_finite();
+                let mut s = LabelSearch::nearest(Goal::Label(l), c0, config);
                 s.run_to_end(&mut e);
-                let m = 1.0 + config.nearest_prune_margin;
-                if !s.prunable || s.best_l2sq() <= m * m * e.global_best {
-                    s.refine(&mut e);
-                }
                 searches.push(s);
             }
             (winner_of(&searches), searches)
