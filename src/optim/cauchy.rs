@@ -15,12 +15,10 @@ use super::memory::Memory;
 /// Scratch buffers for the Cauchy point.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct CauchyScratch {
-    /// Breakpoints `t_i`.
-    pub(crate) t: Vec<f64>,
     /// Steepest-descent direction with passed / fixed coordinates zeroed.
     pub(crate) d: Vec<f64>,
-    /// Heap of coordinate indices keyed by `t`.
-    pub(crate) heap: Vec<usize>,
+    /// Min-heap of `(t_i, i)` over the coordinates with a finite breakpoint.
+    pub(crate) heap: Vec<(f64, usize)>,
     /// 2m vectors: `p = Wᵀd`, `w_b`, `M w_b`.
     pub(crate) p: Vec<f64>,
     pub(crate) wb: Vec<f64>,
@@ -30,8 +28,7 @@ pub(crate) struct CauchyScratch {
 
 impl CauchyScratch {
     pub(crate) fn resize(&mut self, n: usize, m: usize) {
-        if self.t.len() != n {
-            self.t.resize(n, 0.0);
+        if self.d.len() != n {
             self.d.resize(n, 0.0);
             self.heap.clear();
             self.heap.reserve(n);
@@ -44,8 +41,10 @@ impl CauchyScratch {
     }
 }
 
+/// Restores the min-heap order below `i`. Each entry carries its key (`(t_i, i)`), so a
+/// comparison reads no other array.
 #[inline]
-fn sift_down(heap: &mut [usize], t: &[f64], mut i: usize) {
+fn sift_down(heap: &mut [(f64, usize)], mut i: usize) {
     let n = heap.len();
     loop {
         let l = 2 * i + 1;
@@ -53,11 +52,8 @@ fn sift_down(heap: &mut [usize], t: &[f64], mut i: usize) {
             break;
         }
         let r = l + 1;
-        let mut c = l;
-        if r < n && t[heap[r]] < t[heap[l]] {
-            c = r;
-        }
-        if t[heap[c]] < t[heap[i]] {
+        let c = if r < n && heap[r].0 < heap[l].0 { r } else { l };
+        if heap[c].0 < heap[i].0 {
             heap.swap(i, c);
             i = c;
         } else {
@@ -83,32 +79,34 @@ pub(crate) fn cauchy_point(
     let k2 = 2 * mem.len;
     let theta = mem.theta;
     let mmat = &mem.mmat[..k2 * k2];
-    sc.heap.clear();
     let mut dtd = 0.0;
     let mut moving = 0usize;
     // Breakpoints, eq. (4.1), and the initial direction d = −g on the coordinates that move.
+    // (Written without branches: the signs of g and which coordinates move are
+    // unpredictable. Same values as the branches `g < 0`, `g > 0`, else ∞.)
+    sc.heap.resize(n, (0.0, 0));
+    let mut len = 0;
     for i in 0..n {
         let gi = g[i];
-        let ti = if gi < 0.0 {
-            (x[i] - upper[i]) / gi
-        } else if gi > 0.0 {
-            (x[i] - lower[i]) / gi
+        let num = if gi < 0.0 {
+            x[i] - upper[i]
+        } else {
+            x[i] - lower[i]
+        };
+        let ti = if (gi < 0.0) | (gi > 0.0) {
+            num / gi
         } else {
             f64::INFINITY
         };
-        sc.t[i] = ti;
-        if ti > 0.0 {
-            sc.d[i] = -gi;
-            dtd += gi * gi;
-            moving += 1;
-            if ti < f64::INFINITY {
-                sc.heap.push(i);
-            }
-        } else {
-            sc.d[i] = 0.0;
-        }
+        let moves = ti > 0.0;
+        sc.d[i] = if moves { -gi } else { 0.0 };
+        dtd += if moves { gi * gi } else { 0.0 };
+        moving += usize::from(moves);
+        sc.heap[len] = (ti, i);
+        len += usize::from(moves & (ti < f64::INFINITY));
         xc[i] = x[i];
     }
+    sc.heap.truncate(len);
     c[..k2].iter_mut().for_each(|v| *v = 0.0);
     if dtd == 0.0 {
         return;
@@ -124,12 +122,11 @@ pub(crate) fn cauchy_point(
     // Heapify.
     let len = sc.heap.len();
     for i in (0..len / 2).rev() {
-        sift_down(&mut sc.heap, &sc.t, i);
+        sift_down(&mut sc.heap, i);
     }
     let mut hlen = len;
     while hlen > 0 {
-        let b = sc.heap[0];
-        let tb = sc.t[b];
+        let (tb, b) = sc.heap[0];
         let dt = tb - told;
         if dtmin < dt {
             break;
@@ -137,7 +134,7 @@ pub(crate) fn cauchy_point(
         // Pop b.
         hlen -= 1;
         sc.heap.swap(0, hlen);
-        sift_down(&mut sc.heap[..hlen], &sc.t, 0);
+        sift_down(&mut sc.heap[..hlen], 0);
         // Move to breakpoint b: x_b hits its bound.
         let gb = g[b];
         let xcb = if sc.d[b] > 0.0 { upper[b] } else { lower[b] };
@@ -172,9 +169,8 @@ pub(crate) fn cauchy_point(
     let dtmin = dtmin.max(0.0);
     let tfinal = told + dtmin;
     for i in 0..n {
-        if sc.d[i] != 0.0 {
-            xc[i] = (x[i] + tfinal * sc.d[i]).clamp(lower[i], upper[i]);
-        }
+        let moved = (x[i] + tfinal * sc.d[i]).clamp(lower[i], upper[i]);
+        xc[i] = if sc.d[i] != 0.0 { moved } else { xc[i] };
     }
     for k in 0..k2 {
         c[k] += dtmin * sc.p[k];

@@ -21,7 +21,8 @@ use super::dense::dot;
 use super::linesearch::Next;
 use super::subspace::subspace_step;
 use super::{
-    IterationInfo, Lbfgsb, Objective, Solution, Termination, Workspace, projected_gradient_norm,
+    IterationInfo, Lbfgsb, Objective, Solution, Termination, Workspace, max_feasible_step,
+    projected_gradient_norm,
 };
 use crate::error::Result;
 use std::ops::ControlFlow;
@@ -164,16 +165,7 @@ fn run_in<O: Objective + ?Sized>(
 
         // ---- Step limits.
         let stpmax = if bounded {
-            let mut a = STPMAX_FREE;
-            for i in 0..n {
-                let di = ws.d[i];
-                if di > 0.0 {
-                    a = a.min((upper[i] - ws.x[i]) / di);
-                } else if di < 0.0 {
-                    a = a.min((lower[i] - ws.x[i]) / di);
-                }
-            }
-            a.max(0.0)
+            max_feasible_step(&ws.x, &ws.d, lower, upper, STPMAX_FREE).max(0.0)
         } else {
             STPMAX_FREE
         };

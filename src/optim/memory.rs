@@ -45,6 +45,12 @@ pub(crate) struct Memory {
     col: Vec<f64>,
     // Two-loop scratch.
     alpha: Vec<f64>,
+    /// Per slot, the number of the admission that wrote the pair now held there (0: none);
+    /// lets a cache of products over the pairs (the subspace step's `WᵀZZᵀW`) tell which
+    /// of its rows are stale.
+    stamps: Vec<u64>,
+    /// Admissions so far (never reset, so a stamp is never reused).
+    admissions: u64,
 }
 
 impl Memory {
@@ -70,6 +76,8 @@ impl Memory {
             self.col.resize(m, 0.0);
             self.alpha.clear();
             self.alpha.resize(cap, 0.0);
+            self.stamps.clear();
+            self.stamps.resize(cap, 0);
         }
         self.n = n;
         self.m = m;
@@ -95,6 +103,18 @@ impl Memory {
     #[inline]
     fn spare(&self) -> usize {
         (self.head + self.len) % self.cap
+    }
+
+    /// Number of slots (`m + 1`).
+    #[inline]
+    pub(crate) fn cap(&self) -> usize {
+        self.cap
+    }
+
+    /// The stamp of the pair in slot `j`: distinct for every admitted pair.
+    #[inline]
+    pub(crate) fn stamp(&self, j: usize) -> u64 {
+        self.stamps[j]
     }
 
     /// `s` of slot `j`.
@@ -160,6 +180,8 @@ impl Memory {
             }
         }
         self.len += 1;
+        self.admissions += 1;
+        self.stamps[q] = self.admissions;
         self.theta = yy / sy;
         true
     }

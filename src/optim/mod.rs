@@ -929,16 +929,66 @@ impl Lbfgsb {
 }
 
 /// Inf-norm of `P(x − g) − x` for the box `[lower, upper]`.
+///
+/// Four independent maxima, without branches, so the loop runs in SIMD lanes; the maximum
+/// of the same values in any order is the same number (`f64::max` ignores NaN either way).
 pub(crate) fn projected_gradient_norm(x: &[f64], g: &[f64], lower: &[f64], upper: &[f64]) -> f64 {
-    let mut m: f64 = 0.0;
-    for i in 0..x.len() {
+    let n = x.len();
+    let (g, lower, upper) = (&g[..n], &lower[..n], &upper[..n]);
+    let pg = |i: usize| {
         let gi = g[i];
-        let pg = if gi < 0.0 {
-            (x[i] - upper[i]).max(gi)
-        } else {
-            (x[i] - lower[i]).min(gi)
-        };
-        m = m.max(pg.abs());
+        let toward_upper = (x[i] - upper[i]).max(gi);
+        let toward_lower = (x[i] - lower[i]).min(gi);
+        if gi < 0.0 { toward_upper } else { toward_lower }.abs()
+    };
+    let mut m = [0.0f64; 4];
+    let body = n - n % 4;
+    for i in (0..body).step_by(4) {
+        for (j, mj) in m.iter_mut().enumerate() {
+            *mj = mj.max(pg(i + j));
+        }
     }
-    m
+    for i in body..n {
+        m[0] = m[0].max(pg(i));
+    }
+    m[0].max(m[1]).max(m[2].max(m[3]))
+}
+
+/// The largest `α ≤ cap` with `x + α d` in the box `[lower, upper]` (before the final
+/// `max(0)` of the callers): the minimum of `(u − x)/d` over `d > 0` and `(l − x)/d` over
+/// `d < 0`. Four independent minima without branches (the same number as one minimum in
+/// order: `f64::min` ignores NaN either way).
+pub(crate) fn max_feasible_step(
+    x: &[f64],
+    d: &[f64],
+    lower: &[f64],
+    upper: &[f64],
+    cap: f64,
+) -> f64 {
+    let n = x.len();
+    let (d, lower, upper) = (&d[..n], &lower[..n], &upper[..n]);
+    let ratio = |i: usize| {
+        let di = d[i];
+        let room = if di > 0.0 {
+            upper[i] - x[i]
+        } else {
+            lower[i] - x[i]
+        };
+        if (di > 0.0) | (di < 0.0) {
+            room / di
+        } else {
+            f64::INFINITY
+        }
+    };
+    let mut a = [cap; 4];
+    let body = n - n % 4;
+    for i in (0..body).step_by(4) {
+        for (j, aj) in a.iter_mut().enumerate() {
+            *aj = aj.min(ratio(i + j));
+        }
+    }
+    for i in body..n {
+        a[0] = a[0].min(ratio(i));
+    }
+    a[0].min(a[1]).min(a[2].min(a[3]))
 }

@@ -14,7 +14,8 @@ use super::dense::dot;
 use super::linesearch::Next;
 use super::subspace::subspace_step;
 use super::{
-    IterationInfo, Lbfgsb, LineSearch, Solution, Termination, Workspace, projected_gradient_norm,
+    IterationInfo, Lbfgsb, LineSearch, Solution, Termination, Workspace, max_feasible_step,
+    projected_gradient_norm,
 };
 use crate::error::{Error, Result};
 use std::ops::ControlFlow;
@@ -379,16 +380,7 @@ impl Stepper {
 
             // ---- Step limits.
             let stpmax = if self.bounded {
-                let mut a = STPMAX_FREE;
-                for i in 0..n {
-                    let di = ws.d[i];
-                    if di > 0.0 {
-                        a = a.min((ws.upper[i] - ws.x[i]) / di);
-                    } else if di < 0.0 {
-                        a = a.min((ws.lower[i] - ws.x[i]) / di);
-                    }
-                }
-                a.max(0.0)
+                max_feasible_step(&ws.x, &ws.d, &ws.lower, &ws.upper, STPMAX_FREE).max(0.0)
             } else {
                 STPMAX_FREE
             };
