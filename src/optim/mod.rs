@@ -941,17 +941,25 @@ pub(crate) fn projected_gradient_norm(x: &[f64], g: &[f64], lower: &[f64], upper
         let toward_lower = (x[i] - lower[i]).min(gi);
         if gi < 0.0 { toward_upper } else { toward_lower }.abs()
     };
-    let mut m = [0.0f64; 4];
+    fold_in_lanes(n, 0.0, f64::max, pg)
+}
+
+/// `op` folded over `term(0..n)` from `init` in four interleaved lanes (so the loop runs in
+/// SIMD registers), the lanes then combined: for an order-independent `op` (`f64::max`,
+/// `f64::min`) the same number as one fold in order.
+#[inline]
+fn fold_in_lanes(n: usize, init: f64, op: fn(f64, f64) -> f64, term: impl Fn(usize) -> f64) -> f64 {
+    let mut acc = [init; 4];
     let body = n - n % 4;
     for i in (0..body).step_by(4) {
-        for (j, mj) in m.iter_mut().enumerate() {
-            *mj = mj.max(pg(i + j));
+        for (j, a) in acc.iter_mut().enumerate() {
+            *a = op(*a, term(i + j));
         }
     }
     for i in body..n {
-        m[0] = m[0].max(pg(i));
+        acc[0] = op(acc[0], term(i));
     }
-    m[0].max(m[1]).max(m[2].max(m[3]))
+    op(op(acc[0], acc[1]), op(acc[2], acc[3]))
 }
 
 /// The largest `α ≤ cap` with `x + α d` in the box `[lower, upper]` (before the final
@@ -980,15 +988,5 @@ pub(crate) fn max_feasible_step(
             f64::INFINITY
         }
     };
-    let mut a = [cap; 4];
-    let body = n - n % 4;
-    for i in (0..body).step_by(4) {
-        for (j, aj) in a.iter_mut().enumerate() {
-            *aj = aj.min(ratio(i + j));
-        }
-    }
-    for i in body..n {
-        a[0] = a[0].min(ratio(i));
-    }
-    a[0].min(a[1]).min(a[2].min(a[3]))
+    fold_in_lanes(n, cap, f64::min, ratio)
 }
