@@ -85,8 +85,6 @@ impl FixedGram {
         if self.fixed.len() != n || self.stamps.len() != cap {
             self.fixed.clear();
             self.fixed.resize(n, false);
-            self.list.resize(n, 0);
-            self.changed.resize(n, (0, 0.0));
             self.stamps.clear();
             self.stamps.resize(cap, 0);
             for v in [&mut self.yy, &mut self.sy, &mut self.ss] {
@@ -115,8 +113,8 @@ impl FixedGram {
         for k in 0..mem.len {
             let j = mem.slot(k);
             self.slots.push(j);
-            self.held
-                .push(self.stamps[j] != 0 && self.stamps[j] == mem.stamp(j));
+            // Every pair in the memory has a nonzero stamp, so a 0 (none) never matches.
+            self.held.push(self.stamps[j] == mem.stamp(j));
         }
         let any_held = self.held.iter().any(|&h| h);
         if !any_held || self.updates + self.changed.len() > self.list.len() {
@@ -183,12 +181,12 @@ impl FixedGram {
                 }
                 let p = self.slots[a];
                 let (ya, sa) = (mem.y(p)[i], mem.s(p)[i]);
-                let (yrow, srow) = (p * cap, p * cap);
+                let row = p * cap;
                 for b in 0..k {
                     let q = self.slots[b];
-                    self.yy[yrow + q] += ya * self.vy[b];
-                    self.sy[srow + q] += sa * self.vy[b];
-                    self.ss[srow + q] += sa * self.vs[b];
+                    self.yy[row + q] += ya * self.vy[b];
+                    self.sy[row + q] += sa * self.vy[b];
+                    self.ss[row + q] += sa * self.vs[b];
                 }
             }
         }
@@ -421,7 +419,7 @@ mod tests {
                 .wrapping_add(1442695040888963407);
             (state >> 11) as f64 / (1u64 << 53) as f64
         };
-        let (mut checked, mut incremental) = (0, 0);
+        let mut incremental = 0;
         for step in 0..60 {
             if step == 31 {
                 mem.clear();
@@ -460,9 +458,7 @@ mod tests {
                     "step {step}, entry {k}: kept {a} vs direct {b}"
                 );
             }
-            checked += 1;
         }
-        assert_eq!(checked, 60);
         // Most steps updated the sums rather than rebuilding them.
         assert!(incremental > 30, "{incremental} incremental steps");
     }
