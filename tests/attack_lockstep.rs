@@ -315,3 +315,121 @@ fn bad_rows_and_failing_models_stay_in_their_slots() {
         })
     ));
 }
+
+/// FC100-100-10 whose predictions (`logits_into`, the verification's call) fail on any batch
+/// with a row predicted 3 (an error, or a panic with `panics`); its loss gradients work.
+struct NoThrees<'a> {
+    mlp: &'a Mlp,
+    panics: bool,
+}
+
+impl Classifier for NoThrees<'_> {
+    fn input_dim(&self) -> usize {
+        self.mlp.input_dim()
+    }
+    fn num_classes(&self) -> usize {
+        self.mlp.num_classes()
+    }
+    fn logits_into(&self, x: ArrayView2<'_, f64>, mut out: ArrayViewMut2<'_, f64>) -> Result<()> {
+        self.mlp.logits_into(x, out.view_mut())?;
+        let threes = out
+            .rows()
+            .into_iter()
+            .any(|z| intriguing::classifier::argmax(z) == 3);
+        match (threes, self.panics) {
+            (false, _) => Ok(()),
+            (true, false) => Err(Error::DataFormat("no threes".into())),
+            (true, true) => panic!("no threes"),
+        }
+    }
+    fn loss_gradient_into(
+        &self,
+        x: ArrayView2<'_, f64>,
+        seed: LogitsLoss<'_>,
+        grad: ArrayViewMut2<'_, f64>,
+    ) -> Result<f64> {
+        self.mlp.loss_gradient_into(x, seed, grad)
+    }
+}
+
+/// The verifications are batched across rows in lockstep: a prediction that fails on one
+/// row's point (an error: the point is not verified; a panic: the row's error) fails the
+/// verification of that row only, as on the per-row path; the other rows' results are
+/// exactly those they have without the failing rows. (No boundary refinement: its points
+/// between the clean input and an adversarial may be predicted 3 on any row.)
+#[test]
+fn a_failing_verification_fails_its_row_only() {
+    let f = fixture();
+    let cfg = AttackConfig::default().with_refinement(0, 1).unwrap();
+    let keep: Vec<usize> = (0..f.preds.len())
+        .filter(|&i| f.preds[i] != 3)
+        .take(8)
+        .collect();
+    let images = f.images.select(ndarray::Axis(0), &keep);
+    let t: Vec<Target> = keep
+        .iter()
+        .enumerate()
+        .map(|(j, &i)| {
+            let p = f.preds[i];
+            let other = if (p + 1) % 10 == 3 {
+                (p + 2) % 10
+            } else {
+                (p + 1) % 10
+            };
+            Target::Label(if j % 2 == 0 { 3 } else { other })
+        })
+        .collect();
+    let odd: Vec<usize> = (1..keep.len()).step_by(2).collect();
+    let odd_images = images.select(ndarray::Axis(0), &odd);
+    let odd_t: Vec<Target> = odd.iter().map(|&j| t[j]).collect();
+    let plain = attack_batch(&f.mlp, images.view(), &t, &cfg, 1).unwrap();
+    for panics in [false, true] {
+        let model = NoThrees {
+            mlp: &f.mlp,
+            panics,
+        };
+        let lock = attack_batch_lockstep(&model, images.view(), &t, &cfg, 1, 256).unwrap();
+        let alone = attack_batch_lockstep(&model, odd_images.view(), &odd_t, &cfg, 1, 256).unwrap();
+        let per_row = attack_batch(&model, images.view(), &t, &cfg, 1).unwrap();
+        let mut odd_successes = 0;
+        for (j, ((l, p), q)) in lock.iter().zip(&per_row).zip(&plain).enumerate() {
+            let q = q.as_ref().unwrap();
+            assert!(q.success(), "row {j}: {q:?}");
+            if j % 2 == 1 {
+                // The same result as without the failing rows (an error too, when one of
+                // its own points is predicted 3).
+                match (l, &alone[j / 2]) {
+                    (Ok(a), Ok(b)) => assert!(a == b, "row {j}"),
+                    (
+                        Err(Error::ModelPanicked { row: a, message }),
+                        Err(Error::ModelPanicked { row: b, message: m }),
+                    ) => assert!(*a == j && *b == j / 2 && message == m, "row {j}"),
+                    other => panic!("row {j}: {other:?}"),
+                }
+                assert_eq!(
+                    l.as_ref().map(|r| r.success()).ok(),
+                    p.as_ref().map(|r| r.success()).ok(),
+                    "row {j}"
+                );
+                odd_successes += usize::from(l.as_ref().is_ok_and(|r| r.success()));
+            } else if panics {
+                for r in [l, p] {
+                    assert!(
+                        matches!(r, Err(Error::ModelPanicked { row, message }) if *row == j && message == "no threes"),
+                        "row {j}: {r:?}"
+                    );
+                }
+            } else {
+                // Every point that reaches 3 fails its verification: no success on either
+                // path, where the plain model succeeds.
+                for r in [l, p] {
+                    let r = r.as_ref().unwrap();
+                    assert!(!r.success(), "row {j}: {r:?}");
+                    assert!(r.predictions > 0 && r.gradient_evaluations > 0);
+                }
+            }
+        }
+        // Rows whose batches held failing rows still succeed.
+        assert!(odd_successes >= 2, "{odd_successes}");
+    }
+}

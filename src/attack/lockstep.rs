@@ -1,22 +1,26 @@
 //! The attack on many rows in lockstep: every row keeps its own c search, bracket, solver
 //! state ([`Stepper`]) and result, and every step evaluates the model **once** on all the
 //! rows that wait for an evaluation, as one `[k, n]` batch through
-//! [`Classifier::loss_gradient_into`]. Rows that finish leave the batch and the next rows
-//! join, so the batch stays full.
+//! [`Classifier::loss_gradient_into`]. The rows whose L-BFGS-B run ended in that step then
+//! have their end points (and, where closer, the point tracked during the run) re-classified
+//! together, one batched prediction per kind of point. Rows that finish leave the batch and
+//! the next rows join, so the batch stays full.
 //!
 //! Each row follows exactly the per-row search of
 //! [`find_minimal_perturbation`](super::find_minimal_perturbation) (the same functions
 //! decide the c, the start point, the verification, the refinement); only where the model's
-//! value and gradient come from differs: a row of a batched pass instead of a one-row pass.
+//! values, gradients and predictions come from differs: a row of a batched pass instead of a
+//! one-row pass.
 
 use super::config::{AttackConfig, AttackLoss, InitialC};
 use super::objective::{AttackObjective, Goal};
 use super::result::{AttackResult, Target};
 use super::search::{
-    Engine, LabelPruner, LabelSearch, RunMark, assemble, first_goal, initial_c_from,
-    nearest_candidates, winner_of,
+    Engine, LabelPruner, LabelSearch, RunMark, TrackedPoint, admissible, assemble, first_goal,
+    goal_label, initial_c_from, nearest_candidates, winner_of,
 };
 use super::{Clean, clean_prediction};
+use crate::classifier::ClassifierExt;
 use crate::classifier::{
     Classifier, argmax, crate_callback, model_call, panic_error, take_panic_owner,
 };
@@ -41,6 +45,11 @@ enum Stage {
     /// A run waits for an evaluation at the stepper's point (`RunMark`: the objective's
     /// counts when it started, and its c).
     Run(RunMark),
+    /// A run (at this c) ended: its end point (`Row::verify_x`) waits for its prediction.
+    Verify(f64),
+    /// The point the objective tracked during the run (`Row::tracked`) waits for its
+    /// prediction.
+    VerifyTracked,
     /// The result is ready.
     Finished,
 }
@@ -64,6 +73,10 @@ struct Row<'m, 'c, C: Classifier + ?Sized> {
     pruner: LabelPruner,
     /// A label bound's error: the row's result.
     error: Option<Error>,
+    /// The end point of the last run, while it waits for its verification.
+    verify_x: Vec<f64>,
+    /// The tracked point, while it waits for its verification.
+    tracked: Option<TrackedPoint>,
 }
 
 /// Runs `f`, turning a panic into the row's error ([`Error::ModelPanicked`] when it came out
@@ -116,6 +129,8 @@ impl<'m, 'c, C: Classifier + ?Sized> Row<'m, 'c, C> {
             g0: vec![0.0; x.len()],
             pruner: LabelPruner::default(),
             error: None,
+            verify_x: Vec::new(),
+            tracked: None,
         })
     }
 
@@ -183,7 +198,11 @@ impl<'m, 'c, C: Classifier + ?Sized> Row<'m, 'c, C> {
                         }
                     }
                 }
-                Stage::InitialC | Stage::Run(_) | Stage::Finished => return,
+                Stage::InitialC
+                | Stage::Run(_)
+                | Stage::Verify(_)
+                | Stage::VerifyTracked
+                | Stage::Finished => return,
             }
         }
     }
@@ -208,6 +227,45 @@ impl<'m, 'c, C: Classifier + ?Sized> Row<'m, 'c, C> {
     /// True while the row waits for an evaluation.
     fn waiting(&self) -> bool {
         matches!(self.stage, Stage::InitialC | Stage::Run(_))
+    }
+
+    /// True while the row waits for a prediction (the verification of a point).
+    fn verifying(&self) -> bool {
+        matches!(self.stage, Stage::Verify(_) | Stage::VerifyTracked)
+    }
+
+    /// The point to verify.
+    fn verify_point(&self) -> &[f64] {
+        match (&self.stage, &self.tracked) {
+            (Stage::VerifyTracked, Some(t)) => &t.x,
+            _ => &self.verify_x,
+        }
+    }
+
+    /// Hands the predicted label at [`verify_point`](Self::verify_point) to the row (`None`:
+    /// the point is not admissible or the model failed on it) and drives it on, as
+    /// [`LabelSearch::end_run`] does with its one-row predictions.
+    fn receive_label(&mut self, predicted: Option<usize>) {
+        let s = self.current.as_mut().expect("a search is in progress");
+        let label = predicted.and_then(|l| goal_label(s.goal(), l));
+        match self.stage {
+            Stage::Verify(c) => {
+                let x = std::mem::take(&mut self.verify_x);
+                s.run_verified(&mut self.e, x, c, label);
+                if let Some(t) = s.tracked_candidate(&mut self.e) {
+                    self.tracked = Some(t);
+                    self.stage = Stage::VerifyTracked;
+                    return;
+                }
+            }
+            Stage::VerifyTracked => {
+                let t = self.tracked.take().expect("a tracked point waits");
+                s.tracked_verified(&mut self.e, t, label);
+            }
+            _ => return,
+        }
+        self.stage = Stage::NextRun;
+        self.drive();
     }
 
     /// The point to evaluate.
@@ -240,7 +298,15 @@ impl<'m, 'c, C: Classifier + ?Sized> Row<'m, 'c, C> {
                 let s = self.current.as_mut().expect("a search is in progress");
                 match told {
                     Ok(Request::Evaluate) => return,
-                    Ok(Request::Done(sol)) => s.end_run(&mut self.e, Ok(sol), mark),
+                    Ok(Request::Done(sol)) => {
+                        if let Some(x) = s.run_outcome(&mut self.e, Ok(sol), mark) {
+                            // The end point is verified with the other rows' (see
+                            // `verify_rows`).
+                            self.verify_x = x;
+                            self.stage = Stage::Verify(mark.c);
+                            return;
+                        }
+                    }
                     Err(err) => s.end_run(&mut self.e, Err(err), mark),
                 }
                 self.stage = Stage::NextRun;
@@ -277,6 +343,11 @@ struct Batch {
     kind: AttackLoss,
     /// Indices of the rows waiting for an evaluation (reused).
     waiting: Vec<usize>,
+    /// Per waiting row of a verification pass: its row in `x` when its point is admissible.
+    slot: Vec<Option<usize>>,
+    /// Per waiting row of a verification pass: the predicted label (`None`: not admissible,
+    /// or the model failed on it).
+    predicted: Vec<Option<usize>>,
 }
 
 impl Batch {
@@ -345,8 +416,110 @@ impl Batch {
     }
 }
 
+impl Batch {
+    /// The predicted labels of the first `k` rows of `x` into `label` (at least 2 rows are
+    /// passed, as in [`evaluate`](Self::evaluate)).
+    fn predict<C: Classifier + ?Sized>(&mut self, model: &C, k: usize) -> Result<()> {
+        let rows = k.max(2);
+        if k == 1 {
+            let (first, mut rest) = self.x.view_mut().split_at(ndarray::Axis(0), 1);
+            rest.row_mut(0).assign(&first.row(0));
+        }
+        let logits = model.logits(self.x.slice(ndarray::s![..rows, ..]))?;
+        for (l, z) in self.label.iter_mut().zip(logits.rows()) {
+            *l = argmax(z);
+        }
+        Ok(())
+    }
+}
+
+/// Verifies, one batched prediction per pass, the point of every row of `rows` that waits
+/// for a verification (the rows in `panicked` excepted), and drives those rows on; again
+/// while rows wait (a run's end point, then the point tracked during the run). The rows
+/// that panic are added to `panicked`. The same checks as the per-row path's one-row
+/// verification: a point that is not admissible is not passed to the model, and a model
+/// that fails on the batch is asked again row by row (a failing row is not verified).
+fn verify_rows<C: Classifier + ?Sized>(
+    model: &C,
+    rows: &mut [Row<'_, '_, C>],
+    batch: &mut Batch,
+    panicked: &mut Vec<(usize, Error)>,
+) {
+    loop {
+        let mut waiting = std::mem::take(&mut batch.waiting);
+        waiting.clear();
+        waiting.extend(
+            (0..rows.len())
+                .filter(|&r| rows[r].verifying() && panicked.iter().all(|&(p, _)| p != r)),
+        );
+        if waiting.is_empty() {
+            batch.waiting = waiting;
+            return;
+        }
+        let mut k = 0;
+        batch.slot.clear();
+        for &r in &waiting {
+            let row = &rows[r];
+            let x = row.verify_point();
+            if admissible(model, x, row.e.cfg) {
+                batch.x.row_mut(k).assign(&ndarray::ArrayView1::from(x));
+                batch.slot.push(Some(k));
+                k += 1;
+            } else {
+                batch.slot.push(None);
+            }
+        }
+        batch.predicted.clear();
+        let whole = match k {
+            0 => Ok(Ok(())),
+            _ => guarded(rows[waiting[0]].index, || batch.predict(model, k)),
+        };
+        if let Ok(Ok(())) = whole {
+            let Batch {
+                slot,
+                label,
+                predicted,
+                ..
+            } = &mut *batch;
+            predicted.extend(slot.iter().map(|s| s.map(|b| label[b])));
+        } else {
+            // The batch failed: every point alone (still a two-row pass).
+            for (j, &r) in waiting.iter().enumerate() {
+                if batch.slot[j].is_none() {
+                    batch.predicted.push(None);
+                    continue;
+                }
+                batch
+                    .x
+                    .row_mut(0)
+                    .assign(&ndarray::ArrayView1::from(rows[r].verify_point()));
+                let index = rows[r].index;
+                match guarded(index, || batch.predict(model, 1)) {
+                    Ok(res) => batch.predicted.push(res.ok().map(|()| batch.label[0])),
+                    Err(err) => {
+                        batch.predicted.push(None);
+                        panicked.push((r, err));
+                    }
+                }
+            }
+        }
+        for (j, &r) in waiting.iter().enumerate() {
+            if panicked.iter().any(|&(p, _)| p == r) {
+                continue;
+            }
+            let predicted = batch.predicted[j];
+            let index = rows[r].index;
+            if let Err(err) = guarded(index, || rows[r].receive_label(predicted)) {
+                panicked.push((r, err));
+            }
+        }
+        batch.waiting = waiting;
+    }
+}
+
 /// Evaluates every waiting row of `rows` once (one batched model pass; on a model error or
-/// panic, each row alone so that only the failing rows fail) and drives the rows on.
+/// panic, each row alone so that only the failing rows fail) and drives the rows on; the
+/// rows whose run ended are then verified together ([`verify_rows`]).
 /// Returns the indices (into `rows`) of the rows that panicked, with their errors.
 fn step_rows<C: Classifier + ?Sized>(
     model: &C,
@@ -380,6 +553,8 @@ fn step_rows<C: Classifier + ?Sized>(
             }
         }
         batch.waiting = waiting;
+        verify_rows(model, rows, batch, &mut panicked);
+        panicked.sort_by_key(|&(r, _)| r);
         return panicked;
     }
     // The batch failed: every row alone (still a two-row pass), so a bad row fails alone.
@@ -403,6 +578,8 @@ fn step_rows<C: Classifier + ?Sized>(
         }
     }
     batch.waiting = waiting;
+    verify_rows(model, rows, batch, &mut panicked);
+    panicked.sort_by_key(|&(r, _)| r);
     panicked
 }
 
@@ -429,6 +606,8 @@ fn attack_range<C: Classifier + ?Sized>(
         goals: vec![Goal::Label(0); cap],
         kind: config.loss(),
         waiting: Vec::with_capacity(cap),
+        slot: Vec::with_capacity(cap),
+        predicted: Vec::with_capacity(cap),
     };
     let mut rows: Vec<Row<'_, '_, C>> = Vec::with_capacity(max_batch);
     let mut next = range.start;
@@ -488,8 +667,10 @@ fn attack_range<C: Classifier + ?Sized>(
 /// search as [`find_minimal_perturbation`](super::find_minimal_perturbation), but all rows
 /// waiting for an evaluation are evaluated together, one `[k, n]` forward + backward pass
 /// of at most `max_batch` rows (use [`DEFAULT_LOCKSTEP_BATCH`]), so that the model runs
-/// matrix–matrix products instead of one matrix–vector product per row. Each of the
-/// `threads` workers takes a contiguous share of the rows.
+/// matrix–matrix products instead of one matrix–vector product per row; the
+/// re-classifications that verify the runs' end points are batched the same way (one
+/// `[k, n]` prediction over the rows whose run ended in a step). Each of the `threads`
+/// workers takes a contiguous share of the rows.
 ///
 /// The result of a row does not depend on `threads` or `max_batch` when the model computes
 /// each row of a batch independently of the others (the crate's models do: one matrix

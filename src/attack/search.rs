@@ -19,6 +19,16 @@ struct Best {
     c: f64,
 }
 
+/// A goal-reaching point the objective saw during a run, waiting for its verification
+/// ([`LabelSearch::tracked_candidate`]).
+#[derive(Debug, Clone)]
+pub(crate) struct TrackedPoint {
+    /// The point.
+    pub x: Vec<f64>,
+    l2sq: f64,
+    c: f64,
+}
+
 /// The one place where a candidate is checked: finite, inside the box, and the model —
 /// re-evaluated at the candidate — predicts a label that satisfies the goal.
 /// Returns the predicted label when all holds.
@@ -28,15 +38,26 @@ pub(crate) fn verify<C: Classifier + ?Sized>(
     config: &AttackConfig,
     goal: Goal,
 ) -> Option<usize> {
-    if x.len() != model.input_dim()
-        || !x.iter().all(|v| v.is_finite())
-        || !config.bounds.contains(x)
-    {
+    if !admissible(model, x, config) {
         return None;
     }
     let view = ArrayView2::from_shape((1, x.len()), x).ok()?;
     let logits = model.logits(view).ok()?;
-    let label = argmax(logits.row(0));
+    goal_label(goal, argmax(logits.row(0)))
+}
+
+/// The checks of [`verify`] before the model is asked: the model's input length, finite,
+/// inside the box.
+pub(crate) fn admissible<C: Classifier + ?Sized>(
+    model: &C,
+    x: &[f64],
+    config: &AttackConfig,
+) -> bool {
+    x.len() == model.input_dim() && x.iter().all(|v| v.is_finite()) && config.bounds.contains(x)
+}
+
+/// The last check of [`verify`]: the predicted `label` when it satisfies `goal`.
+pub(crate) fn goal_label(goal: Goal, label: usize) -> Option<usize> {
     goal.is_reached(label).then_some(label)
 }
 
@@ -373,17 +394,40 @@ impl LabelSearch {
 
     /// The second half of [`step`](Self::step): the run's outcome `res` (`mark`: the
     /// objective's counts when the run started, and its c) verified and the bracket updated.
+    /// The predictions are one-row passes; [`run_outcome`](Self::run_outcome),
+    /// [`run_verified`](Self::run_verified) and [`tracked_candidate`](Self::tracked_candidate)
+    /// are the same steps for a caller that makes them itself (the lockstep driver batches
+    /// them across rows).
     pub fn end_run<C: Classifier + ?Sized>(
         &mut self,
         e: &mut Engine<'_, '_, C>,
         res: Result<Solution>,
         mark: RunMark,
     ) {
-        let cfg = e.cfg;
+        let Some(x) = self.run_outcome(e, res, mark) else {
+            return;
+        };
+        let label = verify(e.obj.model(), &x, e.cfg, self.goal);
+        self.run_verified(e, x, mark.c, label);
+        if let Some(t) = self.tracked_candidate(e) {
+            let label = verify(e.obj.model(), &t.x, e.cfg, self.goal);
+            self.tracked_verified(e, t, label);
+        }
+    }
+
+    /// The run's outcome checked: a solver or model error, or a non-finite value, ends the
+    /// search (`None`); otherwise the run's end point, to be verified and handed to
+    /// [`run_verified`](Self::run_verified) (one prediction is counted).
+    pub fn run_outcome<C: Classifier + ?Sized>(
+        &mut self,
+        e: &mut Engine<'_, '_, C>,
+        res: Result<Solution>,
+        mark: RunMark,
+    ) -> Option<Vec<f64>> {
         let RunMark {
             evaluations: evaluations_before,
             non_finite: non_finite_before,
-            c,
+            ..
         } = mark;
         let sol = match res {
             Ok(s) => s,
@@ -396,7 +440,7 @@ impl LabelSearch {
                 } else {
                     FailureReason::Optimizer(err.to_string())
                 });
-                return;
+                return None;
             }
         };
         if !sol.value.is_finite() {
@@ -407,7 +451,7 @@ impl LabelSearch {
                 }
                 .to_string(),
             ));
-            return;
+            return None;
         }
 
         // Every evaluation after the start failed: the model, not the target, stopped
@@ -417,29 +461,28 @@ impl LabelSearch {
         if sol.iterations == 0 && evals > 1 && bad == evals - 1 {
             self.model_failed_runs += 1;
         }
-
-        // Verify the run's end point.
         e.predictions += 1;
-        let verified = verify(e.obj.model(), &sol.x, cfg, self.goal);
-        let d2 = l2sq(&sol.x, e.obj.origin());
-        if let Some(label) = verified {
-            self.consider(e, sol.x.clone(), d2, label, c);
-        }
-        // A closer goal-reaching point seen during the run?
-        let tracked = e.obj.tracked();
-        if tracked.fresh && tracked.l2sq < self.best_l2sq().min(e.global_best) {
-            tracked.fresh = false;
-            let (tx, t2, tc) = (tracked.x.clone(), tracked.l2sq, tracked.c);
-            e.predictions += 1;
-            if let Some(label) = verify(e.obj.model(), &tx, cfg, self.goal) {
-                self.consider(e, tx, t2, label, tc);
-            }
-        }
+        Some(sol.x)
+    }
 
-        if verified.is_some() {
+    /// The run's end point `x` (of the run at `c`) with its verification `label`
+    /// ([`verify`]'s answer): kept when verified and closer, and the bracket updated.
+    pub fn run_verified<C: Classifier + ?Sized>(
+        &mut self,
+        e: &mut Engine<'_, '_, C>,
+        x: Vec<f64>,
+        c: f64,
+        label: Option<usize>,
+    ) {
+        let cfg = e.cfg;
+        if let Some(label) = label {
+            let d2 = l2sq(&x, e.obj.origin());
+            self.consider(e, x.clone(), d2, label, c);
+        }
+        if label.is_some() {
             if self.c_succ.is_none_or(|cs| c > cs) {
                 self.c_succ = Some(c);
-                self.sol_succ = Some(sol.x);
+                self.sol_succ = Some(x);
             }
             if self.c_fail.is_none() {
                 self.c = c * cfg.growth;
@@ -447,12 +490,52 @@ impl LabelSearch {
         } else {
             if self.c_fail.is_none_or(|cf| c < cf) {
                 self.c_fail = Some(c);
-                self.sol_fail = Some(sol.x);
+                self.sol_fail = Some(x);
             }
             if self.c_succ.is_none() {
                 self.c = c / cfg.growth;
             }
         }
+    }
+
+    /// After [`run_verified`](Self::run_verified): the closest goal-reaching point the
+    /// objective saw during the run, when it is closer than every verified point so far
+    /// (one prediction is counted); its verification goes to
+    /// [`tracked_verified`](Self::tracked_verified).
+    pub fn tracked_candidate<C: Classifier + ?Sized>(
+        &mut self,
+        e: &mut Engine<'_, '_, C>,
+    ) -> Option<TrackedPoint> {
+        let bound = self.best_l2sq().min(e.global_best);
+        let tracked = e.obj.tracked();
+        if !(tracked.fresh && tracked.l2sq < bound) {
+            return None;
+        }
+        tracked.fresh = false;
+        let t = TrackedPoint {
+            x: tracked.x.clone(),
+            l2sq: tracked.l2sq,
+            c: tracked.c,
+        };
+        e.predictions += 1;
+        Some(t)
+    }
+
+    /// The tracked point `t` with its verification `label`: kept when verified and closer.
+    pub fn tracked_verified<C: Classifier + ?Sized>(
+        &mut self,
+        e: &mut Engine<'_, '_, C>,
+        t: TrackedPoint,
+        label: Option<usize>,
+    ) {
+        if let Some(label) = label {
+            self.consider(e, t.x, t.l2sq, label, t.c);
+        }
+    }
+
+    /// The goal of this search.
+    pub fn goal(&self) -> Goal {
+        self.goal
     }
 
     fn consider<C: Classifier + ?Sized>(
