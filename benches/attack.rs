@@ -18,7 +18,10 @@
 //! ≤ 10 ms; the whole test set untargeted on FC100-100-10 ≤ 8 s wall on 2 cores.
 //! `ATTACK_BENCH_LOCKSTEP_BATCHES=0,16,64,256` chooses the paths: 0 is the per-row
 //! `attack_batch`, any other number a lockstep run with that `max_batch` (default:
-//! `0,DEFAULT_LOCKSTEP_BATCH`).
+//! `0,DEFAULT_LOCKSTEP_BATCH`). `ATTACK_BENCH_LOCKSTEP_F32=1` adds, for each lockstep batch
+//! size, the same attack on [`F32Gradients`]: the loss gradients from an f32 copy of the
+//! weights (f32 matrix products), the predictions that verify every candidate from the f64
+//! model (issue 15's f32 question), with the successes re-classified by the f64 model.
 //!
 //! `ATTACK_BENCH_COMPARE=1` prints, for the first 100 test images (`ATTACK_BENCH_IMAGES=n`
 //! for another number) on FC100-100-10, mean and
@@ -399,6 +402,77 @@ fn crown_ratio(mlp: &Mlp, mnist: &Mnist) {
     );
 }
 
+/// An MLP whose loss gradients come from an f32 copy of its weights (matrix products in f32,
+/// activations evaluated in f64 and rounded) and whose logits — the predictions that verify
+/// the attack's candidates — from the f64 model itself. A bench-local experiment for issue
+/// 15 (f32 storage for the batched gemm), not a model of the crate.
+struct F32Gradients<'a> {
+    mlp: &'a Mlp,
+    weights: Vec<ndarray::Array2<f32>>,
+    biases: Vec<ndarray::Array1<f32>>,
+    activations: Vec<intriguing::models::Activation>,
+}
+
+impl<'a> F32Gradients<'a> {
+    fn new(mlp: &'a Mlp) -> Self {
+        let layers = mlp.layers();
+        F32Gradients {
+            mlp,
+            weights: layers.iter().map(|l| l.weight.mapv(|v| v as f32)).collect(),
+            biases: layers.iter().map(|l| l.bias.mapv(|v| v as f32)).collect(),
+            activations: layers.iter().map(|l| l.activation).collect(),
+        }
+    }
+}
+
+impl intriguing::classifier::Classifier for F32Gradients<'_> {
+    fn input_dim(&self) -> usize {
+        self.mlp.input_dim()
+    }
+    fn num_classes(&self) -> usize {
+        self.mlp.num_classes()
+    }
+    fn logits_into(
+        &self,
+        x: ndarray::ArrayView2<'_, f64>,
+        out: ndarray::ArrayViewMut2<'_, f64>,
+    ) -> intriguing::Result<()> {
+        self.mlp.logits_into(x, out)
+    }
+    fn loss_gradient_into(
+        &self,
+        x: ndarray::ArrayView2<'_, f64>,
+        seed: intriguing::classifier::LogitsLoss<'_>,
+        mut grad: ndarray::ArrayViewMut2<'_, f64>,
+    ) -> intriguing::Result<f64> {
+        use ndarray::linalg::general_mat_mul;
+        let k = x.nrows();
+        // The layers' outputs, the input first.
+        let mut outs = vec![x.mapv(|v| v as f32)];
+        for ((w, b), &a) in self.weights.iter().zip(&self.biases).zip(&self.activations) {
+            let mut z = ndarray::Array2::<f32>::zeros((k, w.nrows()));
+            z.rows_mut().into_iter().for_each(|mut r| r.assign(b));
+            general_mat_mul(1.0, outs.last().expect("the input"), &w.t(), 1.0, &mut z);
+            z.mapv_inplace(|v| a.apply(f64::from(v)) as f32);
+            outs.push(z);
+        }
+        let logits = outs.last().expect("the logits").mapv(f64::from);
+        let mut dz = ndarray::Array2::<f64>::zeros(logits.dim());
+        let loss = seed(logits.view(), dz.view_mut());
+        let mut delta = dz.mapv(|v| v as f32);
+        for (l, (w, &a)) in self.weights.iter().zip(&self.activations).enumerate().rev() {
+            ndarray::Zip::from(&mut delta)
+                .and(&outs[l + 1])
+                .for_each(|d, &y| *d *= a.derivative_from_output(f64::from(y)) as f32);
+            let mut next = ndarray::Array2::<f32>::zeros((k, w.ncols()));
+            general_mat_mul(1.0, &delta, w, 0.0, &mut next);
+            delta = next;
+        }
+        grad.zip_mut_with(&delta, |g, &d| *g = f64::from(d));
+        Ok(loss)
+    }
+}
+
 /// Per row: `"targeted"` a label other than the prediction (cycling through the eight
 /// others), else `Nearest`.
 fn row_targets(preds: &[usize], kind: &str) -> Vec<Target> {
@@ -422,23 +496,40 @@ fn lockstep_table(mnist: &Mnist, full: bool) {
         .ok()
         .map(|v| v.split(',').filter_map(|b| b.trim().parse().ok()).collect())
         .unwrap_or_else(|| vec![0, DEFAULT_LOCKSTEP_BATCH]);
-    println!("| model | target | path | CPU ms / example | mean RMS | grad evals / example |");
-    println!("|---|---|---|---|---|---|");
+    let with_f32 = std::env::var_os("ATTACK_BENCH_LOCKSTEP_F32").is_some();
+    println!(
+        "| model | target | path | CPU ms / example | mean RMS | grad evals / example | successes (re-classified by the f64 model, in the box) |"
+    );
+    println!("|---|---|---|---|---|---|---|");
     for (preset, epochs) in [(Preset::Fc100_100_10, 5), (Preset::Fc500_150_10, 3)] {
         let mlp = model(preset, epochs, mnist);
+        let f32_mlp = F32Gradients::new(&mlp);
         let preds = mlp.predict_batch(xs).unwrap();
+        let paths: Vec<(usize, bool)> = batches
+            .iter()
+            .map(|&b| (b, false))
+            .chain(
+                batches
+                    .iter()
+                    .filter(|&&b| with_f32 && b > 0)
+                    .map(|&b| (b, true)),
+            )
+            .collect();
         for kind in ["targeted", "nearest"] {
             let targets = row_targets(&preds, kind);
-            for &batch in &batches {
-                let path = match batch {
-                    0 => "per row".to_string(),
-                    b => format!("lockstep {b}"),
+            for &(batch, f32_gradients) in &paths {
+                let path = match (batch, f32_gradients) {
+                    (0, _) => "per row".to_string(),
+                    (b, false) => format!("lockstep {b}"),
+                    (b, true) => format!("lockstep {b}, f32 gradients"),
                 };
                 let cpu0 = thread_cpu_seconds();
-                let res = if batch == 0 {
-                    attack_batch(&mlp, xs, &targets, &config, 1).unwrap()
-                } else {
-                    attack_batch_lockstep(&mlp, xs, &targets, &config, 1, batch).unwrap()
+                let res = match (batch, f32_gradients) {
+                    (0, _) => attack_batch(&mlp, xs, &targets, &config, 1).unwrap(),
+                    (b, false) => attack_batch_lockstep(&mlp, xs, &targets, &config, 1, b).unwrap(),
+                    (b, true) => {
+                        attack_batch_lockstep(&f32_mlp, xs, &targets, &config, 1, b).unwrap()
+                    }
                 };
                 let cpu_ms = (thread_cpu_seconds() - cpu0) * 1e3 / rows as f64;
                 let rms: Vec<f64> = res.iter().filter_map(|r| r.as_ref().ok()?.rms()).collect();
@@ -446,8 +537,21 @@ fn lockstep_table(mnist: &Mnist, full: bool) {
                     .iter()
                     .filter_map(|r| Some(r.as_ref().ok()?.gradient_evaluations))
                     .sum();
+                // Every reported adversarial re-classified here by the f64 model.
+                let verified = res
+                    .iter()
+                    .filter_map(|r| r.as_ref().ok())
+                    .filter(|r| {
+                        r.adversarial.as_ref().is_some_and(|a| {
+                            a.input.iter().all(|v| (0.0..=1.0).contains(v))
+                                && mlp
+                                    .predict(a.input.view())
+                                    .is_ok_and(|l| r.target.is_reached_by(l))
+                        })
+                    })
+                    .count();
                 println!(
-                    "| {preset} | {kind} | {path} | {cpu_ms:.2} | {:.5} | {:.1} |",
+                    "| {preset} | {kind} | {path} | {cpu_ms:.2} | {:.5} | {:.1} | {verified} / {rows} |",
                     rms.iter().sum::<f64>() / rms.len().max(1) as f64,
                     evals as f64 / rows as f64
                 );
