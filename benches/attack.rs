@@ -22,6 +22,8 @@
 //! size, the same attack on [`F32Gradients`]: the loss gradients from an f32 copy of the
 //! weights (f32 matrix products), the predictions that verify every candidate from the f64
 //! model (issue 15's f32 question), with the successes re-classified by the f64 model.
+//! `ATTACK_BENCH_LOCKSTEP_CASES=FC100-100-10/targeted,FC500-150-10/nearest` runs only those
+//! rows of the table (for a profile of one case).
 //!
 //! `ATTACK_BENCH_COMPARE=1` prints, for the first 100 test images (`ATTACK_BENCH_IMAGES=n`
 //! for another number) on FC100-100-10, mean and
@@ -497,6 +499,12 @@ fn lockstep_table(mnist: &Mnist, full: bool) {
         .map(|v| v.split(',').filter_map(|b| b.trim().parse().ok()).collect())
         .unwrap_or_else(|| vec![0, DEFAULT_LOCKSTEP_BATCH]);
     let with_f32 = std::env::var_os("ATTACK_BENCH_LOCKSTEP_F32").is_some();
+    let cases = std::env::var("ATTACK_BENCH_LOCKSTEP_CASES").ok();
+    let wanted = |preset: Preset, kind: &str| {
+        cases
+            .as_deref()
+            .is_none_or(|c| c.split(',').any(|c| c.trim() == format!("{preset}/{kind}")))
+    };
     println!(
         "| model | target | path | CPU ms / example | mean RMS | grad evals / example | successes (re-classified by the f64 model, in the box) |"
     );
@@ -516,6 +524,9 @@ fn lockstep_table(mnist: &Mnist, full: bool) {
             )
             .collect();
         for kind in ["targeted", "nearest"] {
+            if !wanted(preset, kind) {
+                continue;
+            }
             let targets = row_targets(&preds, kind);
             for &(batch, f32_gradients) in &paths {
                 let path = match (batch, f32_gradients) {

@@ -52,7 +52,28 @@ fn setup(seed: u64, n: usize, m: usize, pairs: usize) -> Setup {
     if mem.len > 0 {
         assert!(mem.form_m());
     }
-    // Dense B = θI − W M Wᵀ.
+    let x: Vec<f64> = (0..n).map(|_| r.next()).collect();
+    let g: Vec<f64> = (0..n).map(|_| 3.0 * r.next()).collect();
+    let mut lower = Vec::new();
+    let mut upper = Vec::new();
+    for i in 0..n {
+        let kind = (r.next() * 4.0 + 4.0) as usize % 5;
+        let (l, u) = match kind {
+            0 => (x[i], x[i] + 0.5), // at the lower bound
+            1 => (x[i] - 0.3, x[i]), // at the upper bound
+            2 => (f64::NEG_INFINITY, f64::INFINITY),
+            3 => (x[i] - 0.05, x[i] + 0.08), // tight box
+            _ => (x[i] - 1.0, x[i] + 0.7),
+        };
+        lower.push(l);
+        upper.push(u);
+    }
+    with_dense_b(mem, x, g, lower, upper)
+}
+
+/// The setup of a given memory, point, gradient and box, with its dense `B = θI − W M Wᵀ`.
+fn with_dense_b(mem: Memory, x: Vec<f64>, g: Vec<f64>, lower: Vec<f64>, upper: Vec<f64>) -> Setup {
+    let n = x.len();
     let k2 = 2 * mem.len;
     let mut b = vec![0.0; n * n];
     let mut wi = vec![0.0; k2];
@@ -69,22 +90,6 @@ fn setup(seed: u64, n: usize, m: usize, pairs: usize) -> Setup {
             }
             b[i * n + j] = if i == j { mem.theta } else { 0.0 } - v;
         }
-    }
-    let x: Vec<f64> = (0..n).map(|_| r.next()).collect();
-    let g: Vec<f64> = (0..n).map(|_| 3.0 * r.next()).collect();
-    let mut lower = Vec::new();
-    let mut upper = Vec::new();
-    for i in 0..n {
-        let kind = (r.next() * 4.0 + 4.0) as usize % 5;
-        let (l, u) = match kind {
-            0 => (x[i], x[i] + 0.5), // at the lower bound
-            1 => (x[i] - 0.3, x[i]), // at the upper bound
-            2 => (f64::NEG_INFINITY, f64::INFINITY),
-            3 => (x[i] - 0.05, x[i] + 0.08), // tight box
-            _ => (x[i] - 1.0, x[i] + 0.7),
-        };
-        lower.push(l);
-        upper.push(u);
     }
     Setup {
         n,
@@ -104,8 +109,8 @@ fn bx(s: &Setup, v: &[f64]) -> Vec<f64> {
 }
 
 /// First local minimiser of m(z) = gᵀz + ½ zᵀBz along z(t) = P(x − t g) − x, by walking the
-/// segments between sorted breakpoints with dense B.
-fn brute_cauchy(s: &Setup) -> Vec<f64> {
+/// segments between sorted breakpoints with dense B; and its `t` along the path.
+fn brute_cauchy_t(s: &Setup) -> (Vec<f64>, f64) {
     let n = s.n;
     let tb: Vec<f64> = (0..n)
         .map(|i| {
@@ -143,17 +148,46 @@ fn brute_cauchy(s: &Setup) -> Vec<f64> {
         let f1: f64 = (0..n).map(|i| s.g[i] * d[i] + bz[i] * d[i]).sum();
         let f2: f64 = (0..n).map(|i| d[i] * bd[i]).sum();
         if f1 >= 0.0 {
-            return z0.iter().zip(&s.x).map(|(z, x)| x + z).collect();
+            return (z0.iter().zip(&s.x).map(|(z, x)| x + z).collect(), t0);
         }
         let tstar = t0 - f1 / f2;
         if f2 > 0.0 && tstar < t1 {
-            return (0..n)
+            let point = (0..n)
                 .map(|i| s.x[i] + z0[i] + (tstar - t0) * d[i])
                 .collect();
+            return (point, tstar);
         }
         t0 = t1;
     }
     unreachable!("the model is bounded below along the path")
+}
+
+/// The number of breakpoints in `(4 t₁, t]`, `t₁` the minimiser on the first segment: when
+/// positive, the Cauchy point's partial heap (the breakpoints up to `4 t₁`) runs empty and the
+/// other breakpoints are heaped.
+fn breakpoints_beyond_the_partial_heap(s: &Setup, t: f64) -> usize {
+    let n = s.n;
+    let tb: Vec<f64> = (0..n)
+        .map(|i| {
+            let num = if s.g[i] < 0.0 {
+                s.x[i] - s.upper[i]
+            } else {
+                s.x[i] - s.lower[i]
+            };
+            if s.g[i] != 0.0 {
+                num / s.g[i]
+            } else {
+                f64::INFINITY
+            }
+        })
+        .collect();
+    let d: Vec<f64> = (0..n)
+        .map(|i| if tb[i] > 0.0 { -s.g[i] } else { 0.0 })
+        .collect();
+    let dtd: f64 = d.iter().map(|v| v * v).sum();
+    let f2: f64 = d.iter().zip(bx(s, &d)).map(|(a, b)| a * b).sum();
+    let t1 = dtd / f2;
+    tb.iter().filter(|&&b| b > 4.0 * t1 && b <= t).count()
 }
 
 #[test]
@@ -170,7 +204,7 @@ fn cauchy_point_matches_dense_brute_force() {
         cauchy_point(
             &s.x, &s.g, &s.lower, &s.upper, &s.mem, &mut xc, &mut c, &mut sc,
         );
-        let want = brute_cauchy(&s);
+        let (want, _) = brute_cauchy_t(&s);
         for i in 0..s.n {
             assert!(
                 (xc[i] - want[i]).abs() < 1e-9,
@@ -248,4 +282,76 @@ fn cauchy_point_matches_dense_brute_force() {
         with_free > 150 && compared > 150,
         "{with_free} with free variables, {compared} compared"
     );
+}
+
+/// A Cauchy point that passes breakpoints beyond `4 t₁`: one stiff coordinate (curvature
+/// 1000 through the pair `(e₀, 1000 e₀)`) hits its bound almost at once, after which the
+/// soft ones, coupled through a second pair, move on past their own breakpoints. Against the
+/// dense brute force, `x^c` and `c = Wᵀ(x^c − x)`.
+#[test]
+fn cauchy_point_past_the_partial_heap_matches_brute_force() {
+    for (k, far) in [
+        (0usize, [0.05, 0.1, 0.15, 0.2]),
+        (1, [0.02, 0.04, 0.3, 3.0]),
+    ] {
+        let n = 6;
+        let mut mem = Memory::default();
+        mem.reset_for(n, 4, true);
+        // y = A s with A = 1000 on e₀ and I + 0.4·(ones) on the other five coordinates.
+        let soft = [0.0, 1.0, 0.5, -0.3, 0.2, 0.7];
+        for s_new in [[1.0, 0.0, 0.0, 0.0, 0.0, 0.0], soft] {
+            let sum: f64 = s_new[1..].iter().sum();
+            let (s, y) = mem.spare_mut();
+            s.copy_from_slice(&s_new);
+            y[0] = 1000.0 * s_new[0];
+            for i in 1..n {
+                y[i] = s_new[i] + 0.4 * sum;
+            }
+            assert!(mem.admit());
+        }
+        assert!(mem.form_m());
+        let x = vec![0.25; n];
+        let g = vec![-1.0; n];
+        let lower = vec![f64::NEG_INFINITY; n];
+        // Breakpoints t_i = (u_i − x_i) / 1: 0.001 for the stiff coordinate, then `far`; the
+        // last coordinate is unbounded.
+        let mut upper = vec![f64::INFINITY; n];
+        upper[0] = 0.25 + 0.001;
+        for (u, t) in upper[1..5].iter_mut().zip(far) {
+            *u = 0.25 + t;
+        }
+        let s = with_dense_b(mem, x, g, lower, upper);
+        let (want, t) = brute_cauchy_t(&s);
+        assert!(
+            breakpoints_beyond_the_partial_heap(&s, t) >= 2,
+            "case {k}: t = {t}"
+        );
+        let mut xc = vec![0.0; n];
+        let mut c = vec![0.0; 8];
+        let mut sc = CauchyScratch::default();
+        sc.resize(n, 4);
+        cauchy_point(
+            &s.x, &s.g, &s.lower, &s.upper, &s.mem, &mut xc, &mut c, &mut sc,
+        );
+        for i in 0..n {
+            assert!(
+                (xc[i] - want[i]).abs() < 1e-12,
+                "case {k}: x^c[{i}] = {} vs brute force {}",
+                xc[i],
+                want[i]
+            );
+        }
+        let k2 = 2 * s.mem.len;
+        let z: Vec<f64> = (0..n).map(|i| xc[i] - s.x[i]).collect();
+        let mut wtz = vec![0.0; k2];
+        s.mem.wt_times(&z, &mut wtz);
+        for j in 0..k2 {
+            assert!(
+                (c[j] - wtz[j]).abs() < 1e-12 * (1.0 + wtz[j].abs()),
+                "case {k}: c[{j}] = {} vs {}",
+                c[j],
+                wtz[j]
+            );
+        }
+    }
 }

@@ -18,11 +18,50 @@
 use super::dense::{lu, lu_solve, matvec};
 use super::memory::Memory;
 
+/// A list compacted without branches (each candidate written at the end, the length advanced
+/// when it is kept), in a buffer that keeps its full length so that no iteration re-zeroes it.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Compact<T> {
+    buf: Vec<T>,
+    len: usize,
+}
+
+impl<T: Copy + Default> Compact<T> {
+    /// Empties the list, for at most `n` candidates.
+    #[inline]
+    fn reset(&mut self, n: usize) {
+        if self.buf.len() != n {
+            self.buf.clear();
+            self.buf.resize(n, T::default());
+        }
+        self.len = 0;
+    }
+
+    /// Writes `v` at the end; keeps it when `keep`.
+    #[inline]
+    fn offer(&mut self, v: T, keep: bool) {
+        self.buf[self.len] = v;
+        self.len += usize::from(keep);
+    }
+
+    /// The kept entries.
+    #[inline]
+    pub(crate) fn as_slice(&self) -> &[T] {
+        &self.buf[..self.len]
+    }
+
+    /// The number of kept entries.
+    #[inline]
+    fn len(&self) -> usize {
+        self.len
+    }
+}
+
 /// Scratch buffers for the subspace step.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct SubspaceScratch {
     /// Indices of the free variables.
-    pub(crate) free: Vec<usize>,
+    pub(crate) free: Compact<usize>,
     /// Reduced gradient, full length, zero off the free set.
     pub(crate) r: Vec<f64>,
     /// `W z`, full length.
@@ -57,9 +96,9 @@ pub(crate) struct FixedGram {
     /// Membership of the set the sums run over, per variable.
     fixed: Vec<bool>,
     /// The fixed variables of the current iteration.
-    list: Vec<usize>,
+    list: Compact<usize>,
     /// The variables that entered (`+1`) or left (`−1`) the set this iteration.
-    changed: Vec<(usize, f64)>,
+    changed: Compact<(usize, f64)>,
     /// Per slot, the stamp of the pair the sums hold (0: none).
     stamps: Vec<u64>,
     /// Slot-indexed `cap × cap` sums.
@@ -95,19 +134,17 @@ impl FixedGram {
         }
         // The new fixed set, and how it differs from the one the sums run over (written
         // without branches: whether a variable is fixed is unpredictable).
-        self.list.resize(n, 0);
-        self.changed.resize(n, (0, 0.0));
-        let (mut nl, mut nc) = (0, 0);
+        self.list.reset(n);
+        self.changed.reset(n);
         for i in 0..n {
             let now_fixed = !((lower[i] < xc[i]) & (xc[i] < upper[i]));
-            self.list[nl] = i;
-            nl += usize::from(now_fixed);
-            self.changed[nc] = (i, if now_fixed { 1.0 } else { -1.0 });
-            nc += usize::from(now_fixed != self.fixed[i]);
+            self.list.offer(i, now_fixed);
+            self.changed.offer(
+                (i, if now_fixed { 1.0 } else { -1.0 }),
+                now_fixed != self.fixed[i],
+            );
             self.fixed[i] = now_fixed;
         }
-        self.list.truncate(nl);
-        self.changed.truncate(nc);
         self.slots.clear();
         self.held.clear();
         for k in 0..mem.len {
@@ -139,7 +176,7 @@ impl FixedGram {
                 let q = self.slots[b];
                 let (sq, yq) = (mem.s(q), mem.y(q));
                 let (mut yy, mut spyq, mut sqyp, mut ss) = (0.0, 0.0, 0.0, 0.0);
-                for &i in &self.list {
+                for &i in self.list.as_slice() {
                     yy += yp[i] * yq[i];
                     spyq += sp[i] * yq[i];
                     sqyp += sq[i] * yp[i];
@@ -164,7 +201,7 @@ impl FixedGram {
         let k = self.slots.len();
         self.vy.resize(k, 0.0);
         self.vs.resize(k, 0.0);
-        for &(i, sign) in &self.changed {
+        for &(i, sign) in self.changed.as_slice() {
             for a in 0..k {
                 let (vy, vs) = if self.held[a] {
                     let j = self.slots[a];
@@ -217,8 +254,6 @@ impl SubspaceScratch {
         if self.r.len() != n {
             self.r.resize(n, 0.0);
             self.wz.resize(n, 0.0);
-            self.free.clear();
-            self.free.reserve(n);
         }
         for v in [&mut self.mc, &mut self.u, &mut self.v, &mut self.wi] {
             if v.len() != 2 * m {
@@ -254,14 +289,11 @@ pub(crate) fn subspace_step(
     let theta = mem.theta;
     xbar.copy_from_slice(xc);
     // The free set, compacted without branches (whether a variable is free is unpredictable).
-    sc.free.resize(n, 0);
-    let mut nfree = 0;
+    sc.free.reset(n);
     for i in 0..n {
-        sc.free[nfree] = i;
-        nfree += usize::from((lower[i] < xc[i]) & (xc[i] < upper[i]));
+        sc.free.offer(i, (lower[i] < xc[i]) & (xc[i] < upper[i]));
     }
-    sc.free.truncate(nfree);
-    if sc.free.is_empty() {
+    if sc.free.len() == 0 {
         return;
     }
     let mmat = &mem.mmat[..k2 * k2];
@@ -273,7 +305,7 @@ pub(crate) fn subspace_step(
         mem.w_times(&sc.mc[..k2], &mut sc.wz);
     }
     sc.r.iter_mut().for_each(|v| *v = 0.0);
-    for &i in &sc.free {
+    for &i in sc.free.as_slice() {
         let mut ri = g[i] + theta * (xc[i] - x[i]);
         if k2 > 0 {
             ri -= sc.wz[i];
@@ -292,7 +324,7 @@ pub(crate) fn subspace_step(
         let nfree = sc.free.len();
         if nfree <= n / 2 {
             a.iter_mut().for_each(|v| *v = 0.0);
-            for &i in &sc.free {
+            for &i in sc.free.as_slice() {
                 mem.w_row(i, &mut sc.wi[..k2]);
                 add_outer(a, &sc.wi[..k2], 1.0);
             }
@@ -301,15 +333,20 @@ pub(crate) fn subspace_step(
             sc.gram.update(mem, lower, upper, xc);
             sc.gram.assemble(mem, a);
         }
-        // N = I − (1/θ) M A.
+        // N = I − (1/θ) M A. Row i of M A accumulates the rows of A scaled by M[i, k], in
+        // the order k = 0, 1, …: each entry is the same sum in the same order as a dot
+        // product of row i of M with column j of A, but the inner loop runs along a row of
+        // A (contiguous, in SIMD lanes).
         let nm = &mut sc.nmat[..k2 * k2];
-        for i in 0..k2 {
-            for j in 0..k2 {
-                let mut s = 0.0;
-                for k in 0..k2 {
-                    s += mmat[i * k2 + k] * a[k * k2 + j];
+        for (i, row) in nm.chunks_exact_mut(k2).enumerate() {
+            row.iter_mut().for_each(|v| *v = 0.0);
+            for (&mik, ak) in mmat[i * k2..(i + 1) * k2].iter().zip(a.chunks_exact(k2)) {
+                for (r, &akj) in row.iter_mut().zip(ak) {
+                    *r += mik * akj;
                 }
-                nm[i * k2 + j] = if i == j { 1.0 } else { 0.0 } - s / theta;
+            }
+            for (j, r) in row.iter_mut().enumerate() {
+                *r = if i == j { 1.0 } else { 0.0 } - *r / theta;
             }
         }
         if lu(nm, k2, &mut sc.piv[..k2]) {
@@ -331,7 +368,7 @@ pub(crate) fn subspace_step(
         slope += g[i] * (xc[i] - x[i]);
     }
     let slope_c = slope;
-    for &i in &sc.free {
+    for &i in sc.free.as_slice() {
         let du = if solved {
             -inv_t * sc.r[i] - inv_t2 * sc.wz[i]
         } else {
@@ -347,7 +384,7 @@ pub(crate) fn subspace_step(
     }
     // Fallback: truncated step x^c + α* d^u with the largest feasible α* ≤ 1.
     let mut alpha: f64 = 1.0;
-    for &i in &sc.free {
+    for &i in sc.free.as_slice() {
         let du = sc.r[i];
         if du > 0.0 {
             alpha = alpha.min((upper[i] - xc[i]) / du);
@@ -361,7 +398,7 @@ pub(crate) fn subspace_step(
         0.0
     };
     let mut slope_t = slope_c;
-    for &i in &sc.free {
+    for &i in sc.free.as_slice() {
         let xi = (xc[i] + alpha * sc.r[i]).clamp(lower[i], upper[i]);
         slope_t += g[i] * (xi - xc[i]);
         xbar[i] = xi;
