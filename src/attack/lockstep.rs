@@ -246,6 +246,9 @@ impl<'m, 'c, C: Classifier + ?Sized> Row<'m, 'c, C> {
     /// the point is not admissible or the model failed on it) and drives it on, as
     /// [`LabelSearch::end_run`] does with its one-row predictions.
     fn receive_label(&mut self, predicted: Option<usize>) {
+        if !self.verifying() {
+            return;
+        }
         let s = self.current.as_mut().expect("a search is in progress");
         let label = predicted.and_then(|l| goal_label(s.goal(), l));
         match self.stage {
@@ -355,10 +358,8 @@ impl Batch {
     /// waiting row is duplicated, so that every pass takes the model's batched path and a
     /// row's result does not depend on how many rows it shares the pass with).
     fn evaluate<C: Classifier + ?Sized>(&mut self, model: &C, k: usize) -> Result<()> {
-        let rows = k.max(2);
+        let rows = self.at_least_two_rows(k);
         if k == 1 {
-            let (first, mut rest) = self.x.view_mut().split_at(ndarray::Axis(0), 1);
-            rest.row_mut(0).assign(&first.row(0));
             self.goals[1] = self.goals[0];
         }
         let Batch {
@@ -414,17 +415,21 @@ impl Batch {
         }
         res.map(|_| ())
     }
-}
 
-impl Batch {
-    /// The predicted labels of the first `k` rows of `x` into `label` (at least 2 rows are
-    /// passed, as in [`evaluate`](Self::evaluate)).
-    fn predict<C: Classifier + ?Sized>(&mut self, model: &C, k: usize) -> Result<()> {
-        let rows = k.max(2);
+    /// The number of rows to pass for `k` waiting rows: `k`, or 2 with the lone row copied
+    /// into the second.
+    fn at_least_two_rows(&mut self, k: usize) -> usize {
         if k == 1 {
             let (first, mut rest) = self.x.view_mut().split_at(ndarray::Axis(0), 1);
             rest.row_mut(0).assign(&first.row(0));
         }
+        k.max(2)
+    }
+
+    /// The predicted labels of the first `k` rows of `x` into `label` (at least 2 rows are
+    /// passed, as in [`evaluate`](Self::evaluate)).
+    fn predict<C: Classifier + ?Sized>(&mut self, model: &C, k: usize) -> Result<()> {
+        let rows = self.at_least_two_rows(k);
         let logits = model.logits(self.x.slice(ndarray::s![..rows, ..]))?;
         for (l, z) in self.label.iter_mut().zip(logits.rows()) {
             *l = argmax(z);
