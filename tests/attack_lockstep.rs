@@ -317,13 +317,14 @@ fn bad_rows_and_failing_models_stay_in_their_slots() {
 }
 
 /// FC100-100-10 whose predictions (`logits_into`, the verification's call) fail on any batch
-/// with a row predicted 3 (an error, or a panic with `panics`); its loss gradients work.
-struct NoThrees<'a> {
+/// with a row predicted `label` (an error, or a panic with `panics`); its loss gradients work.
+struct Refuses<'a> {
     mlp: &'a Mlp,
+    label: usize,
     panics: bool,
 }
 
-impl Classifier for NoThrees<'_> {
+impl Classifier for Refuses<'_> {
     fn input_dim(&self) -> usize {
         self.mlp.input_dim()
     }
@@ -335,11 +336,11 @@ impl Classifier for NoThrees<'_> {
         let threes = out
             .rows()
             .into_iter()
-            .any(|z| intriguing::classifier::argmax(z) == 3);
+            .any(|z| intriguing::classifier::argmax(z) == self.label);
         match (threes, self.panics) {
             (false, _) => Ok(()),
-            (true, false) => Err(Error::DataFormat("no threes".into())),
-            (true, true) => panic!("no threes"),
+            (true, false) => Err(Error::DataFormat("refused label".into())),
+            (true, true) => panic!("refused label"),
         }
     }
     fn loss_gradient_into(
@@ -384,8 +385,9 @@ fn a_failing_verification_fails_its_row_only() {
     let odd_t: Vec<Target> = odd.iter().map(|&j| t[j]).collect();
     let plain = attack_batch(&f.mlp, images.view(), &t, &cfg, 1).unwrap();
     for panics in [false, true] {
-        let model = NoThrees {
+        let model = Refuses {
             mlp: &f.mlp,
+            label: 3,
             panics,
         };
         let lock = attack_batch_lockstep(&model, images.view(), &t, &cfg, 1, 256).unwrap();
@@ -415,7 +417,7 @@ fn a_failing_verification_fails_its_row_only() {
             } else if panics {
                 for r in [l, p] {
                     assert!(
-                        matches!(r, Err(Error::ModelPanicked { row, message }) if *row == j && message == "no threes"),
+                        matches!(r, Err(Error::ModelPanicked { row, message }) if *row == j && message == "refused label"),
                         "row {j}: {r:?}"
                     );
                 }
@@ -431,5 +433,59 @@ fn a_failing_verification_fails_its_row_only() {
         }
         // Rows whose batches held failing rows still succeed.
         assert!(odd_successes >= 2, "{odd_successes}");
+    }
+}
+
+/// The clean predictions of the rows that join a lockstep batch are made together: one that
+/// fails (an error or a panic of the model's prediction) is that row's error, as on the
+/// per-row path, and the other rows' results are exactly those they have without it.
+#[test]
+fn a_failing_clean_prediction_fails_its_row_only() {
+    let f = fixture();
+    let cfg = AttackConfig::default();
+    // The first row's prediction is refused; three rows predicted otherwise.
+    let bad = f.preds[0];
+    let others: Vec<usize> = (0..f.preds.len())
+        .filter(|&i| f.preds[i] != bad)
+        .take(3)
+        .collect();
+    let rows: Vec<usize> = std::iter::once(0).chain(others.iter().copied()).collect();
+    let images = f.images.select(ndarray::Axis(0), &rows);
+    let other_images = f.images.select(ndarray::Axis(0), &others);
+    let t: Vec<Target> = rows
+        .iter()
+        .map(|&i| Target::Untargeted {
+            true_label: f.preds[i],
+        })
+        .collect();
+    for panics in [false, true] {
+        let model = Refuses {
+            mlp: &f.mlp,
+            label: bad,
+            panics,
+        };
+        let lock = attack_batch_lockstep(&model, images.view(), &t, &cfg, 1, 256).unwrap();
+        let per_row = attack_batch(&model, images.view(), &t, &cfg, 1).unwrap();
+        let alone =
+            attack_batch_lockstep(&model, other_images.view(), &t[1..], &cfg, 1, 256).unwrap();
+        for r in [&lock[0], &per_row[0]] {
+            match (r, panics) {
+                (Err(Error::DataFormat(m)), false) => assert_eq!(m, "refused label"),
+                (Err(Error::ModelPanicked { row: 0, message }), true) => {
+                    assert_eq!(message, "refused label")
+                }
+                other => panic!("row 0: {other:?}"),
+            }
+        }
+        for j in 1..rows.len() {
+            match (&lock[j], &alone[j - 1]) {
+                (Ok(a), Ok(b)) => assert!(a == b, "row {j}"),
+                (
+                    Err(Error::ModelPanicked { row: a, message }),
+                    Err(Error::ModelPanicked { row: b, message: m }),
+                ) => assert!(*a == j && *b == j - 1 && message == m, "row {j}"),
+                other => panic!("row {j}: {other:?}"),
+            }
+        }
     }
 }

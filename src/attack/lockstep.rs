@@ -19,7 +19,7 @@ use super::search::{
     Engine, LabelPruner, LabelSearch, RunMark, TrackedPoint, admissible, assemble, first_goal,
     goal_label, initial_c_from, nearest_candidates, winner_of,
 };
-use super::{Clean, clean_prediction};
+use super::{Clean, clean_prediction_given, validate_input};
 use crate::classifier::ClassifierExt;
 use crate::classifier::{
     Classifier, argmax, crate_callback, model_call, panic_error, take_panic_owner,
@@ -87,17 +87,19 @@ fn guarded<R>(row: usize, f: impl FnOnce() -> R) -> std::result::Result<R, Error
 }
 
 impl<'m, 'c, C: Classifier + ?Sized> Row<'m, 'c, C> {
-    /// The row's clean prediction and set-up (as `find_minimal_perturbation` and
-    /// `run_attack`); `Err(result)` when it needs no evaluation at all.
+    /// The row's clean prediction (`predicted`, when the driver made it with other rows'; else
+    /// here) and set-up (as `find_minimal_perturbation` and `run_attack`); `Err(result)` when
+    /// it needs no evaluation at all.
     fn join(
         model: &'m C,
         x: ndarray::ArrayView1<'_, f64>,
         index: usize,
         target: Target,
         config: &'c AttackConfig,
+        predicted: Option<usize>,
     ) -> std::result::Result<Self, Box<Result<AttackResult>>> {
         let fail = |e| Box::new(Err(e));
-        let original_label = match clean_prediction(model, x, target, config) {
+        let original_label = match clean_prediction_given(model, x, target, config, predicted) {
             Err(e) => return Err(fail(e)),
             Ok(Clean::AlreadyReached(r)) => return Err(Box::new(Ok(*r))),
             Ok(Clean::Attack(l)) => l,
@@ -522,6 +524,47 @@ fn verify_rows<C: Classifier + ?Sized>(
     }
 }
 
+/// The clean predictions of the rows `joining` of `inputs` whose input and target pass the
+/// checks, in one batched pass, into `batch.predicted` (one entry per row; `None` where no
+/// prediction was made: the row then predicts alone in [`Row::join`], which also reports its
+/// errors — as when the batched pass fails).
+fn predict_joining<C: Classifier + ?Sized>(
+    model: &C,
+    inputs: ArrayView2<'_, f64>,
+    targets: &[Target],
+    config: &AttackConfig,
+    joining: std::ops::Range<usize>,
+    batch: &mut Batch,
+) {
+    let mut k = 0;
+    batch.slot.clear();
+    for i in joining.clone() {
+        let x = inputs.row(i);
+        if validate_input(model, x, config).is_ok()
+            && model.check_label(targets[i].named_label()).is_ok()
+        {
+            batch.x.row_mut(k).assign(&x);
+            batch.slot.push(Some(k));
+            k += 1;
+        } else {
+            batch.slot.push(None);
+        }
+    }
+    let made = k > 0
+        && matches!(
+            guarded(joining.start, || batch.predict(model, k)),
+            Ok(Ok(()))
+        );
+    let Batch {
+        slot,
+        label,
+        predicted,
+        ..
+    } = batch;
+    predicted.clear();
+    predicted.extend(slot.iter().map(|s| s.filter(|_| made).map(|b| label[b])));
+}
+
 /// Evaluates every waiting row of `rows` once (one batched model pass; on a model error or
 /// panic, each row alone so that only the failing rows fail) and drives the rows on; the
 /// rows whose run ended are then verified together ([`verify_rows`]).
@@ -617,22 +660,28 @@ fn attack_range<C: Classifier + ?Sized>(
     let mut rows: Vec<Row<'_, '_, C>> = Vec::with_capacity(max_batch);
     let mut next = range.start;
     loop {
-        // Fill the batch with new rows (each driven to its first evaluation).
+        // Fill the batch with new rows (their clean predictions made together, each row
+        // then driven to its first evaluation).
         while rows.len() < max_batch && next < range.end {
-            let i = next;
-            next += 1;
-            let joined = guarded(i, || {
-                let mut row = Row::join(model, inputs.row(i), i, targets[i], config)?;
-                row.drive();
-                Ok::<_, Box<Result<AttackResult>>>(row)
-            });
-            match joined {
-                Ok(Ok(mut row)) if row.stage == Stage::Finished => {
-                    out[i - start] = Some(row.result());
+            let joining = next..(next + max_batch - rows.len()).min(range.end);
+            next = joining.end;
+            predict_joining(model, inputs, targets, config, joining.clone(), &mut batch);
+            for (j, i) in joining.enumerate() {
+                let predicted = batch.predicted[j];
+                let joined = guarded(i, || {
+                    let mut row =
+                        Row::join(model, inputs.row(i), i, targets[i], config, predicted)?;
+                    row.drive();
+                    Ok::<_, Box<Result<AttackResult>>>(row)
+                });
+                match joined {
+                    Ok(Ok(mut row)) if row.stage == Stage::Finished => {
+                        out[i - start] = Some(row.result());
+                    }
+                    Ok(Ok(row)) => rows.push(row),
+                    Ok(Err(done)) => out[i - start] = Some(*done),
+                    Err(err) => out[i - start] = Some(Err(err)),
                 }
-                Ok(Ok(row)) => rows.push(row),
-                Ok(Err(done)) => out[i - start] = Some(*done),
-                Err(err) => out[i - start] = Some(Err(err)),
             }
         }
         if rows.is_empty() {

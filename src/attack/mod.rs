@@ -250,13 +250,29 @@ pub(crate) fn clean_prediction<C: Classifier + ?Sized>(
     target: Target,
     config: &AttackConfig,
 ) -> Result<Clean> {
+    clean_prediction_given(model, x, target, config, None)
+}
+
+/// [`clean_prediction`] with the prediction of `x` already made, when `predicted` is `Some`
+/// (the lockstep driver predicts the rows that join a batch together); the same checks.
+pub(crate) fn clean_prediction_given<C: Classifier + ?Sized>(
+    model: &C,
+    x: ArrayView1<'_, f64>,
+    target: Target,
+    config: &AttackConfig,
+    predicted: Option<usize>,
+) -> Result<Clean> {
     validate_input(model, x, config)?;
     model.check_label(target.named_label())?;
-    let xs = x
-        .to_shape((1, x.len()))
-        .map_err(|e| Error::shape("attack input", "1-D", e))?;
-    let logits = model.logits(xs.view())?;
-    let original_label = argmax(logits.row(0));
+    let original_label = match predicted {
+        Some(label) => label,
+        None => {
+            let xs = x
+                .to_shape((1, x.len()))
+                .map_err(|e| Error::shape("attack input", "1-D", e))?;
+            argmax(model.logits(xs.view())?.row(0))
+        }
+    };
     if target.is_reached_by(original_label) {
         return Ok(Clean::AlreadyReached(Box::new(AttackResult {
             target,
