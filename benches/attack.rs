@@ -13,7 +13,8 @@
 //! `ATTACK_BENCH_LOCKSTEP` prints the per-example CPU time (one thread: the batch's thread CPU
 //! time / rows) of `attack_batch` (per row) and `attack_batch_lockstep` (batch 256) on the
 //! first 256 test images, FC100-100-10 and FC500-150-10, targeted and nearest, with the
-//! distortion and evaluation counts of both. Issue targets (one core, per example):
+//! distortion and evaluation counts of both (and, to compare two builds to the last digit,
+//! the sum of the 256 RMS distortions and of the predictions). Issue targets (one core, per example):
 //! FC100-100-10 targeted ≤ 1.5 ms, nearest ≤ 4 ms; FC500-150-10 targeted ≤ 4 ms, nearest
 //! ≤ 10 ms; the whole test set untargeted on FC100-100-10 ≤ 8 s wall on 2 cores.
 //! `ATTACK_BENCH_LOCKSTEP_BATCHES=0,16,64,256` chooses the paths: 0 is the per-row
@@ -506,9 +507,9 @@ fn lockstep_table(mnist: &Mnist, full: bool) {
             .is_none_or(|c| c.split(',').any(|c| c.trim() == format!("{preset}/{kind}")))
     };
     println!(
-        "| model | target | path | CPU ms / example | mean RMS | grad evals / example | successes (re-classified by the f64 model, in the box) |"
+        "| model | target | path | CPU ms / example | mean RMS | grad evals / example | successes (re-classified by the f64 model, in the box) | Σ RMS (all digits) | predictions |"
     );
-    println!("|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|");
     for (preset, epochs) in [(Preset::Fc100_100_10, 5), (Preset::Fc500_150_10, 3)] {
         let mlp = model(preset, epochs, mnist);
         let f32_mlp = F32Gradients::new(&mlp);
@@ -548,6 +549,10 @@ fn lockstep_table(mnist: &Mnist, full: bool) {
                     .iter()
                     .filter_map(|r| Some(r.as_ref().ok()?.gradient_evaluations))
                     .sum();
+                let predictions: usize = res
+                    .iter()
+                    .filter_map(|r| Some(r.as_ref().ok()?.predictions))
+                    .sum();
                 // Every reported adversarial re-classified here by the f64 model.
                 let verified = res
                     .iter()
@@ -561,9 +566,10 @@ fn lockstep_table(mnist: &Mnist, full: bool) {
                         })
                     })
                     .count();
+                let sum: f64 = rms.iter().sum();
                 println!(
-                    "| {preset} | {kind} | {path} | {cpu_ms:.2} | {:.5} | {:.1} | {verified} / {rows} |",
-                    rms.iter().sum::<f64>() / rms.len().max(1) as f64,
+                    "| {preset} | {kind} | {path} | {cpu_ms:.2} | {:.5} | {:.1} | {verified} / {rows} | {sum:?} | {predictions} |",
+                    sum / rms.len().max(1) as f64,
                     evals as f64 / rows as f64
                 );
             }

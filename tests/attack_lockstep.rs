@@ -67,12 +67,15 @@ fn compare(kind: usize, cfg: &AttackConfig) {
         );
     let (mut identical, mut rel) = (0usize, Vec::new());
     let (mut ea, mut eb) = (0usize, 0usize);
+    let (mut pa, mut pb) = (0usize, 0usize);
     for (a, b) in per_row.iter().zip(&lock) {
         assert_eq!(a.success(), b.success(), "kind {kind}: {a:?} vs {b:?}");
         assert_eq!(a.original_label, b.original_label);
         identical += usize::from(a == b);
         ea += a.gradient_evaluations;
         eb += b.gradient_evaluations;
+        pa += a.predictions;
+        pb += b.predictions;
         if let (Some(la), Some(lb)) = (a.l2(), b.l2()) {
             rel.push((la - lb).abs() / la.max(1e-12));
             // Every lockstep adversarial is verified by the test too.
@@ -88,7 +91,7 @@ fn compare(kind: usize, cfg: &AttackConfig) {
     let mean_b: f64 = lock.iter().filter_map(|r| r.l2()).sum::<f64>();
     eprintln!(
         "kind {kind}: {identical}/{} rows identical, median rel Δl2 {median:.2e}, max {:.2e}, \
-         Σl2 {mean_a:.6} vs {mean_b:.6}, evaluations {ea} vs {eb}",
+         Σl2 {mean_a:.6} vs {mean_b:.6}, evaluations {ea} vs {eb}, predictions {pa} vs {pb}",
         lock.len(),
         rel[rel.len() - 1]
     );
@@ -105,6 +108,13 @@ fn compare(kind: usize, cfg: &AttackConfig) {
         (ea as f64 - eb as f64).abs() <= 0.05 * ea as f64,
         "gradient evaluations {ea} vs {eb}"
     );
+    if cfg.loss() == AttackLoss::CrossEntropy {
+        // The searches agree to the last decision: the same runs, verifications and
+        // refinement rounds (whose predictions lockstep batches across rows).
+        assert_eq!(ea, eb, "gradient evaluations");
+        assert_eq!(pa, pb, "predictions");
+        assert!(rel[rel.len() - 1] <= 1e-12, "largest relative difference");
+    }
 }
 
 #[test]
@@ -353,15 +363,26 @@ impl Classifier for Refuses<'_> {
     }
 }
 
-/// The verifications are batched across rows in lockstep: a prediction that fails on one
-/// row's point (an error: the point is not verified; a panic: the row's error) fails the
-/// verification of that row only, as on the per-row path; the other rows' results are
-/// exactly those they have without the failing rows. (No boundary refinement: its points
-/// between the clean input and an adversarial may be predicted 3 on any row.)
+/// The verifications and the boundary refinements are batched across rows in lockstep: a
+/// prediction that fails on one row's point (an error: the point is not verified, or the
+/// refinement ends; a panic: the row's error) fails that row's prediction only, as on the
+/// per-row path; the other rows' results are exactly those they have without the failing
+/// rows. Without refinement and with it (3 rounds of 8 points, whose points between the
+/// clean input and an adversarial may be predicted 3 on any row; in batches of 2 rows, a
+/// pass then holds one row's round).
 #[test]
 fn a_failing_verification_fails_its_row_only() {
+    for (cfg, max_batch) in [
+        (AttackConfig::default().with_refinement(0, 1).unwrap(), 256),
+        (AttackConfig::default(), 256),
+        (AttackConfig::default(), 2),
+    ] {
+        failing_predictions_fail_their_rows_only(&cfg, max_batch);
+    }
+}
+
+fn failing_predictions_fail_their_rows_only(cfg: &AttackConfig, max_batch: usize) {
     let f = fixture();
-    let cfg = AttackConfig::default().with_refinement(0, 1).unwrap();
     let keep: Vec<usize> = (0..f.preds.len())
         .filter(|&i| f.preds[i] != 3)
         .take(8)
@@ -383,16 +404,17 @@ fn a_failing_verification_fails_its_row_only() {
     let odd: Vec<usize> = (1..keep.len()).step_by(2).collect();
     let odd_images = images.select(ndarray::Axis(0), &odd);
     let odd_t: Vec<Target> = odd.iter().map(|&j| t[j]).collect();
-    let plain = attack_batch(&f.mlp, images.view(), &t, &cfg, 1).unwrap();
+    let plain = attack_batch(&f.mlp, images.view(), &t, cfg, 1).unwrap();
     for panics in [false, true] {
         let model = Refuses {
             mlp: &f.mlp,
             label: 3,
             panics,
         };
-        let lock = attack_batch_lockstep(&model, images.view(), &t, &cfg, 1, 256).unwrap();
-        let alone = attack_batch_lockstep(&model, odd_images.view(), &odd_t, &cfg, 1, 256).unwrap();
-        let per_row = attack_batch(&model, images.view(), &t, &cfg, 1).unwrap();
+        let lock = attack_batch_lockstep(&model, images.view(), &t, cfg, 1, max_batch).unwrap();
+        let alone =
+            attack_batch_lockstep(&model, odd_images.view(), &odd_t, cfg, 1, max_batch).unwrap();
+        let per_row = attack_batch(&model, images.view(), &t, cfg, 1).unwrap();
         let mut odd_successes = 0;
         for (j, ((l, p), q)) in lock.iter().zip(&per_row).zip(&plain).enumerate() {
             let q = q.as_ref().unwrap();
@@ -486,6 +508,66 @@ fn a_failing_clean_prediction_fails_its_row_only() {
                 ) => assert!(*a == j && *b == j - 1 && message == m, "row {j}"),
                 other => panic!("row {j}: {other:?}"),
             }
+        }
+    }
+}
+
+/// FC100-100-10 whose predictions fail on any batch of more than `max_rows` rows (counted
+/// in `refused`); its loss gradients work.
+struct AtMost<'a> {
+    mlp: &'a Mlp,
+    max_rows: usize,
+    refused: std::sync::atomic::AtomicUsize,
+}
+
+impl Classifier for AtMost<'_> {
+    fn input_dim(&self) -> usize {
+        self.mlp.input_dim()
+    }
+    fn num_classes(&self) -> usize {
+        self.mlp.num_classes()
+    }
+    fn logits_into(&self, x: ArrayView2<'_, f64>, out: ArrayViewMut2<'_, f64>) -> Result<()> {
+        if x.nrows() > self.max_rows {
+            self.refused
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return Err(Error::DataFormat("too many rows".into()));
+        }
+        self.mlp.logits_into(x, out)
+    }
+    fn loss_gradient_into(
+        &self,
+        x: ArrayView2<'_, f64>,
+        seed: LogitsLoss<'_>,
+        grad: ArrayViewMut2<'_, f64>,
+    ) -> Result<f64> {
+        self.mlp.loss_gradient_into(x, seed, grad)
+    }
+}
+
+/// A prediction pass that fails as a whole (here: more rows than the model takes) is made
+/// again row by row — each row's point to verify, or its refinement round's 8 points — so
+/// that every row gets the predictions it would get in a pass that works: the results are
+/// exactly those on the model that takes any batch (the clean predictions of the joining
+/// rows likewise, each row then predicting alone).
+#[test]
+fn a_failing_prediction_pass_is_made_again_row_by_row() {
+    let f = fixture();
+    let cfg = AttackConfig::default();
+    for kind in [0, 2] {
+        let t = targets(kind);
+        let plain = ok(attack_batch_lockstep(&f.mlp, f.images.view(), &t, &cfg, 1, 256).unwrap());
+        let model = AtMost {
+            mlp: &f.mlp,
+            max_rows: 8,
+            refused: Default::default(),
+        };
+        let lock = ok(attack_batch_lockstep(&model, f.images.view(), &t, &cfg, 1, 256).unwrap());
+        let refused = model.refused.into_inner();
+        // The joining rows' pass, and passes of verifications or of two rows' rounds.
+        assert!(refused > 1, "kind {kind}: {refused} passes refused");
+        for (j, (a, b)) in plain.iter().zip(&lock).enumerate() {
+            assert!(a == b, "kind {kind}, row {j}: {a:?} vs {b:?}");
         }
     }
 }

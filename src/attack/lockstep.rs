@@ -1,10 +1,11 @@
 //! The attack on many rows in lockstep: every row keeps its own c search, bracket, solver
 //! state ([`Stepper`]) and result, and every step evaluates the model **once** on all the
 //! rows that wait for an evaluation, as one `[k, n]` batch through
-//! [`Classifier::loss_gradient_into`]. The rows whose L-BFGS-B run ended in that step then
-//! have their end points (and, where closer, the point tracked during the run) re-classified
-//! together, one batched prediction per kind of point. Rows that finish leave the batch and
-//! the next rows join, so the batch stays full.
+//! [`Classifier::loss_gradient_into`]. The rows whose L-BFGS-B run ended wait for the
+//! re-classification of their end points (and, where closer, of the point tracked during the
+//! run), the rows whose search ended for the rounds of its boundary refinement; once half
+//! the batch waits, those predictions are made together, in batched passes. Rows that
+//! finish leave the batch and the next rows join, so the batch stays full.
 //!
 //! Each row follows exactly the per-row search of
 //! [`find_minimal_perturbation`](super::find_minimal_perturbation) (the same functions
@@ -16,8 +17,8 @@ use super::config::{AttackConfig, AttackLoss, InitialC};
 use super::objective::{AttackObjective, Goal};
 use super::result::{AttackResult, Target};
 use super::search::{
-    Engine, LabelPruner, LabelSearch, RunMark, TrackedPoint, admissible, assemble, first_goal,
-    goal_label, initial_c_from, nearest_candidates, winner_of,
+    Engine, LabelPruner, LabelSearch, Refinement, RunMark, TrackedPoint, admissible, assemble,
+    first_goal, goal_label, initial_c_from, nearest_candidates, winner_of,
 };
 use super::{Clean, clean_prediction_given, validate_input};
 use crate::classifier::ClassifierExt;
@@ -50,6 +51,12 @@ enum Stage {
     /// The point the objective tracked during the run (`Row::tracked`) waits for its
     /// prediction.
     VerifyTracked,
+    /// The search's runs are over: a round of its boundary refinement (`Row::refinement`)
+    /// waits for the predictions of its points.
+    Refine,
+    /// The refined point (`Row::verify_x`, of the best point at this c) waits for its
+    /// prediction.
+    VerifyRefined(f64),
     /// The result is ready.
     Finished,
 }
@@ -77,6 +84,8 @@ struct Row<'m, 'c, C: Classifier + ?Sized> {
     verify_x: Vec<f64>,
     /// The tracked point, while it waits for its verification.
     tracked: Option<TrackedPoint>,
+    /// The boundary refinement of the current search, while its rounds last.
+    refinement: Option<Refinement>,
 }
 
 /// Runs `f`, turning a panic into the row's error ([`Error::ModelPanicked`] when it came out
@@ -133,6 +142,7 @@ impl<'m, 'c, C: Classifier + ?Sized> Row<'m, 'c, C> {
             error: None,
             verify_x: Vec::new(),
             tracked: None,
+            refinement: None,
         })
     }
 
@@ -204,6 +214,8 @@ impl<'m, 'c, C: Classifier + ?Sized> Row<'m, 'c, C> {
                 | Stage::Run(_)
                 | Stage::Verify(_)
                 | Stage::VerifyTracked
+                | Stage::Refine
+                | Stage::VerifyRefined(_)
                 | Stage::Finished => return,
             }
         }
@@ -219,9 +231,21 @@ impl<'m, 'c, C: Classifier + ?Sized> Row<'m, 'c, C> {
         self.stage = Stage::NextRun;
     }
 
+    /// The search's runs are over: its refinement (as [`LabelSearch::finish`]), whose
+    /// predictions are made with the other rows' (see `predict_rows`), or its end.
     fn end_search(&mut self) {
-        let mut s = self.current.take().expect("a search is in progress");
-        s.finish(&mut self.e);
+        let s = self.current.as_mut().expect("a search is in progress");
+        match s.begin_finish(&mut self.e) {
+            Some(rf) => {
+                self.refinement = Some(rf);
+                self.stage = Stage::Refine;
+            }
+            None => self.complete_search(),
+        }
+    }
+
+    fn complete_search(&mut self) {
+        let s = self.current.take().expect("a search is in progress");
         self.searches.push(s);
         self.stage = Stage::NextSearch;
     }
@@ -231,28 +255,54 @@ impl<'m, 'c, C: Classifier + ?Sized> Row<'m, 'c, C> {
         matches!(self.stage, Stage::InitialC | Stage::Run(_))
     }
 
-    /// True while the row waits for a prediction (the verification of a point).
+    /// True while the row waits for predictions (the verification of a point, or a round
+    /// of the boundary refinement).
     fn verifying(&self) -> bool {
-        matches!(self.stage, Stage::Verify(_) | Stage::VerifyTracked)
+        matches!(
+            self.stage,
+            Stage::Verify(_) | Stage::VerifyTracked | Stage::Refine | Stage::VerifyRefined(_)
+        )
     }
 
-    /// The point to verify.
-    fn verify_point(&self) -> &[f64] {
+    /// The point to verify (`None` while refining).
+    fn verify_point(&self) -> Option<&[f64]> {
         match (&self.stage, &self.tracked) {
-            (Stage::VerifyTracked, Some(t)) => &t.x,
-            _ => &self.verify_x,
+            (Stage::Refine, _) => None,
+            (Stage::VerifyTracked, Some(t)) => Some(&t.x),
+            _ => Some(&self.verify_x),
         }
     }
 
-    /// Hands the predicted label at [`verify_point`](Self::verify_point) to the row (`None`:
-    /// the point is not admissible or the model failed on it) and drives it on, as
-    /// [`LabelSearch::end_run`] does with its one-row predictions.
-    fn receive_label(&mut self, predicted: Option<usize>) {
+    /// The number of points to predict for the row: a refinement round's points, else 1 for
+    /// the point to verify, or 0 when that point is not admissible (its answer is then
+    /// `None` without a prediction, as in [`verify`](super::search::verify)).
+    fn points_to_predict<M: Classifier + ?Sized>(&self, model: &M) -> usize {
+        match (self.verify_point(), &self.refinement) {
+            (None, Some(rf)) => rf.points(),
+            (Some(x), _) => usize::from(admissible(model, x, self.e.cfg)),
+            (None, None) => 0,
+        }
+    }
+
+    /// Writes the [`points_to_predict`](Self::points_to_predict) points (at least one)
+    /// into the first rows of `out`.
+    fn write_points(&self, mut out: ndarray::ArrayViewMut2<'_, f64>) {
+        match (self.verify_point(), &self.refinement) {
+            (None, Some(rf)) => rf.write_points(self.e.obj.origin(), out),
+            (Some(x), _) => out.row_mut(0).assign(&ndarray::ArrayView1::from(x)),
+            (None, None) => {}
+        }
+    }
+
+    /// Hands the predicted labels of the row's points to the row (`None`: the point is not
+    /// admissible or the model failed on them) and drives it on, as [`LabelSearch::end_run`]
+    /// and [`LabelSearch::finish`] do with their own predictions.
+    fn receive_labels(&mut self, predicted: Option<&[usize]>) {
         if !self.verifying() {
             return;
         }
         let s = self.current.as_mut().expect("a search is in progress");
-        let label = predicted.and_then(|l| goal_label(s.goal(), l));
+        let label = predicted.and_then(|l| goal_label(s.goal(), *l.first()?));
         match self.stage {
             Stage::Verify(c) => {
                 let x = std::mem::take(&mut self.verify_x);
@@ -262,14 +312,43 @@ impl<'m, 'c, C: Classifier + ?Sized> Row<'m, 'c, C> {
                     self.stage = Stage::VerifyTracked;
                     return;
                 }
+                self.stage = Stage::NextRun;
             }
             Stage::VerifyTracked => {
                 let t = self.tracked.take().expect("a tracked point waits");
                 s.tracked_verified(&mut self.e, t, label);
+                self.stage = Stage::NextRun;
+            }
+            Stage::Refine => {
+                let rf = self
+                    .refinement
+                    .as_mut()
+                    .expect("a refinement is in progress");
+                self.e.predictions += rf.points();
+                let more = predicted.is_some_and(|l| {
+                    l.len() == rf.points() && rf.receive(s.goal(), l.iter().copied())
+                });
+                if more {
+                    return;
+                }
+                let rf = self.refinement.take().expect("a refinement is in progress");
+                match rf.final_point(self.e.obj.origin()) {
+                    Some(x) => {
+                        self.e.predictions += 1;
+                        self.verify_x = x;
+                        self.stage = Stage::VerifyRefined(rf.c);
+                        return;
+                    }
+                    None => self.complete_search(),
+                }
+            }
+            Stage::VerifyRefined(c) => {
+                let x = std::mem::take(&mut self.verify_x);
+                s.refined_verified(&mut self.e, x, c, label);
+                self.complete_search();
             }
             _ => return,
         }
-        self.stage = Stage::NextRun;
         self.drive();
     }
 
@@ -306,7 +385,7 @@ impl<'m, 'c, C: Classifier + ?Sized> Row<'m, 'c, C> {
                     Ok(Request::Done(sol)) => {
                         if let Some(x) = s.run_outcome(&mut self.e, Ok(sol), mark) {
                             // The end point is verified with the other rows' (see
-                            // `verify_rows`).
+                            // `predict_rows`).
                             self.verify_x = x;
                             self.stage = Stage::Verify(mark.c);
                             return;
@@ -348,11 +427,12 @@ struct Batch {
     kind: AttackLoss,
     /// Indices of the rows waiting for an evaluation (reused).
     waiting: Vec<usize>,
-    /// Per waiting row of a verification pass: its row in `x` when its point is admissible.
+    /// Per joining row: its row in `x` when its clean prediction is made in the batch.
     slot: Vec<Option<usize>>,
-    /// Per waiting row of a verification pass: the predicted label (`None`: not admissible,
-    /// or the model failed on it).
+    /// Per joining row: the predicted label (`None`: not made in the batch).
     predicted: Vec<Option<usize>>,
+    /// Per row of a prediction pass: the first of its points in `x`, and their number.
+    spans: Vec<(usize, usize)>,
 }
 
 impl Batch {
@@ -440,13 +520,15 @@ impl Batch {
     }
 }
 
-/// Verifies, one batched prediction per pass, the point of every row of `rows` that waits
-/// for a verification (the rows in `panicked` excepted), and drives those rows on; again
-/// while rows wait (a run's end point, then the point tracked during the run). The rows
-/// that panic are added to `panicked`. The same checks as the per-row path's one-row
-/// verification: a point that is not admissible is not passed to the model, and a model
-/// that fails on the batch is asked again row by row (a failing row is not verified).
-fn verify_rows<C: Classifier + ?Sized>(
+/// Makes the predictions every row of `rows` waits for (the rows in `panicked` excepted)
+/// — the point that verifies a run's end, the point tracked during the run, the points of
+/// a boundary-refinement round, the refined point — in batched passes of at most
+/// `batch.x.nrows()` points (a row's points are never split), and drives those rows on;
+/// again while rows wait. The rows that panic are added to `panicked`. The same checks as
+/// the per-row path's predictions: a point to verify that is not admissible is not passed
+/// to the model, and a model that fails on a pass is asked again row by row (a row whose
+/// points fail is not verified, or ends its refinement, as on the per-row path).
+fn predict_rows<C: Classifier + ?Sized>(
     model: &C,
     rows: &mut [Row<'_, '_, C>],
     batch: &mut Batch,
@@ -463,62 +545,56 @@ fn verify_rows<C: Classifier + ?Sized>(
             batch.waiting = waiting;
             return;
         }
-        let mut k = 0;
-        batch.slot.clear();
-        for &r in &waiting {
-            let row = &rows[r];
-            let x = row.verify_point();
-            if admissible(model, x, row.e.cfg) {
-                batch.x.row_mut(k).assign(&ndarray::ArrayView1::from(x));
-                batch.slot.push(Some(k));
-                k += 1;
-            } else {
-                batch.slot.push(None);
-            }
-        }
-        batch.predicted.clear();
-        let whole = match k {
-            0 => Ok(Ok(())),
-            _ => guarded(rows[waiting[0]].index, || batch.predict(model, k)),
-        };
-        if let Ok(Ok(())) = whole {
-            let Batch {
-                slot,
-                label,
-                predicted,
-                ..
-            } = &mut *batch;
-            predicted.extend(slot.iter().map(|s| s.map(|b| label[b])));
-        } else {
-            // The batch failed: every point alone (still a two-row pass).
-            for (j, &r) in waiting.iter().enumerate() {
-                if batch.slot[j].is_none() {
-                    batch.predicted.push(None);
-                    continue;
+        let room = batch.x.nrows();
+        let mut first = 0;
+        while first < waiting.len() {
+            // The rows of this pass, their points in `x`.
+            let mut k = 0;
+            let mut last = first;
+            batch.spans.clear();
+            while last < waiting.len() {
+                let row = &rows[waiting[last]];
+                let m = row.points_to_predict(model);
+                if k + m > room && last > first {
+                    break;
                 }
-                batch
-                    .x
-                    .row_mut(0)
-                    .assign(&ndarray::ArrayView1::from(rows[r].verify_point()));
+                if m > 0 {
+                    row.write_points(batch.x.slice_mut(ndarray::s![k..k + m, ..]));
+                }
+                batch.spans.push((k, m));
+                k += m;
+                last += 1;
+            }
+            let pass = &waiting[first..last];
+            let whole = match k {
+                0 => Ok(Ok(())),
+                _ => guarded(rows[pass[0]].index, || batch.predict(model, k)),
+            };
+            let fine = matches!(whole, Ok(Ok(())));
+            for (j, &r) in pass.iter().enumerate() {
+                let (at, m) = batch.spans[j];
                 let index = rows[r].index;
-                match guarded(index, || batch.predict(model, 1)) {
-                    Ok(res) => batch.predicted.push(res.ok().map(|()| batch.label[0])),
-                    Err(err) => {
-                        batch.predicted.push(None);
-                        panicked.push((r, err));
+                let answer = if m == 0 {
+                    None
+                } else if fine {
+                    Some(at)
+                } else {
+                    // The pass failed: this row's points alone (still a two-row pass).
+                    rows[r].write_points(batch.x.slice_mut(ndarray::s![..m, ..]));
+                    match guarded(index, || batch.predict(model, m)) {
+                        Ok(res) => res.ok().map(|()| 0),
+                        Err(err) => {
+                            panicked.push((r, err));
+                            continue;
+                        }
                     }
+                };
+                let labels = answer.map(|at| &batch.label[at..at + m]);
+                if let Err(err) = guarded(index, || rows[r].receive_labels(labels)) {
+                    panicked.push((r, err));
                 }
             }
-        }
-        for (j, &r) in waiting.iter().enumerate() {
-            if panicked.iter().any(|&(p, _)| p == r) {
-                continue;
-            }
-            let predicted = batch.predicted[j];
-            let index = rows[r].index;
-            if let Err(err) = guarded(index, || rows[r].receive_label(predicted)) {
-                panicked.push((r, err));
-            }
+            first = last;
         }
         batch.waiting = waiting;
     }
@@ -567,7 +643,8 @@ fn predict_joining<C: Classifier + ?Sized>(
 
 /// Evaluates every waiting row of `rows` once (one batched model pass; on a model error or
 /// panic, each row alone so that only the failing rows fail) and drives the rows on; the
-/// rows whose run ended are then verified together ([`verify_rows`]).
+/// rows whose run ended are then verified together, and the rows whose search ended refine
+/// their best points together ([`predict_rows`]).
 /// Returns the indices (into `rows`) of the rows that panicked, with their errors.
 fn step_rows<C: Classifier + ?Sized>(
     model: &C,
@@ -580,6 +657,9 @@ fn step_rows<C: Classifier + ?Sized>(
     let k = waiting.len();
     let mut panicked = Vec::new();
     if k == 0 {
+        batch.waiting = waiting;
+        predict_rows(model, rows, batch, &mut panicked);
+        panicked.sort_by_key(|&(r, _)| r);
         return panicked;
     }
     for (b, &r) in waiting.iter().enumerate() {
@@ -601,7 +681,7 @@ fn step_rows<C: Classifier + ?Sized>(
             }
         }
         batch.waiting = waiting;
-        verify_rows(model, rows, batch, &mut panicked);
+        predict_when_due(model, rows, batch, &mut panicked);
         panicked.sort_by_key(|&(r, _)| r);
         return panicked;
     }
@@ -626,9 +706,28 @@ fn step_rows<C: Classifier + ?Sized>(
         }
     }
     batch.waiting = waiting;
-    verify_rows(model, rows, batch, &mut panicked);
+    predict_when_due(model, rows, batch, &mut panicked);
     panicked.sort_by_key(|&(r, _)| r);
     panicked
+}
+
+/// [`predict_rows`] once at least half the rows of the batch wait for predictions (so when
+/// no row waits for an evaluation), else nothing: those rows wait, out of the evaluation
+/// passes, and the predictions of more rows share a pass. A pass costs the packing of every
+/// weight matrix whatever its number of rows, which in the passes of the few rows whose
+/// run ended in one step was a large part of the predictions' cost. Each row's computation
+/// is the same whatever the step at which its predictions are made, so the results do not
+/// change.
+fn predict_when_due<C: Classifier + ?Sized>(
+    model: &C,
+    rows: &mut [Row<'_, '_, C>],
+    batch: &mut Batch,
+    panicked: &mut Vec<(usize, Error)>,
+) {
+    let verifying = rows.iter().filter(|r| r.verifying()).count();
+    if 2 * verifying >= rows.len() {
+        predict_rows(model, rows, batch, panicked);
+    }
 }
 
 /// The lockstep attack of the rows `range` of `inputs`, at most `max_batch` at a time.
@@ -646,16 +745,20 @@ fn attack_range<C: Classifier + ?Sized>(
     // No more rows at once than the range has: an absurd `max_batch` allocates nothing more.
     let max_batch = max_batch.min(range.len()).max(1);
     let cap = max_batch.max(2);
+    // Room for a refinement round's points too (a row's points share one pass).
+    let (rounds, points) = config.refinement();
+    let room = if rounds > 0 { cap.max(points) } else { cap };
     let mut batch = Batch {
-        x: Array2::zeros((cap, n)),
+        x: Array2::zeros((room, n)),
         grad: Array2::zeros((cap, n)),
         loss: vec![0.0; cap],
-        label: vec![0; cap],
+        label: vec![0; room],
         goals: vec![Goal::Label(0); cap],
         kind: config.loss(),
         waiting: Vec::with_capacity(cap),
         slot: Vec::with_capacity(cap),
         predicted: Vec::with_capacity(cap),
+        spans: Vec::with_capacity(cap),
     };
     let mut rows: Vec<Row<'_, '_, C>> = Vec::with_capacity(max_batch);
     let mut next = range.start;
@@ -722,9 +825,10 @@ fn attack_range<C: Classifier + ?Sized>(
 /// waiting for an evaluation are evaluated together, one `[k, n]` forward + backward pass
 /// of at most `max_batch` rows (use [`DEFAULT_LOCKSTEP_BATCH`]), so that the model runs
 /// matrix–matrix products instead of one matrix–vector product per row; the
-/// re-classifications that verify the runs' end points are batched the same way (one
-/// `[k, n]` prediction over the rows whose run ended in a step). Each of the `threads`
-/// workers takes a contiguous share of the rows.
+/// re-classifications that verify the runs' end points and the predictions of the boundary
+/// refinement ([`AttackConfig::with_refinement`]) are batched across rows the same way (a
+/// row waits for them until half the batch does). Each of the `threads` workers takes a
+/// contiguous share of the rows.
 ///
 /// The result of a row does not depend on `threads` or `max_batch` when the model computes
 /// each row of a batch independently of the others (the crate's models do: one matrix

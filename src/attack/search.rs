@@ -140,6 +140,99 @@ impl RunMark {
     }
 }
 
+/// The boundary refinement of a search's best point `x + r` (`x` the clean input), one
+/// round at a time: each round predicts `points` equally spaced points of the segment
+/// `x + t r`, `t ∈ (lo, hi)`, and narrows `(lo, hi)` to the first gap where the goal is
+/// reached; the rounds stop early once the interval no longer shrinks in floating point.
+/// [`final_point`](Self::final_point) is then `x + hi·r`, to verify.
+#[derive(Debug, Clone)]
+pub(crate) struct Refinement {
+    r: Vec<f64>,
+    /// The c of the best point.
+    pub c: f64,
+    lo: f64,
+    hi: f64,
+    /// The current round's `t`s.
+    ts: Vec<f64>,
+    rounds_left: usize,
+}
+
+impl Refinement {
+    /// `rounds ≥ 1` rounds of `points ≥ 1` points along `r`.
+    fn new(r: Vec<f64>, c: f64, rounds: usize, points: usize) -> Self {
+        let mut rf = Refinement {
+            r,
+            c,
+            lo: 0.0,
+            hi: 1.0,
+            ts: Vec::with_capacity(points),
+            rounds_left: rounds,
+        };
+        rf.set_ts(points);
+        rf
+    }
+
+    fn set_ts(&mut self, p: usize) {
+        let (lo, hi) = (self.lo, self.hi);
+        self.ts.clear();
+        self.ts
+            .extend((1..=p).map(|k| lo + (hi - lo) * k as f64 / (p + 1) as f64));
+    }
+
+    /// The number of points of a round.
+    pub fn points(&self) -> usize {
+        self.ts.len()
+    }
+
+    /// The current round's points `origin + t r`, one per row of `out` (`points()` rows).
+    pub fn write_points(&self, origin: &[f64], mut out: ndarray::ArrayViewMut2<'_, f64>) {
+        for (mut row, &t) in out.rows_mut().into_iter().zip(&self.ts) {
+            for ((d, &o), &ri) in row.iter_mut().zip(origin).zip(&self.r) {
+                *d = o + t * ri;
+            }
+        }
+    }
+
+    /// The predicted labels of the current round's points, in order: narrows the interval;
+    /// `true` when another round is to be made (its points are then ready).
+    pub fn receive(&mut self, goal: Goal, labels: impl IntoIterator<Item = usize>) -> bool {
+        let mut prev = self.lo;
+        let mut found = None;
+        for (&t, label) in self.ts.iter().zip(labels) {
+            if goal.is_reached(label) {
+                found = Some((prev, t));
+                break;
+            }
+            prev = t;
+        }
+        let before = (self.lo, self.hi);
+        match found {
+            Some((a, b)) => {
+                self.lo = a;
+                self.hi = b;
+            }
+            None => self.lo = prev,
+        }
+        self.rounds_left -= 1;
+        if self.rounds_left == 0 || (self.lo, self.hi) == before {
+            return false;
+        }
+        self.set_ts(self.ts.len());
+        true
+    }
+
+    /// The refined point `origin + hi·r`, when the rounds moved `hi` below 1.
+    pub fn final_point(&self, origin: &[f64]) -> Option<Vec<f64>> {
+        (self.hi < 1.0).then(|| {
+            origin
+                .iter()
+                .zip(&self.r)
+                .map(|(o, ri)| o + self.hi * ri)
+                .collect()
+        })
+    }
+}
+
 /// The state of the c search for one goal; [`LabelSearch::step`] does one L-BFGS-B run.
 pub(crate) struct LabelSearch {
     goal: Goal,
@@ -212,6 +305,19 @@ impl LabelSearch {
     /// failure; the best point is refined (see [`refine`](Self::refine)) unless the search
     /// is prunable and far behind the best of the other labels.
     pub fn finish<C: Classifier + ?Sized>(&mut self, e: &mut Engine<'_, '_, C>) {
+        if let Some(rf) = self.begin_finish(e) {
+            self.refine(e, rf);
+        }
+    }
+
+    /// The first part of [`finish`](Self::finish): the model-failure check, and the
+    /// boundary refinement to make, if any (the rounds then go through
+    /// [`Refinement::receive`], the last point through
+    /// [`refined_verified`](Self::refined_verified)).
+    pub fn begin_finish<C: Classifier + ?Sized>(
+        &mut self,
+        e: &mut Engine<'_, '_, C>,
+    ) -> Option<Refinement> {
         if self.best.is_none()
             && self.search_runs > 0
             && self.model_failed_runs == self.search_runs
@@ -226,73 +332,65 @@ impl LabelSearch {
             ));
         }
         let m = 1.0 + e.cfg.nearest_prune_margin;
-        if !self.prunable || self.best_l2sq() <= m * m * e.global_best {
-            self.refine(e);
+        let refined = !self.prunable || self.best_l2sq() <= m * m * e.global_best;
+        if !refined {
+            return None;
         }
+        let best = self.best.as_ref()?;
+        if e.cfg.refine_rounds == 0 {
+            return None;
+        }
+        let r: Vec<f64> = best
+            .x
+            .iter()
+            .zip(e.obj.origin())
+            .map(|(a, b)| a - b)
+            .collect();
+        Some(Refinement::new(
+            r,
+            best.c,
+            e.cfg.refine_rounds,
+            e.cfg.refine_points,
+        ))
     }
 
     /// Boundary refinement of the best point along the segment from the clean input
-    /// (see [`AttackConfig::with_refinement`]); the refined point is verified before it is kept.
-    pub fn refine<C: Classifier + ?Sized>(&mut self, e: &mut Engine<'_, '_, C>) {
-        let cfg = e.cfg;
-        let Some(best) = self.best.as_ref() else {
-            return;
-        };
-        if cfg.refine_rounds == 0 {
-            return;
-        }
+    /// (see [`AttackConfig::with_refinement`]), each round one prediction of its points;
+    /// the refined point is verified before it is kept.
+    fn refine<C: Classifier + ?Sized>(&mut self, e: &mut Engine<'_, '_, C>, mut rf: Refinement) {
         let origin = e.obj.origin();
-        let n = origin.len();
-        let r: Vec<f64> = best.x.iter().zip(origin).map(|(a, b)| a - b).collect();
-        let p = cfg.refine_points;
-        let mut batch = ndarray::Array2::<f64>::zeros((p, n));
-        let (mut lo, mut hi) = (0.0f64, 1.0f64);
-        for _ in 0..cfg.refine_rounds {
-            let ts: Vec<f64> = (1..=p)
-                .map(|k| lo + (hi - lo) * k as f64 / (p + 1) as f64)
-                .collect();
-            for (mut row, &t) in batch.rows_mut().into_iter().zip(&ts) {
-                for ((d, &o), &ri) in row.iter_mut().zip(origin).zip(&r) {
-                    *d = o + t * ri;
-                }
-            }
+        let p = rf.points();
+        let mut batch = ndarray::Array2::<f64>::zeros((p, origin.len()));
+        loop {
+            rf.write_points(origin, batch.view_mut());
             e.predictions += p;
             let Ok(logits) = e.obj.model().logits(batch.view()) else {
                 break;
             };
-            if logits.nrows() != p {
-                break;
-            }
-            let mut prev = lo;
-            let mut found = None;
-            for (k, z) in logits.rows().into_iter().enumerate() {
-                if self.goal.is_reached(argmax(z)) {
-                    found = Some((prev, ts[k]));
-                    break;
-                }
-                prev = ts[k];
-            }
-            let before = (lo, hi);
-            match found {
-                Some((a, b)) => {
-                    lo = a;
-                    hi = b;
-                }
-                None => lo = prev,
-            }
-            // The interval no longer shrinks in floating point: further rounds are no-ops.
-            if (lo, hi) == before {
+            if logits.nrows() != p || !rf.receive(self.goal, logits.rows().into_iter().map(argmax))
+            {
                 break;
             }
         }
-        if hi < 1.0 {
-            let x: Vec<f64> = origin.iter().zip(&r).map(|(o, ri)| o + hi * ri).collect();
+        if let Some(x) = rf.final_point(origin) {
             e.predictions += 1;
-            if let Some(label) = verify(e.obj.model(), &x, cfg, self.goal) {
-                let d2 = l2sq(&x, origin);
-                let c = best.c;
-                self.consider(e, x, d2, label, c);
-            }
+            let label = verify(e.obj.model(), &x, e.cfg, self.goal);
+            self.refined_verified(e, x, rf.c, label);
+        }
+    }
+
+    /// The refined point `x` ([`Refinement::final_point`], of the best point at `c`) with
+    /// its verification `label`: kept when verified and closer.
+    pub fn refined_verified<C: Classifier + ?Sized>(
+        &mut self,
+        e: &mut Engine<'_, '_, C>,
+        x: Vec<f64>,
+        c: f64,
+        label: Option<usize>,
+    ) {
+        if let Some(label) = label {
+            let d2 = l2sq(&x, e.obj.origin());
+            self.consider(e, x, d2, label, c);
         }
     }
 
