@@ -327,11 +327,35 @@ fn bad_rows_and_failing_models_stay_in_their_slots() {
 }
 
 /// FC100-100-10 whose predictions (`logits_into`, the verification's call) fail on any batch
-/// with a row predicted `label` (an error, or a panic with `panics`); its loss gradients work.
+/// with a row predicted `label` (an error, or a panic with `panics`) or of more than
+/// `max_rows` rows (an error; counted in `refused`); its loss gradients work.
 struct Refuses<'a> {
     mlp: &'a Mlp,
     label: usize,
     panics: bool,
+    max_rows: usize,
+    refused: std::sync::atomic::AtomicUsize,
+}
+
+impl<'a> Refuses<'a> {
+    /// Refuses the batches with a row predicted `label`.
+    fn label(mlp: &'a Mlp, label: usize, panics: bool) -> Self {
+        Refuses {
+            mlp,
+            label,
+            panics,
+            max_rows: usize::MAX,
+            refused: Default::default(),
+        }
+    }
+
+    /// Refuses the batches of more than `max_rows` rows.
+    fn rows_over(mlp: &'a Mlp, max_rows: usize) -> Self {
+        Refuses {
+            max_rows,
+            ..Self::label(mlp, usize::MAX, false)
+        }
+    }
 }
 
 impl Classifier for Refuses<'_> {
@@ -342,6 +366,11 @@ impl Classifier for Refuses<'_> {
         self.mlp.num_classes()
     }
     fn logits_into(&self, x: ArrayView2<'_, f64>, mut out: ArrayViewMut2<'_, f64>) -> Result<()> {
+        if x.nrows() > self.max_rows {
+            self.refused
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return Err(Error::DataFormat("too many rows".into()));
+        }
         self.mlp.logits_into(x, out.view_mut())?;
         let threes = out
             .rows()
@@ -406,11 +435,7 @@ fn failing_predictions_fail_their_rows_only(cfg: &AttackConfig, max_batch: usize
     let odd_t: Vec<Target> = odd.iter().map(|&j| t[j]).collect();
     let plain = attack_batch(&f.mlp, images.view(), &t, cfg, 1).unwrap();
     for panics in [false, true] {
-        let model = Refuses {
-            mlp: &f.mlp,
-            label: 3,
-            panics,
-        };
+        let model = Refuses::label(&f.mlp, 3, panics);
         let lock = attack_batch_lockstep(&model, images.view(), &t, cfg, 1, max_batch).unwrap();
         let alone =
             attack_batch_lockstep(&model, odd_images.view(), &odd_t, cfg, 1, max_batch).unwrap();
@@ -481,11 +506,7 @@ fn a_failing_clean_prediction_fails_its_row_only() {
         })
         .collect();
     for panics in [false, true] {
-        let model = Refuses {
-            mlp: &f.mlp,
-            label: bad,
-            panics,
-        };
+        let model = Refuses::label(&f.mlp, bad, panics);
         let lock = attack_batch_lockstep(&model, images.view(), &t, &cfg, 1, 256).unwrap();
         let per_row = attack_batch(&model, images.view(), &t, &cfg, 1).unwrap();
         let alone =
@@ -512,39 +533,6 @@ fn a_failing_clean_prediction_fails_its_row_only() {
     }
 }
 
-/// FC100-100-10 whose predictions fail on any batch of more than `max_rows` rows (counted
-/// in `refused`); its loss gradients work.
-struct AtMost<'a> {
-    mlp: &'a Mlp,
-    max_rows: usize,
-    refused: std::sync::atomic::AtomicUsize,
-}
-
-impl Classifier for AtMost<'_> {
-    fn input_dim(&self) -> usize {
-        self.mlp.input_dim()
-    }
-    fn num_classes(&self) -> usize {
-        self.mlp.num_classes()
-    }
-    fn logits_into(&self, x: ArrayView2<'_, f64>, out: ArrayViewMut2<'_, f64>) -> Result<()> {
-        if x.nrows() > self.max_rows {
-            self.refused
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            return Err(Error::DataFormat("too many rows".into()));
-        }
-        self.mlp.logits_into(x, out)
-    }
-    fn loss_gradient_into(
-        &self,
-        x: ArrayView2<'_, f64>,
-        seed: LogitsLoss<'_>,
-        grad: ArrayViewMut2<'_, f64>,
-    ) -> Result<f64> {
-        self.mlp.loss_gradient_into(x, seed, grad)
-    }
-}
-
 /// A prediction pass that fails as a whole (here: more rows than the model takes) is made
 /// again row by row — each row's point to verify, or its refinement round's 8 points — so
 /// that every row gets the predictions it would get in a pass that works: the results are
@@ -557,11 +545,7 @@ fn a_failing_prediction_pass_is_made_again_row_by_row() {
     for kind in [0, 2] {
         let t = targets(kind);
         let plain = ok(attack_batch_lockstep(&f.mlp, f.images.view(), &t, &cfg, 1, 256).unwrap());
-        let model = AtMost {
-            mlp: &f.mlp,
-            max_rows: 8,
-            refused: Default::default(),
-        };
+        let model = Refuses::rows_over(&f.mlp, 8);
         let lock = ok(attack_batch_lockstep(&model, f.images.view(), &t, &cfg, 1, 256).unwrap());
         let refused = model.refused.into_inner();
         // The joining rows' pass, and passes of verifications or of two rows' rounds.
