@@ -64,8 +64,9 @@
 //! [`attack_batch`] runs the rows independently on worker threads;
 //! [`attack_batch_lockstep`] runs the same searches with the rows in lockstep, evaluating the
 //! model once per step on every row that waits for an evaluation (a matrix–matrix product
-//! instead of one matrix–vector product per row: 2.3× faster on FC500-150-10, 1.1–1.3× on
-//! FC100-100-10, `docs/attack.md`).
+//! instead of one matrix–vector product per row), and the predictions that verify and refine
+//! the rows' points in batched passes too: 2.7× faster than per row on FC500-150-10, 1.2× on
+//! FC100-100-10 (256 rows, one thread, `docs/attack.md`).
 //!
 //! # Bad input
 //!
