@@ -20,7 +20,7 @@
 //! `ATTACK_BENCH_LOCKSTEP_BATCHES=0,16,64,256` chooses the paths: 0 is the per-row
 //! `attack_batch`, any other number a lockstep run with that `max_batch` (default:
 //! `0,DEFAULT_LOCKSTEP_BATCH`). `ATTACK_BENCH_LOCKSTEP_F32=1` adds, for each lockstep batch
-//! size, the same attack on [`F32Gradients`]: the loss gradients from an f32 copy of the
+//! size, the same attack on `intriguing::models::F32Gradients`: the loss gradients from an f32 copy of the
 //! weights (f32 matrix products), the predictions that verify every candidate from the f64
 //! model (issue 15's f32 question), with the successes re-classified by the f64 model.
 //! `ATTACK_BENCH_LOCKSTEP_CASES=FC100-100-10/targeted,FC500-150-10/nearest` runs only those
@@ -60,7 +60,7 @@ use intriguing::attack::{
     attack_batch_lockstep, find_minimal_perturbation,
 };
 use intriguing::data::Mnist;
-use intriguing::models::{Mlp, Preset, train};
+use intriguing::models::{F32Gradients, Mlp, Preset, train};
 use std::hint::black_box;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -403,77 +403,6 @@ fn crown_ratio(mlp: &Mlp, mnist: &Mnist) {
         ratios[0],
         ratios[ratios.len() - 1]
     );
-}
-
-/// An MLP whose loss gradients come from an f32 copy of its weights (matrix products in f32,
-/// activations evaluated in f64 and rounded) and whose logits — the predictions that verify
-/// the attack's candidates — from the f64 model itself. A bench-local experiment for issue
-/// 15 (f32 storage for the batched gemm), not a model of the crate.
-struct F32Gradients<'a> {
-    mlp: &'a Mlp,
-    weights: Vec<ndarray::Array2<f32>>,
-    biases: Vec<ndarray::Array1<f32>>,
-    activations: Vec<intriguing::models::Activation>,
-}
-
-impl<'a> F32Gradients<'a> {
-    fn new(mlp: &'a Mlp) -> Self {
-        let layers = mlp.layers();
-        F32Gradients {
-            mlp,
-            weights: layers.iter().map(|l| l.weight.mapv(|v| v as f32)).collect(),
-            biases: layers.iter().map(|l| l.bias.mapv(|v| v as f32)).collect(),
-            activations: layers.iter().map(|l| l.activation).collect(),
-        }
-    }
-}
-
-impl intriguing::classifier::Classifier for F32Gradients<'_> {
-    fn input_dim(&self) -> usize {
-        self.mlp.input_dim()
-    }
-    fn num_classes(&self) -> usize {
-        self.mlp.num_classes()
-    }
-    fn logits_into(
-        &self,
-        x: ndarray::ArrayView2<'_, f64>,
-        out: ndarray::ArrayViewMut2<'_, f64>,
-    ) -> intriguing::Result<()> {
-        self.mlp.logits_into(x, out)
-    }
-    fn loss_gradient_into(
-        &self,
-        x: ndarray::ArrayView2<'_, f64>,
-        seed: intriguing::classifier::LogitsLoss<'_>,
-        mut grad: ndarray::ArrayViewMut2<'_, f64>,
-    ) -> intriguing::Result<f64> {
-        use ndarray::linalg::general_mat_mul;
-        let k = x.nrows();
-        // The layers' outputs, the input first.
-        let mut outs = vec![x.mapv(|v| v as f32)];
-        for ((w, b), &a) in self.weights.iter().zip(&self.biases).zip(&self.activations) {
-            let mut z = ndarray::Array2::<f32>::zeros((k, w.nrows()));
-            z.rows_mut().into_iter().for_each(|mut r| r.assign(b));
-            general_mat_mul(1.0, outs.last().expect("the input"), &w.t(), 1.0, &mut z);
-            z.mapv_inplace(|v| a.apply(f64::from(v)) as f32);
-            outs.push(z);
-        }
-        let logits = outs.last().expect("the logits").mapv(f64::from);
-        let mut dz = ndarray::Array2::<f64>::zeros(logits.dim());
-        let loss = seed(logits.view(), dz.view_mut());
-        let mut delta = dz.mapv(|v| v as f32);
-        for (l, (w, &a)) in self.weights.iter().zip(&self.activations).enumerate().rev() {
-            ndarray::Zip::from(&mut delta)
-                .and(&outs[l + 1])
-                .for_each(|d, &y| *d *= a.derivative_from_output(f64::from(y)) as f32);
-            let mut next = ndarray::Array2::<f32>::zeros((k, w.ncols()));
-            general_mat_mul(1.0, &delta, w, 0.0, &mut next);
-            delta = next;
-        }
-        grad.zip_mut_with(&delta, |g, &d| *g = f64::from(d));
-        Ok(loss)
-    }
 }
 
 /// Per row: `"targeted"` a label other than the prediction (cycling through the eight

@@ -555,3 +555,42 @@ fn a_failing_prediction_pass_is_made_again_row_by_row() {
         }
     }
 }
+
+/// The attack in lockstep on `F32Gradients` (the loss gradients in f32, the predictions the
+/// f64 model's): the same successes as on the f64 model, the total distortion within 1e-4
+/// relative and the gradient evaluations within 2%, every adversarial re-classified by the
+/// f64 model here.
+#[test]
+fn f32_gradients_attack_as_well_as_the_f64_model() {
+    let f = fixture();
+    let cfg = AttackConfig::default();
+    for kind in [0, 2] {
+        let t = targets(kind);
+        let f64s = ok(attack_batch_lockstep(&f.mlp, f.images.view(), &t, &cfg, 1, 256).unwrap());
+        let fast = intriguing::models::F32Gradients::new(&f.mlp);
+        let f32s = ok(attack_batch_lockstep(&fast, f.images.view(), &t, &cfg, 1, 256).unwrap());
+        let (mut la, mut lb, mut ea, mut eb) = (0.0, 0.0, 0usize, 0usize);
+        for (j, (a, b)) in f64s.iter().zip(&f32s).enumerate() {
+            assert_eq!(a.success(), b.success(), "kind {kind}, row {j}");
+            ea += a.gradient_evaluations;
+            eb += b.gradient_evaluations;
+            if let (Some(x), Some(y)) = (a.l2(), b.l2()) {
+                la += x;
+                lb += y;
+                let adv = b.adversarial.as_ref().unwrap();
+                let label = f.mlp.predict(adv.input.view()).unwrap();
+                assert!(b.target.is_reached_by(label), "kind {kind}, row {j}");
+                assert!(adv.input.iter().all(|v| (0.0..=1.0).contains(v)));
+            }
+        }
+        eprintln!("kind {kind}: Σl2 {la:.9} vs {lb:.9}, evaluations {ea} vs {eb}");
+        assert!(
+            la > 0.0 && (la - lb).abs() <= 1e-4 * la,
+            "kind {kind}: {la} vs {lb}"
+        );
+        assert!(
+            (ea as f64 - eb as f64).abs() <= 0.02 * ea as f64,
+            "kind {kind}: {ea} vs {eb}"
+        );
+    }
+}

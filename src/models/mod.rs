@@ -14,6 +14,8 @@
 //!   `[out, in]`), implementing [`Classifier`](crate::Classifier); its input gradient does
 //!   not allocate in steady state. [`Mlp::gradients`] gives the weight gradients of the mean
 //!   cross-entropy of a batch, [`Mlp::hidden_representation`] the output of a hidden layer.
+//! - [`F32Gradients`]: an [`Mlp`]'s loss gradients from an `f32` copy of its weights (its
+//!   predictions the f64 model's), for the attack's batched gradient evaluations.
 //! - [`Activation`]: identity, (numerically stable) sigmoid, tanh, ReLU.
 //! - [`train`] / [`train_with_loss`] with a [`TrainConfig`]: minibatch SGD with momentum or
 //!   Adam, per-layer L2 weight decay `Σ_l (λ_l/2)‖W_l‖²` (biases not decayed), seeded
@@ -54,6 +56,7 @@ pub mod autoencoder;
 pub mod candle;
 pub mod cnn;
 pub mod conv;
+mod f32_gradients;
 pub mod init;
 pub mod io;
 mod layer;
@@ -64,6 +67,7 @@ mod split;
 mod train;
 
 pub use activation::Activation;
+pub use f32_gradients::F32Gradients;
 pub use layer::{Layer, Module};
 pub use mlp::{Dense, Mlp};
 pub use presets::Preset;

@@ -431,7 +431,7 @@ impl<L: Module> Sequential<L> {
         loss
     }
 
-    fn check_shapes(
+    pub(crate) fn check_shapes(
         &self,
         inputs: ArrayView2<'_, f64>,
         out: ArrayView2<'_, f64>,
