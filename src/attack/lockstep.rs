@@ -642,9 +642,15 @@ fn predict_joining<C: Classifier + ?Sized>(
 }
 
 /// Evaluates every waiting row of `rows` once (one batched model pass; on a model error or
-/// panic, each row alone so that only the failing rows fail) and drives the rows on; the
-/// rows whose run ended are then verified together, and the rows whose search ended refine
-/// their best points together ([`predict_rows`]).
+/// panic, each row alone so that only the failing rows fail) and drives the rows on; then,
+/// once at least half the rows wait for predictions (so also when no row waits for an
+/// evaluation), makes those predictions ([`predict_rows`]: the end points of the runs that
+/// ended, the points tracked during them, the rounds of the refinements of the searches that
+/// ended). Until then those rows sit out the evaluation passes, so that the predictions of
+/// more rows share a pass: a pass costs the packing of every weight matrix whatever its
+/// number of rows, which in the passes of the few rows whose run ended in one step was a
+/// large part of the predictions' cost. Each row's computation is the same whatever the step
+/// at which its predictions are made, so the results do not depend on it.
 /// Returns the indices (into `rows`) of the rows that panicked, with their errors.
 fn step_rows<C: Classifier + ?Sized>(
     model: &C,
@@ -654,14 +660,30 @@ fn step_rows<C: Classifier + ?Sized>(
     let mut waiting = std::mem::take(&mut batch.waiting);
     waiting.clear();
     waiting.extend((0..rows.len()).filter(|&r| rows[r].waiting()));
-    let k = waiting.len();
     let mut panicked = Vec::new();
-    if k == 0 {
-        batch.waiting = waiting;
-        predict_rows(model, rows, batch, &mut panicked);
-        panicked.sort_by_key(|&(r, _)| r);
-        return panicked;
+    if !waiting.is_empty() {
+        evaluate_rows(model, rows, batch, &waiting, &mut panicked);
     }
+    let evaluated = waiting.len();
+    batch.waiting = waiting;
+    let verifying = rows.iter().filter(|r| r.verifying()).count();
+    if evaluated == 0 || 2 * verifying >= rows.len() {
+        predict_rows(model, rows, batch, &mut panicked);
+    }
+    panicked.sort_by_key(|&(r, _)| r);
+    panicked
+}
+
+/// The evaluation of [`step_rows`] for the rows `waiting` (indices into `rows`, at least
+/// one); the rows that panic are added to `panicked`.
+fn evaluate_rows<C: Classifier + ?Sized>(
+    model: &C,
+    rows: &mut [Row<'_, '_, C>],
+    batch: &mut Batch,
+    waiting: &[usize],
+    panicked: &mut Vec<(usize, Error)>,
+) {
+    let k = waiting.len();
     for (b, &r) in waiting.iter().enumerate() {
         batch
             .x
@@ -680,13 +702,10 @@ fn step_rows<C: Classifier + ?Sized>(
                 panicked.push((r, err));
             }
         }
-        batch.waiting = waiting;
-        predict_when_due(model, rows, batch, &mut panicked);
-        panicked.sort_by_key(|&(r, _)| r);
-        return panicked;
+        return;
     }
     // The batch failed: every row alone (still a two-row pass), so a bad row fails alone.
-    for &r in &waiting {
+    for &r in waiting {
         batch
             .x
             .row_mut(0)
@@ -704,29 +723,6 @@ fn step_rows<C: Classifier + ?Sized>(
             }
             Err(err) => panicked.push((r, err)),
         }
-    }
-    batch.waiting = waiting;
-    predict_when_due(model, rows, batch, &mut panicked);
-    panicked.sort_by_key(|&(r, _)| r);
-    panicked
-}
-
-/// [`predict_rows`] once at least half the rows of the batch wait for predictions (so when
-/// no row waits for an evaluation), else nothing: those rows wait, out of the evaluation
-/// passes, and the predictions of more rows share a pass. A pass costs the packing of every
-/// weight matrix whatever its number of rows, which in the passes of the few rows whose
-/// run ended in one step was a large part of the predictions' cost. Each row's computation
-/// is the same whatever the step at which its predictions are made, so the results do not
-/// change.
-fn predict_when_due<C: Classifier + ?Sized>(
-    model: &C,
-    rows: &mut [Row<'_, '_, C>],
-    batch: &mut Batch,
-    panicked: &mut Vec<(usize, Error)>,
-) {
-    let verifying = rows.iter().filter(|r| r.verifying()).count();
-    if 2 * verifying >= rows.len() {
-        predict_rows(model, rows, batch, panicked);
     }
 }
 

@@ -1,6 +1,7 @@
 //! [`F32Gradients`]: an [`Mlp`] whose loss gradients are computed in single precision, for
 //! the attack's many gradient evaluations, while its predictions stay the f64 model's.
 
+use super::sequential::{view, view_mut, with_scratch};
 use super::{Activation, Mlp};
 use crate::classifier::{Classifier, LogitsLoss};
 use crate::error::Result;
@@ -9,10 +10,9 @@ use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, Zip};
 use std::cell::Cell;
 
 thread_local! {
-    /// The layers' outputs and the two backward buffers of a pass (kept between calls).
+    /// The layers' outputs and the two backward buffers of a pass (kept between calls; the
+    /// f64 logits and their gradient use the MLP's own per-thread scratch).
     static F32_SCRATCH: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
-    /// The logits and their gradient, in f64 for the loss callback.
-    static F64_SCRATCH: Cell<Vec<f64>> = const { Cell::new(Vec::new()) };
 }
 
 /// A view of an [`Mlp`] whose [`loss_gradient_into`](Classifier::loss_gradient_into) runs
@@ -133,10 +133,7 @@ impl<'a> F32Gradients<'a> {
             *zi = f64::from(v);
         }
         dz.fill(0.0);
-        let loss = seed(
-            ArrayView2::from_shape((k, classes), &*z).expect("logits fit their buffer"),
-            ArrayViewMut2::from_shape((k, classes), &mut *dz).expect("logits fit their buffer"),
-        );
+        let loss = seed(view(z, k, classes), view_mut(dz, k, classes));
         for (d, &v) in da[..k * classes].iter_mut().zip(dz.iter()) {
             *d = v as f32;
         }
@@ -191,14 +188,13 @@ impl Classifier for F32Gradients<'_> {
             .check_shapes(inputs, grad.view(), "input gradient", self.input_dim())?;
         let k = inputs.nrows();
         let widest = self.dims.iter().copied().max().unwrap_or(0);
-        // Taken out of the thread's cells for the pass (a re-entrant call gets its own).
+        // Taken out of the thread's cell for the pass (a re-entrant call gets its own).
         let mut buf = F32_SCRATCH.with(Cell::take);
         buf.resize(self.offset(k, self.dims.len()) + 2 * k * widest, 0.0);
-        let mut wide = F64_SCRATCH.with(Cell::take);
-        wide.resize(2 * k * self.num_classes(), 0.0);
-        let loss = self.pass(inputs, seed, grad, &mut buf, &mut wide);
+        let loss = with_scratch(2 * k * self.num_classes(), |wide| {
+            self.pass(inputs, seed, grad, &mut buf, wide)
+        });
         F32_SCRATCH.with(|c| c.set(buf));
-        F64_SCRATCH.with(|c| c.set(wide));
         Ok(loss)
     }
 }

@@ -40,7 +40,7 @@ thread_local! {
 /// Runs `f` on a per-thread scratch slice of length `len` (grown as needed, never shrunk). If
 /// the thread's scratch is already in use (a re-entrant call from a loss seed), a fresh buffer
 /// is used instead.
-fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f64]) -> R) -> R {
+pub(crate) fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f64]) -> R) -> R {
     SCRATCH.with(|cell| match cell.try_borrow_mut() {
         Ok(mut v) => {
             if v.len() < len {
