@@ -22,7 +22,8 @@
 //! `0,DEFAULT_LOCKSTEP_BATCH`). `ATTACK_BENCH_LOCKSTEP_F32=1` adds, for each lockstep batch
 //! size, the same attack on `intriguing::models::F32Gradients`: the loss gradients from an f32 copy of the
 //! weights (f32 matrix products), the predictions that verify every candidate from the f64
-//! model (issue 15's f32 question), with the successes re-classified by the f64 model.
+//! model (issue 15's f32 question), with the successes re-classified by the f64 model;
+//! `ATTACK_BENCH_LOCKSTEP_F32=only` runs only those (for a profile of the f32 path).
 //! `ATTACK_BENCH_LOCKSTEP_CASES=FC100-100-10/targeted,FC500-150-10/nearest` runs only those
 //! rows of the table (for a profile of one case).
 //!
@@ -428,7 +429,9 @@ fn lockstep_table(mnist: &Mnist, full: bool) {
         .ok()
         .map(|v| v.split(',').filter_map(|b| b.trim().parse().ok()).collect())
         .unwrap_or_else(|| vec![0, DEFAULT_LOCKSTEP_BATCH]);
-    let with_f32 = std::env::var_os("ATTACK_BENCH_LOCKSTEP_F32").is_some();
+    let f32_var = std::env::var_os("ATTACK_BENCH_LOCKSTEP_F32");
+    let with_f32 = f32_var.is_some();
+    let f32_only = f32_var.is_some_and(|v| v == "only");
     let cases = std::env::var("ATTACK_BENCH_LOCKSTEP_CASES").ok();
     let wanted = |preset: Preset, kind: &str| {
         cases
@@ -445,6 +448,7 @@ fn lockstep_table(mnist: &Mnist, full: bool) {
         let preds = mlp.predict_batch(xs).unwrap();
         let paths: Vec<(usize, bool)> = batches
             .iter()
+            .filter(|_| !f32_only)
             .map(|&b| (b, false))
             .chain(
                 batches

@@ -146,3 +146,184 @@ fn argmax_takes_the_first_of_ties_and_skips_nan() {
     assert_eq!(argmax(array![f64::NAN, 0.5, 0.1].view()), 1);
     assert_eq!(argmax(array![f64::NAN, f64::NAN].view()), 0);
 }
+
+/// The points `origins.row(i) + t · directions.row(i)` formed by hand (the independent
+/// computation the lines method must agree with).
+fn formed(origins: &Array2<f64>, directions: &Array2<f64>, points: &[(usize, f64)]) -> Array2<f64> {
+    let mut x = Array2::zeros((points.len(), origins.ncols()));
+    for (j, &(i, t)) in points.iter().enumerate() {
+        let p = &origins.row(i) + &(&directions.row(i) * t);
+        x.row_mut(j).assign(&p);
+    }
+    x
+}
+
+/// Lines through a deterministic pseudo-random pattern: `lines` origins in [0, 1] and
+/// directions in [-0.5, 0.5], and `per_line` points on each, interleaved across lines.
+fn lines_case(
+    n: usize,
+    lines: usize,
+    per_line: usize,
+) -> (Array2<f64>, Array2<f64>, Vec<(usize, f64)>) {
+    let o = Array2::from_shape_fn((lines, n), |(i, j)| ((i * 31 + j * 17) % 23) as f64 / 22.0);
+    let d = Array2::from_shape_fn((lines, n), |(i, j)| {
+        ((i * 7 + j * 13) % 19) as f64 / 18.0 - 0.5
+    });
+    let points = (0..per_line)
+        .flat_map(|k| {
+            (0..lines)
+                .rev()
+                .map(move |i| (i, (k as f64 + 0.5) / per_line as f64))
+        })
+        .collect();
+    (o, d, points)
+}
+
+/// The provided method (a foreign model's default): exactly the logits of the formed points,
+/// also through `&dyn`, `Box` and `Arc`.
+#[test]
+fn logits_on_lines_default_is_the_logits_of_the_points() {
+    let (o, d, points) = lines_case(3, 4, 5);
+    let m = model(None);
+    let want = m.logits(formed(&o, &d, &points).view()).unwrap();
+    assert_eq!(
+        m.logits_on_lines(o.view(), d.view(), &points).unwrap(),
+        want
+    );
+    let dynm: Box<dyn Classifier> = Box::new(model(None));
+    assert_eq!(
+        dynm.logits_on_lines(o.view(), d.view(), &points).unwrap(),
+        want
+    );
+    let arc = Arc::new(model(None));
+    assert_eq!(
+        arc.logits_on_lines(o.view(), d.view(), &points).unwrap(),
+        want
+    );
+    assert_eq!(
+        m.logits_on_lines(o.view(), d.view(), &[]).unwrap().dim(),
+        (0, 3)
+    );
+}
+
+/// The crate's models map each line once through a dense first layer: the same logits as
+/// the formed points to rounding, for every activation, a one-layer model, a dense-first
+/// `Sequential<Layer>`, more points than one chunk (512), and a convolutional first layer
+/// (which forms the points: exactly equal); `F32Gradients` gives its f64 model's.
+#[test]
+fn models_map_lines_as_they_map_the_points() {
+    use intriguing::models::cnn::Cnn;
+    use intriguing::models::{Activation, F32Gradients, Layer, Mlp, Sequential};
+    let close = |a: &Array2<f64>, b: &Array2<f64>, what: &str| {
+        assert_eq!(a.dim(), b.dim(), "{what}");
+        let scale = b.iter().fold(1.0f64, |m, v| m.max(v.abs()));
+        let err = a
+            .iter()
+            .zip(b)
+            .fold(0.0f64, |m, (x, y)| m.max((x - y).abs()));
+        assert!(err <= 1e-12 * scale, "{what}: {err} (scale {scale})");
+    };
+    // Non-zero biases (`random` starts them at zero).
+    let biased = |mut m: Mlp| {
+        let p = m.parameters();
+        let p = ndarray::Array1::from_shape_fn(p.len(), |i| p[i] + ((i % 11) as f64 - 5.0) / 20.0);
+        m.set_parameters(p.view()).unwrap();
+        m
+    };
+    for act in Activation::ALL {
+        let mlp = biased(Mlp::random(&[20, 16, 12, 5], act, 3).unwrap());
+        for (lines, per_line) in [(1, 1), (1, 8), (5, 3), (3, 200)] {
+            let (o, d, points) = lines_case(20, lines, per_line);
+            let got = mlp.logits_on_lines(o.view(), d.view(), &points).unwrap();
+            let want = mlp.logits(formed(&o, &d, &points).view()).unwrap();
+            close(&got, &want, &format!("{act:?}, {lines} × {per_line}"));
+            let fast = F32Gradients::new(&mlp);
+            assert_eq!(
+                fast.logits_on_lines(o.view(), d.view(), &points).unwrap(),
+                got
+            );
+        }
+    }
+    let (o, d, points) = lines_case(20, 3, 4);
+    let one = biased(Mlp::random(&[20, 5], Activation::Identity, 4).unwrap());
+    let want = one.logits(formed(&o, &d, &points).view()).unwrap();
+    close(
+        &one.logits_on_lines(o.view(), d.view(), &points).unwrap(),
+        &want,
+        "one layer",
+    );
+    let layers = Mlp::random(&[20, 9, 4], Activation::Tanh, 5)
+        .unwrap()
+        .into_layers();
+    let seq = Sequential::new(vec![
+        Layer::Dense(layers[0].clone()),
+        Layer::RELU,
+        Layer::Dense(layers[1].clone()),
+    ])
+    .unwrap();
+    let want = seq.logits(formed(&o, &d, &points).view()).unwrap();
+    close(
+        &seq.logits_on_lines(o.view(), d.view(), &points).unwrap(),
+        &want,
+        "layers",
+    );
+    let cnn = Cnn::lenet(2, 3, 10, 6).unwrap();
+    let (o, d, points) = lines_case(784, 2, 3);
+    let want = cnn.logits(formed(&o, &d, &points).view()).unwrap();
+    assert_eq!(
+        cnn.logits_on_lines(o.view(), d.view(), &points).unwrap(),
+        want
+    );
+}
+
+/// Bad lines are typed errors, on the default and on the crate's models.
+#[test]
+fn logits_on_lines_bad_arguments_are_typed_errors() {
+    use intriguing::models::{Activation, Mlp};
+    let mlp = Mlp::random(&[3, 4, 3], Activation::Sigmoid, 1).unwrap();
+    let affine = model(None);
+    let models: [&dyn Classifier; 2] = [&mlp, &affine];
+    let (o, d) = (array![[0.1, 0.2, 0.3]], array![[1.0, 0.0, -1.0]]);
+    for m in models {
+        assert!(matches!(
+            m.logits_on_lines(o.view(), d.view(), &[(0, 0.5), (1, 0.5)]),
+            Err(Error::InvalidConfig(_))
+        ));
+        assert!(matches!(
+            m.logits_on_lines(o.view(), array![[1.0, 0.0]].view(), &[(0, 0.5)]),
+            Err(Error::ShapeMismatch { .. })
+        ));
+        assert!(matches!(
+            m.logits_on_lines(
+                array![[0.1, 0.2]].view(),
+                array![[1.0, 0.0]].view(),
+                &[(0, 0.5)]
+            ),
+            Err(Error::ShapeMismatch { .. })
+        ));
+        assert!(matches!(
+            m.logits_on_lines(o.view(), array![[1.0, f64::NAN, 0.0]].view(), &[(0, 0.5)]),
+            Err(Error::NonFinite { index: 1, .. })
+        ));
+        assert!(matches!(
+            m.logits_on_lines(o.view(), d.view(), &[(0, 0.5), (0, f64::INFINITY)]),
+            Err(Error::NonFinite { index: 1, .. })
+        ));
+    }
+    // NaN logits at one point of a line: the model's failure, not NaN labels.
+    let poisoned = model(Some(0.5));
+    assert!(matches!(
+        poisoned.logits_on_lines(o.view(), d.view(), &[(0, 0.1), (0, 0.9)]),
+        Err(Error::ModelNonFinite { .. })
+    ));
+    // The unchecked method of the crate's models checks its shapes too.
+    let mut out = Array2::zeros((1, 3));
+    assert!(matches!(
+        mlp.logits_on_lines_into(o.view(), d.view(), &[(2, 0.5)], out.view_mut()),
+        Err(Error::InvalidConfig(_))
+    ));
+    assert!(matches!(
+        mlp.logits_on_lines_into(o.view(), d.view(), &[(0, 0.5), (0, 0.1)], out.view_mut()),
+        Err(Error::ShapeMismatch { .. })
+    ));
+}

@@ -4,7 +4,9 @@
 //! [`Classifier::loss_gradient_into`]. The rows whose L-BFGS-B run ended wait for the
 //! re-classification of their end points (and, where closer, of the point tracked during the
 //! run), the rows whose search ended for the rounds of its boundary refinement; once half
-//! the batch waits, those predictions are made together, in batched passes. Rows that
+//! the batch waits, those predictions are made together, in batched passes (the refinement
+//! rounds, each on one line from the row's clean input, through
+//! [`ClassifierExt::logits_on_lines`](crate::ClassifierExt::logits_on_lines)). Rows that
 //! finish leave the batch and the next rows join, so the batch stays full.
 //!
 //! Each row follows exactly the per-row search of
@@ -284,13 +286,39 @@ impl<'m, 'c, C: Classifier + ?Sized> Row<'m, 'c, C> {
         }
     }
 
-    /// Writes the [`points_to_predict`](Self::points_to_predict) points (at least one)
-    /// into the first rows of `out`.
-    fn write_points(&self, mut out: ndarray::ArrayViewMut2<'_, f64>) {
-        match (self.verify_point(), &self.refinement) {
-            (None, Some(rf)) => rf.write_points(self.e.obj.origin(), out),
-            (Some(x), _) => out.row_mut(0).assign(&ndarray::ArrayView1::from(x)),
-            (None, None) => {}
+    /// True while a round of the row's boundary refinement waits: its points lie on one
+    /// line from the clean input, predicted with
+    /// [`logits_on_lines`](crate::ClassifierExt::logits_on_lines).
+    fn refining(&self) -> bool {
+        self.stage == Stage::Refine
+    }
+
+    /// Writes the point to verify (when [`points_to_predict`](Self::points_to_predict) is 1)
+    /// into the first row of `out`.
+    fn write_point(&self, mut out: ndarray::ArrayViewMut2<'_, f64>) {
+        if let Some(x) = self.verify_point() {
+            out.row_mut(0).assign(&ndarray::ArrayView1::from(x));
+        }
+    }
+
+    /// Writes the refinement's line as line `line` of a lines pass (its origin into row
+    /// `line` of `origins`, its direction into that of `directions`) and its round's points
+    /// into `points`.
+    fn write_line(
+        &self,
+        line: usize,
+        origins: &mut Array2<f64>,
+        directions: &mut Array2<f64>,
+        points: &mut Vec<(usize, f64)>,
+    ) {
+        if let Some(rf) = &self.refinement {
+            origins
+                .row_mut(line)
+                .assign(&ndarray::ArrayView1::from(self.e.obj.origin()));
+            directions
+                .row_mut(line)
+                .assign(&ndarray::ArrayView1::from(rf.direction()));
+            rf.line_points(line, points);
         }
     }
 
@@ -431,8 +459,12 @@ struct Batch {
     slot: Vec<Option<usize>>,
     /// Per joining row: the predicted label (`None`: not made in the batch).
     predicted: Vec<Option<usize>>,
-    /// Per row of a prediction pass: the first of its points in `x`, and their number.
+    /// Per row of a prediction pass: the first of its points, and their number.
     spans: Vec<(usize, usize)>,
+    /// The directions of a lines pass (its origins are in `x`).
+    dirs: Array2<f64>,
+    /// The points of a lines pass: `(line, t)`.
+    points: Vec<(usize, f64)>,
 }
 
 impl Batch {
@@ -508,6 +540,23 @@ impl Batch {
         k.max(2)
     }
 
+    /// The predicted labels of `points` on the first `lines` lines (origins in `x`,
+    /// directions in `dirs`) into `label`.
+    fn predict_lines<C: Classifier + ?Sized>(&mut self, model: &C, lines: usize) -> Result<()> {
+        let logits = model.logits_on_lines(
+            self.x.slice(ndarray::s![..lines, ..]),
+            self.dirs.slice(ndarray::s![..lines, ..]),
+            &self.points,
+        )?;
+        if self.label.len() < logits.nrows() {
+            self.label.resize(logits.nrows(), 0);
+        }
+        for (l, z) in self.label.iter_mut().zip(logits.rows()) {
+            *l = argmax(z);
+        }
+        Ok(())
+    }
+
     /// The predicted labels of the first `k` rows of `x` into `label` (at least 2 rows are
     /// passed, as in [`evaluate`](Self::evaluate)).
     fn predict<C: Classifier + ?Sized>(&mut self, model: &C, k: usize) -> Result<()> {
@@ -521,13 +570,15 @@ impl Batch {
 }
 
 /// Makes the predictions every row of `rows` waits for (the rows in `panicked` excepted)
-/// — the point that verifies a run's end, the point tracked during the run, the points of
-/// a boundary-refinement round, the refined point — in batched passes of at most
-/// `batch.x.nrows()` points (a row's points are never split), and drives those rows on;
-/// again while rows wait. The rows that panic are added to `panicked`. The same checks as
-/// the per-row path's predictions: a point to verify that is not admissible is not passed
-/// to the model, and a model that fails on a pass is asked again row by row (a row whose
-/// points fail is not verified, or ends its refinement, as on the per-row path).
+/// — the point that verifies a run's end, the point tracked during the run, the refined
+/// point, in batched passes of at most `batch.x.nrows()` points; then the points of the
+/// boundary-refinement rounds, which lie on one line per row, in lines passes
+/// ([`logits_on_lines`](crate::ClassifierExt::logits_on_lines)) of at most as many points (a
+/// row's points are never split) — and drives those rows on; again while rows wait. The
+/// rows that panic are added to `panicked`. The same checks as the per-row path's
+/// predictions: a point to verify that is not admissible is not passed to the model, and a
+/// model that fails on a pass is asked again row by row (a row whose points fail is not
+/// verified, or ends its refinement, as on the per-row path).
 fn predict_rows<C: Classifier + ?Sized>(
     model: &C,
     rows: &mut [Row<'_, '_, C>],
@@ -535,68 +586,103 @@ fn predict_rows<C: Classifier + ?Sized>(
     panicked: &mut Vec<(usize, Error)>,
 ) {
     loop {
-        let mut waiting = std::mem::take(&mut batch.waiting);
-        waiting.clear();
-        waiting.extend(
-            (0..rows.len())
-                .filter(|&r| rows[r].verifying() && panicked.iter().all(|&(p, _)| p != r)),
-        );
-        if waiting.is_empty() {
-            batch.waiting = waiting;
+        let mut any = false;
+        for lines in [false, true] {
+            let mut group = std::mem::take(&mut batch.waiting);
+            group.clear();
+            group.extend((0..rows.len()).filter(|&r| {
+                rows[r].verifying()
+                    && rows[r].refining() == lines
+                    && panicked.iter().all(|&(p, _)| p != r)
+            }));
+            any |= !group.is_empty();
+            predict_group(model, rows, batch, &group, lines, panicked);
+            batch.waiting = group;
+        }
+        if !any {
             return;
         }
-        let room = batch.x.nrows();
-        let mut first = 0;
-        while first < waiting.len() {
-            // The rows of this pass, their points in `x`.
-            let mut k = 0;
-            let mut last = first;
-            batch.spans.clear();
-            while last < waiting.len() {
-                let row = &rows[waiting[last]];
-                let m = row.points_to_predict(model);
-                if k + m > room && last > first {
-                    break;
-                }
-                if m > 0 {
-                    row.write_points(batch.x.slice_mut(ndarray::s![k..k + m, ..]));
-                }
-                batch.spans.push((k, m));
-                k += m;
-                last += 1;
+    }
+}
+
+/// The passes of [`predict_rows`] for the rows `group`: points to verify, or (`lines`)
+/// refinement rounds.
+fn predict_group<C: Classifier + ?Sized>(
+    model: &C,
+    rows: &mut [Row<'_, '_, C>],
+    batch: &mut Batch,
+    group: &[usize],
+    lines: bool,
+    panicked: &mut Vec<(usize, Error)>,
+) {
+    let room = batch.x.nrows();
+    let mut first = 0;
+    while first < group.len() {
+        // The rows of this pass, their points (in `x`, or on the lines of `x` and `dirs`).
+        let mut k = 0;
+        let mut last = first;
+        batch.spans.clear();
+        batch.points.clear();
+        while last < group.len() {
+            let row = &rows[group[last]];
+            let m = row.points_to_predict(model);
+            // (A lines pass also has at most `room` lines: the rows of `x` and `dirs`.)
+            if (k + m > room || (lines && last - first == room)) && last > first {
+                break;
             }
-            let pass = &waiting[first..last];
-            let whole = match k {
-                0 => Ok(Ok(())),
-                _ => guarded(rows[pass[0]].index, || batch.predict(model, k)),
-            };
-            let fine = matches!(whole, Ok(Ok(())));
-            for (j, &r) in pass.iter().enumerate() {
-                let (at, m) = batch.spans[j];
-                let index = rows[r].index;
-                let answer = if m == 0 {
-                    None
-                } else if fine {
-                    Some(at)
+            let at = if lines { batch.points.len() } else { k };
+            if m > 0 {
+                if lines {
+                    let line = last - first;
+                    row.write_line(line, &mut batch.x, &mut batch.dirs, &mut batch.points);
                 } else {
-                    // The pass failed: this row's points alone (still a two-row pass).
-                    rows[r].write_points(batch.x.slice_mut(ndarray::s![..m, ..]));
-                    match guarded(index, || batch.predict(model, m)) {
-                        Ok(res) => res.ok().map(|()| 0),
-                        Err(err) => {
-                            panicked.push((r, err));
-                            continue;
-                        }
-                    }
-                };
-                let labels = answer.map(|at| &batch.label[at..at + m]);
-                if let Err(err) = guarded(index, || rows[r].receive_labels(labels)) {
-                    panicked.push((r, err));
+                    row.write_point(batch.x.slice_mut(ndarray::s![k..k + m, ..]));
                 }
             }
-            first = last;
+            batch.spans.push((at, m));
+            k += m;
+            last += 1;
         }
-        batch.waiting = waiting;
+        let pass = &group[first..last];
+        let whole = match k {
+            0 => Ok(Ok(())),
+            _ if lines => guarded(rows[pass[0]].index, || {
+                batch.predict_lines(model, pass.len())
+            }),
+            _ => guarded(rows[pass[0]].index, || batch.predict(model, k)),
+        };
+        let fine = matches!(whole, Ok(Ok(())));
+        for (j, &r) in pass.iter().enumerate() {
+            let (at, m) = batch.spans[j];
+            let index = rows[r].index;
+            let answer = if m == 0 {
+                None
+            } else if fine {
+                Some(at)
+            } else {
+                // The pass failed: this row's points alone.
+                let alone = if lines {
+                    batch.points.clear();
+                    rows[r].write_line(0, &mut batch.x, &mut batch.dirs, &mut batch.points);
+                    guarded(index, || batch.predict_lines(model, 1))
+                } else {
+                    rows[r].write_point(batch.x.slice_mut(ndarray::s![..m, ..]));
+                    guarded(index, || batch.predict(model, m))
+                };
+                match alone {
+                    Ok(res) => res.ok().map(|()| 0),
+                    Err(err) => {
+                        panicked.push((r, err));
+                        continue;
+                    }
+                }
+            };
+            let labels = answer.map(|at| &batch.label[at..at + m]);
+            if let Err(err) = guarded(index, || rows[r].receive_labels(labels)) {
+                panicked.push((r, err));
+            }
+        }
+        first = last;
     }
 }
 
@@ -755,6 +841,8 @@ fn attack_range<C: Classifier + ?Sized>(
         slot: Vec::with_capacity(cap),
         predicted: Vec::with_capacity(cap),
         spans: Vec::with_capacity(cap),
+        dirs: Array2::zeros((if rounds > 0 { room } else { 0 }, n)),
+        points: Vec::with_capacity(if rounds > 0 { room + 1 } else { 0 }),
     };
     let mut rows: Vec<Row<'_, '_, C>> = Vec::with_capacity(max_batch);
     let mut next = range.start;

@@ -184,12 +184,19 @@ impl Refinement {
         self.ts.len()
     }
 
-    /// The current round's points `origin + t r`, one per row of `out` (`points()` rows).
-    pub fn write_points(&self, origin: &[f64], mut out: ndarray::ArrayViewMut2<'_, f64>) {
-        for (mut row, &t) in out.rows_mut().into_iter().zip(&self.ts) {
-            for ((d, &o), &ri) in row.iter_mut().zip(origin).zip(&self.r) {
-                *d = o + t * ri;
-            }
+    /// The direction `r` of the segment.
+    pub fn direction(&self) -> &[f64] {
+        &self.r
+    }
+
+    /// The current round's points as `(line, t)`, for
+    /// [`ClassifierExt::logits_on_lines`](crate::ClassifierExt::logits_on_lines) with the
+    /// segment as line `line` (at least two points: a lone point is repeated, so that the
+    /// model's later layers take their batched route whatever the number of lines).
+    pub fn line_points(&self, line: usize, out: &mut Vec<(usize, f64)>) {
+        out.extend(self.ts.iter().map(|&t| (line, t)));
+        if self.ts.len() == 1 {
+            out.push((line, self.ts[0]));
         }
     }
 
@@ -360,14 +367,20 @@ impl LabelSearch {
     fn refine<C: Classifier + ?Sized>(&mut self, e: &mut Engine<'_, '_, C>, mut rf: Refinement) {
         let origin = e.obj.origin();
         let p = rf.points();
-        let mut batch = ndarray::Array2::<f64>::zeros((p, origin.len()));
+        fn as_row(v: &[f64]) -> ndarray::ArrayView2<'_, f64> {
+            ndarray::aview1(v).insert_axis(ndarray::Axis(0))
+        }
+        let mut points = Vec::with_capacity(p + 1);
         loop {
-            rf.write_points(origin, batch.view_mut());
+            points.clear();
+            rf.line_points(0, &mut points);
             e.predictions += p;
-            let Ok(logits) = e.obj.model().logits(batch.view()) else {
+            let lines = (as_row(origin), as_row(rf.direction()));
+            let Ok(logits) = e.obj.model().logits_on_lines(lines.0, lines.1, &points) else {
                 break;
             };
-            if logits.nrows() != p || !rf.receive(self.goal, logits.rows().into_iter().map(argmax))
+            if logits.nrows() != points.len()
+                || !rf.receive(self.goal, logits.rows().into_iter().take(p).map(argmax))
             {
                 break;
             }

@@ -66,7 +66,9 @@ pub type LogitsLoss<'a> = &'a mut dyn FnMut(ArrayView2<'_, f64>, ArrayViewMut2<'
 #[deprecated(note = "renamed to `LogitsLoss`")]
 pub type LossSeed<'a> = LogitsLoss<'a>;
 
-/// A differentiable classifier over `f64` inputs: the four methods an implementor writes.
+/// A differentiable classifier over `f64` inputs: the four methods an implementor writes,
+/// and one provided method a model may override for speed
+/// ([`logits_on_lines_into`](Classifier::logits_on_lines_into)).
 ///
 /// The trait is object safe: `&dyn Classifier` and `Vec<Box<dyn Classifier>>` work.
 /// Batches are rows: inputs are `[n, input_dim]`, logits `[n, num_classes]`. The validating
@@ -95,6 +97,44 @@ pub trait Classifier: Send + Sync {
         loss: LogitsLoss<'_>,
         grad: ArrayViewMut2<'_, f64>,
     ) -> Result<f64>;
+
+    /// The logits of points on lines (`[points.len(), num_classes]` into `out`): row `j` is
+    /// the logits of `origins.row(i) + t · directions.row(i)` for `(i, t) = points[j]`
+    /// (`origins` and `directions` `[lines, input_dim]`). The attack's boundary refinement
+    /// predicts its points this way, several points on each line from a clean input.
+    ///
+    /// Provided: the default forms the points and calls
+    /// [`logits_into`](Classifier::logits_into). A model whose first layer is affine can map
+    /// each line's origin and direction once instead of every point (the crate's
+    /// [`Sequential`](crate::models::Sequential) models whose first layer is
+    /// [`Dense`](crate::models::Dense) do); an override must equal the default up to
+    /// rounding. The caller has checked the shapes, that every `i < lines` and that the
+    /// inputs are finite ([`ClassifierExt::logits_on_lines`]).
+    fn logits_on_lines_into(
+        &self,
+        origins: ArrayView2<'_, f64>,
+        directions: ArrayView2<'_, f64>,
+        points: &[(usize, f64)],
+        out: ArrayViewMut2<'_, f64>,
+    ) -> Result<()> {
+        let x = points_on_lines(origins, directions, points);
+        self.logits_into(x.view(), out)
+    }
+}
+
+/// The points `origins.row(i) + t · directions.row(i)`, `(i, t)` in `points`, as rows.
+pub(crate) fn points_on_lines(
+    origins: ArrayView2<'_, f64>,
+    directions: ArrayView2<'_, f64>,
+    points: &[(usize, f64)],
+) -> Array2<f64> {
+    let mut x = Array2::zeros((points.len(), origins.ncols()));
+    for (mut row, &(i, t)) in x.rows_mut().into_iter().zip(points) {
+        for ((v, &o), &d) in row.iter_mut().zip(origins.row(i)).zip(directions.row(i)) {
+            *v = o + t * d;
+        }
+    }
+    x
 }
 
 /// Validation and convenience methods of every [`Classifier`] (blanket-implemented, so an
@@ -129,6 +169,59 @@ pub trait ClassifierExt: Classifier {
         self.check_inputs(inputs)?;
         let mut out = Array2::zeros((inputs.nrows(), self.num_classes()));
         model_call(|| self.logits_into(inputs, out.view_mut()))?;
+        if out.iter().any(|v| !v.is_finite()) {
+            return Err(Error::ModelNonFinite {
+                what: "logits".into(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Validated [`logits_on_lines_into`](Classifier::logits_on_lines_into): the logits of
+    /// the points `origins.row(i) + t · directions.row(i)`, `(i, t)` in `points`
+    /// (`[points.len(), num_classes]`). `origins` and `directions` must be
+    /// `[lines, input_dim]` and finite, every `i < lines` and every `t` finite.
+    ///
+    /// ```
+    /// use intriguing::ClassifierExt;
+    /// use intriguing::models::{Activation, Mlp};
+    /// use ndarray::array;
+    ///
+    /// let mlp = Mlp::random(&[3, 4, 2], Activation::Tanh, 7)?;
+    /// let origins = array![[0.1, 0.2, 0.3]];
+    /// let directions = array![[0.5, -0.5, 1.0]];
+    /// let z = mlp.logits_on_lines(origins.view(), directions.view(), &[(0, 0.0), (0, 0.5)])?;
+    /// // The same as the logits of the points themselves, up to rounding.
+    /// let points = array![[0.1, 0.2, 0.3], [0.35, -0.05, 0.8]];
+    /// let direct = mlp.logits(points.view())?;
+    /// assert!((&z - &direct).iter().all(|d| d.abs() < 1e-12));
+    /// assert!(mlp.logits_on_lines(origins.view(), directions.view(), &[(1, 0.0)]).is_err());
+    /// # Ok::<(), intriguing::Error>(())
+    /// ```
+    fn logits_on_lines(
+        &self,
+        origins: ArrayView2<'_, f64>,
+        directions: ArrayView2<'_, f64>,
+        points: &[(usize, f64)],
+    ) -> Result<Array2<f64>> {
+        self.check_inputs(origins)?;
+        if directions.dim() != origins.dim() {
+            return Err(Error::ShapeMismatch {
+                context: "line directions".into(),
+                expected: Shape::from(origins.shape()),
+                found: Shape::from(directions.shape()),
+            });
+        }
+        check_finite(directions.iter(), "line directions")?;
+        let lines = origins.nrows();
+        if let Some(&(i, _)) = points.iter().find(|(i, _)| *i >= lines) {
+            return Err(Error::InvalidConfig(format!(
+                "a point on line {i} of {lines} lines"
+            )));
+        }
+        check_finite(points.iter().map(|(_, t)| t), "line parameters")?;
+        let mut out = Array2::zeros((points.len(), self.num_classes()));
+        model_call(|| self.logits_on_lines_into(origins, directions, points, out.view_mut()))?;
         if out.iter().any(|v| !v.is_finite()) {
             return Err(Error::ModelNonFinite {
                 what: "logits".into(),
@@ -330,6 +423,15 @@ macro_rules! forward_classifier {
                 grad: ArrayViewMut2<'_, f64>,
             ) -> Result<f64> {
                 (**self).loss_gradient_into(inputs, loss, grad)
+            }
+            fn logits_on_lines_into(
+                &self,
+                origins: ArrayView2<'_, f64>,
+                directions: ArrayView2<'_, f64>,
+                points: &[(usize, f64)],
+                out: ArrayViewMut2<'_, f64>,
+            ) -> Result<()> {
+                (**self).logits_on_lines_into(origins, directions, points, out)
             }
         }
     )*};

@@ -176,6 +176,18 @@ impl Classifier for F32Gradients<'_> {
         self.mlp.logits_into(inputs, out)
     }
 
+    /// The f64 model's.
+    fn logits_on_lines_into(
+        &self,
+        origins: ArrayView2<'_, f64>,
+        directions: ArrayView2<'_, f64>,
+        points: &[(usize, f64)],
+        out: ArrayViewMut2<'_, f64>,
+    ) -> Result<()> {
+        self.mlp
+            .logits_on_lines_into(origins, directions, points, out)
+    }
+
     /// The loss and its input gradient from the `f32` weights (the shapes checked as the
     /// f64 model checks them).
     fn loss_gradient_into(

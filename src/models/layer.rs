@@ -62,6 +62,29 @@ pub trait Module: Clone + std::fmt::Debug + PartialEq + Send + Sync {
     /// `y = layer(x)` for a batch (`y` is overwritten).
     fn forward(&self, x: ArrayView2<'_, f64>, y: ArrayViewMut2<'_, f64>, work: &mut [f64]);
 
+    /// The outputs at points on lines, for a layer that is affine before an element-wise
+    /// activation: `ends` holds `2 L` rows, line `i`'s origin `o_i` in row `2i` and its
+    /// direction `d_i` in row `2i + 1`; row `j` of `y` becomes `layer(o_i + t d_i)` for
+    /// `(i, t) = points[j]`, computed as `act(A o_i + b + t A d_i)` from one pass over the
+    /// `2 L` rows (instead of one per point). Equal to [`forward`](Module::forward) of the
+    /// formed points up to rounding. Returns `false`, leaving `y` untouched, when the layer
+    /// does not do this (the default; the container then forms the points); `work` holds
+    /// [`lines_work_len`](Module::lines_work_len)`(L)` entries.
+    fn forward_lines(
+        &self,
+        _ends: ArrayView2<'_, f64>,
+        _points: &[(usize, f64)],
+        _y: ArrayViewMut2<'_, f64>,
+        _work: &mut [f64],
+    ) -> bool {
+        false
+    }
+
+    /// Scratch `f64`s [`forward_lines`](Module::forward_lines) needs for `lines` lines.
+    fn lines_work_len(&self, _lines: usize) -> usize {
+        0
+    }
+
     /// The backward pass at input `x` with output `y`: `dy` holds `dloss/dy` on entry (the
     /// layer may overwrite it); writes `dloss/dx` into `dx` and the parameter gradients
     /// (layout of [`params`](Module::params)) into `grads`, each when asked for (overwritten).
@@ -168,6 +191,24 @@ impl Module for Layer {
     }
     fn forward(&self, x: ArrayView2<'_, f64>, mut y: ArrayViewMut2<'_, f64>, work: &mut [f64]) {
         dispatch!(self, l => Module::forward(l, x, y, work), flatten => y.assign(&x))
+    }
+    fn forward_lines(
+        &self,
+        ends: ArrayView2<'_, f64>,
+        points: &[(usize, f64)],
+        y: ArrayViewMut2<'_, f64>,
+        work: &mut [f64],
+    ) -> bool {
+        match self {
+            Layer::Dense(l) => l.forward_lines(ends, points, y, work),
+            _ => false,
+        }
+    }
+    fn lines_work_len(&self, lines: usize) -> usize {
+        match self {
+            Layer::Dense(l) => l.lines_work_len(lines),
+            _ => 0,
+        }
     }
     fn backward(
         &self,

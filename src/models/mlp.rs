@@ -174,6 +174,32 @@ impl Module for Dense {
         affine(x, self, y.view_mut());
         self.activation.apply_inplace(y);
     }
+    fn forward_lines(
+        &self,
+        ends: ArrayView2<'_, f64>,
+        points: &[(usize, f64)],
+        mut y: ArrayViewMut2<'_, f64>,
+        work: &mut [f64],
+    ) -> bool {
+        let out = self.out_dim();
+        // `A o_i` and `A d_i` for every line: one matrix product over the 2L rows (at least
+        // two, so always the product's route).
+        let mut mapped =
+            ArrayViewMut2::from_shape((ends.nrows(), out), &mut work[..ends.nrows() * out])
+                .expect("work sized by lines_work_len");
+        general_mat_mul(1.0, &ends, &self.weight.t(), 0.0, &mut mapped);
+        for (mut row, &(i, t)) in y.rows_mut().into_iter().zip(points) {
+            let (o, d) = (mapped.row(2 * i), mapped.row(2 * i + 1));
+            for (((v, &b), &oi), &di) in row.iter_mut().zip(&self.bias).zip(o).zip(d) {
+                *v = b + oi + t * di;
+            }
+        }
+        self.activation.apply_inplace(y);
+        true
+    }
+    fn lines_work_len(&self, lines: usize) -> usize {
+        2 * lines * self.out_dim()
+    }
     fn backward(
         &self,
         x: ArrayView2<'_, f64>,

@@ -358,20 +358,80 @@ impl<L: Module> Sequential<L> {
 
     /// Forward pass of `x` through the first `upto` layers into `acts` (outputs back to back).
     fn forward_buf(&self, x: ArrayView2<'_, f64>, acts: &mut [f64], work: &mut [f64], upto: usize) {
+        self.forward_range(x, acts, work, 0, upto);
+    }
+
+    /// Forward pass of `x` (the input of layer `from`) through layers `from..upto` into
+    /// `acts` (outputs back to back).
+    fn forward_range(
+        &self,
+        x: ArrayView2<'_, f64>,
+        acts: &mut [f64],
+        work: &mut [f64],
+        from: usize,
+        upto: usize,
+    ) {
         let n = x.nrows();
         let (mut off, mut prev_off) = (0, 0);
-        for (l, layer) in self.layers[..upto].iter().enumerate() {
+        for l in from..upto {
             let (done, rest) = acts.split_at_mut(off);
             let cur = view_mut(rest, n, self.dims[l + 1]);
-            let prev = if l == 0 {
+            let prev = if l == from {
                 x.view()
             } else {
                 view(&done[prev_off..], n, self.dims[l])
             };
-            layer.forward(prev, cur, work);
+            self.layers[l].forward(prev, cur, work);
             prev_off = off;
             off += n * self.dims[l + 1];
         }
+    }
+
+    /// [`Classifier::logits_on_lines_into`] through the first layer's
+    /// [`Module::forward_lines`]; `false` (nothing written) when that layer does not map lines.
+    fn lines_through_first_layer(
+        &self,
+        origins: ArrayView2<'_, f64>,
+        directions: ArrayView2<'_, f64>,
+        points: &[(usize, f64)],
+        mut out: ArrayViewMut2<'_, f64>,
+    ) -> bool {
+        let (lines, n0) = origins.dim();
+        let first = &self.layers[0];
+        let (d1, classes, depth) = (self.dims[1], self.num_classes(), self.layers.len());
+        let chunk = CHUNK_ROWS.min(points.len()).max(1);
+        let ends_len = 2 * lines * n0;
+        let lines_len = first.lines_work_len(lines);
+        let len = ends_len + lines_len + chunk * self.sum_out + self.work_len(chunk);
+        with_scratch(len, |buf| {
+            let (ends, rest) = buf.split_at_mut(ends_len);
+            let (lines_work, rest) = rest.split_at_mut(lines_len);
+            let (acts, work) = rest.split_at_mut(chunk * self.sum_out);
+            let mut e = view_mut(ends, 2 * lines, n0);
+            for i in 0..lines {
+                e.row_mut(2 * i).assign(&origins.row(i));
+                e.row_mut(2 * i + 1).assign(&directions.row(i));
+            }
+            let ends = view(ends, 2 * lines, n0);
+            for (pc, mut oc) in points
+                .chunks(chunk)
+                .zip(out.axis_chunks_iter_mut(Axis(0), chunk))
+            {
+                let p = pc.len();
+                let (y0, later) = acts.split_at_mut(p * d1);
+                if !first.forward_lines(ends, pc, view_mut(y0, p, d1), lines_work) {
+                    return false;
+                }
+                if depth == 1 {
+                    oc.assign(&view(y0, p, classes));
+                } else {
+                    self.forward_range(view(y0, p, d1), later, work, 1, depth);
+                    let last_off = p * (self.sum_out - d1 - classes);
+                    oc.assign(&view(&later[last_off..], p, classes));
+                }
+            }
+            true
+        })
     }
 
     /// One forward and one backward pass on the scratch `buf` (length
@@ -520,6 +580,39 @@ impl<L: Module> Classifier for Sequential<L> {
             });
         }
         Ok(())
+    }
+
+    /// Through the first layer's [`Module::forward_lines`] when it maps lines (a
+    /// [`Dense`](super::Dense) first layer: one matrix product over each line's origin and
+    /// direction, then the points through the later layers), else by forming the points.
+    fn logits_on_lines_into(
+        &self,
+        origins: ArrayView2<'_, f64>,
+        directions: ArrayView2<'_, f64>,
+        points: &[(usize, f64)],
+        mut out: ArrayViewMut2<'_, f64>,
+    ) -> Result<()> {
+        self.check_shapes(origins, directions, "line directions", self.input_dim())?;
+        if out.dim() != (points.len(), self.num_classes()) {
+            return Err(Error::shape(
+                "logits output",
+                format!("[{}, {}]", points.len(), self.num_classes()),
+                format!("{:?}", out.shape()),
+            ));
+        }
+        if let Some(&(i, _)) = points.iter().find(|(i, _)| *i >= origins.nrows()) {
+            return Err(Error::InvalidConfig(format!(
+                "a point on line {i} of {} lines",
+                origins.nrows()
+            )));
+        }
+        if points.is_empty()
+            || self.lines_through_first_layer(origins, directions, points, out.view_mut())
+        {
+            return Ok(());
+        }
+        let x = crate::classifier::points_on_lines(origins, directions, points);
+        self.logits_into(x.view(), out)
     }
 
     fn loss_gradient_into(
