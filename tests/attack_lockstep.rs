@@ -594,3 +594,83 @@ fn f32_gradients_attack_as_well_as_the_f64_model() {
         );
     }
 }
+
+/// FC100-100-10 whose predictions of points on lines (the boundary refinement's rounds)
+/// always fail.
+struct NoLines<'a>(&'a Mlp);
+
+impl Classifier for NoLines<'_> {
+    fn input_dim(&self) -> usize {
+        self.0.input_dim()
+    }
+    fn num_classes(&self) -> usize {
+        self.0.num_classes()
+    }
+    fn logits_into(&self, x: ArrayView2<'_, f64>, out: ArrayViewMut2<'_, f64>) -> Result<()> {
+        self.0.logits_into(x, out)
+    }
+    fn loss_gradient_into(
+        &self,
+        x: ArrayView2<'_, f64>,
+        seed: LogitsLoss<'_>,
+        grad: ArrayViewMut2<'_, f64>,
+    ) -> Result<f64> {
+        self.0.loss_gradient_into(x, seed, grad)
+    }
+    fn logits_on_lines_into(
+        &self,
+        _: ArrayView2<'_, f64>,
+        _: ArrayView2<'_, f64>,
+        _: &[(usize, f64)],
+        _: ArrayViewMut2<'_, f64>,
+    ) -> Result<()> {
+        Err(Error::DataFormat("no lines".into()))
+    }
+}
+
+/// A model whose line predictions fail: each search's refinement ends at its first round
+/// (on lockstep, after the pass and then the row alone failed) and no row fails: every
+/// result equals the one without refinement on the plain model, on both paths, but for the
+/// refinement's counted predictions (one round per refined search).
+#[test]
+fn failing_line_predictions_end_the_refinement_only() {
+    let f = fixture();
+    let cfg = AttackConfig::default();
+    let (rounds, points) = cfg.refinement();
+    assert!(rounds > 0);
+    let unrefined = cfg.clone().with_refinement(0, points).unwrap();
+    let model = NoLines(&f.mlp);
+    for kind in [0, 2] {
+        let t = targets(kind);
+        let x = f.images.view();
+        for lockstep in [false, true] {
+            let run = |m: &dyn Classifier, c: &AttackConfig| {
+                ok(if lockstep {
+                    attack_batch_lockstep(m, x, &t, c, 1, 256).unwrap()
+                } else {
+                    attack_batch(m, x, &t, c, 1).unwrap()
+                })
+            };
+            let want = run(&f.mlp, &unrefined);
+            let got = run(&model, &cfg);
+            let refined = run(&f.mlp, &cfg);
+            let mut moved = 0;
+            for (j, ((a, b), r)) in want.iter().zip(&got).zip(&refined).enumerate() {
+                let extra = b.predictions - a.predictions;
+                assert!(
+                    extra % points == 0 && extra > 0,
+                    "row {j}: {extra} more predictions"
+                );
+                let mut b = b.clone();
+                b.predictions = a.predictions;
+                assert!(
+                    *a == b,
+                    "kind {kind}, lockstep {lockstep}, row {j}: {a:?} vs {b:?}"
+                );
+                moved += usize::from(r.adversarial != a.adversarial);
+            }
+            // The refinement does move points on the plain model (else this test is empty).
+            assert!(moved > 0, "kind {kind}, lockstep {lockstep}");
+        }
+    }
+}

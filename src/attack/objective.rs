@@ -205,7 +205,14 @@ struct Scratch {
 /// It implements [`optim::Objective`](crate::optim::Objective): a model error is returned as
 /// `Err` (the solver stops and hands it back), non-finite logits or gradients give a NaN
 /// value (the solver shrinks its step). With the `argmin` feature,
-/// [`optim::argmin_compat::BoxedProblem`](crate::optim::argmin_compat) runs it through
+#[cfg_attr(
+    feature = "argmin",
+    doc = "[`optim::argmin_compat::BoxedProblem`](crate::optim::argmin_compat) runs it through"
+)]
+#[cfg_attr(
+    not(feature = "argmin"),
+    doc = "`optim::argmin_compat::BoxedProblem` runs it through"
+)]
 /// argmin's unconstrained solvers inside the box.
 ///
 /// # Examples
