@@ -316,12 +316,18 @@ fn logits_on_lines_bad_arguments_are_typed_errors() {
         poisoned.logits_on_lines(o.view(), d.view(), &[(0, 0.1), (0, 0.9)]),
         Err(Error::ModelNonFinite { .. })
     ));
-    // The unchecked method of the crate's models checks its shapes too.
+    // The unchecked method checks its lines too, on the default and the crate's models.
     let mut out = Array2::zeros((1, 3));
-    assert!(matches!(
-        mlp.logits_on_lines_into(o.view(), d.view(), &[(2, 0.5)], out.view_mut()),
-        Err(Error::InvalidConfig(_))
-    ));
+    for m in models {
+        assert!(matches!(
+            m.logits_on_lines_into(o.view(), d.view(), &[(2, 0.5)], out.view_mut()),
+            Err(Error::InvalidConfig(_))
+        ));
+        assert!(matches!(
+            m.logits_on_lines_into(o.view(), array![[1.0]].view(), &[(0, 0.5)], out.view_mut()),
+            Err(Error::ShapeMismatch { .. })
+        ));
+    }
     assert!(matches!(
         mlp.logits_on_lines_into(o.view(), d.view(), &[(0, 0.5), (0, 0.1)], out.view_mut()),
         Err(Error::ShapeMismatch { .. })

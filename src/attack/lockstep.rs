@@ -618,26 +618,24 @@ fn predict_group<C: Classifier + ?Sized>(
     let room = batch.x.nrows();
     let mut first = 0;
     while first < group.len() {
-        // The rows of this pass, their points (in `x`, or on the lines of `x` and `dirs`).
-        let mut k = 0;
+        // The rows of this pass: their points (`k`, in `x`; or on the `used` lines of `x`
+        // and `dirs`, at most `k ≤ room` points, so at most `room` lines).
+        let (mut k, mut used) = (0, 0);
         let mut last = first;
         batch.spans.clear();
         batch.points.clear();
         while last < group.len() {
             let row = &rows[group[last]];
             let m = row.points_to_predict(model);
-            // (A lines pass also has at most `room` lines: the rows of `x` and `dirs`.)
-            if (k + m > room || (lines && last - first == room)) && last > first {
+            if k + m > room && last > first {
                 break;
             }
             let at = if lines { batch.points.len() } else { k };
-            if m > 0 {
-                if lines {
-                    let line = last - first;
-                    row.write_line(line, &mut batch.x, &mut batch.dirs, &mut batch.points);
-                } else {
-                    row.write_point(batch.x.slice_mut(ndarray::s![k..k + m, ..]));
-                }
+            if m > 0 && lines {
+                row.write_line(used, &mut batch.x, &mut batch.dirs, &mut batch.points);
+                used += 1;
+            } else if m > 0 {
+                row.write_point(batch.x.slice_mut(ndarray::s![k..k + m, ..]));
             }
             batch.spans.push((at, m));
             k += m;
@@ -646,9 +644,7 @@ fn predict_group<C: Classifier + ?Sized>(
         let pass = &group[first..last];
         let whole = match k {
             0 => Ok(Ok(())),
-            _ if lines => guarded(rows[pass[0]].index, || {
-                batch.predict_lines(model, pass.len())
-            }),
+            _ if lines => guarded(rows[pass[0]].index, || batch.predict_lines(model, used)),
             _ => guarded(rows[pass[0]].index, || batch.predict(model, k)),
         };
         let fine = matches!(whole, Ok(Ok(())));

@@ -108,8 +108,9 @@ pub trait Classifier: Send + Sync {
     /// each line's origin and direction once instead of every point (the crate's
     /// [`Sequential`](crate::models::Sequential) models whose first layer is
     /// [`Dense`](crate::models::Dense) do); an override must equal the default up to
-    /// rounding. The caller has checked the shapes, that every `i < lines` and that the
-    /// inputs are finite ([`ClassifierExt::logits_on_lines`]).
+    /// rounding. [`ClassifierExt::logits_on_lines`] checks the lines ([`check_lines`]) and
+    /// that the inputs are finite; the default checks the lines again, so that a direct call
+    /// with a bad line index is an error rather than a panic.
     fn logits_on_lines_into(
         &self,
         origins: ArrayView2<'_, f64>,
@@ -117,8 +118,41 @@ pub trait Classifier: Send + Sync {
         points: &[(usize, f64)],
         out: ArrayViewMut2<'_, f64>,
     ) -> Result<()> {
+        check_lines(origins, directions, points, self.input_dim())?;
         let x = points_on_lines(origins, directions, points);
         self.logits_into(x.view(), out)
+    }
+}
+
+/// Checks the lines of [`Classifier::logits_on_lines_into`]: `origins` `[lines, input_dim]`,
+/// `directions` of the same shape, and every point's line `< lines`
+/// ([`Error::ShapeMismatch`], [`Error::InvalidConfig`]).
+pub fn check_lines(
+    origins: ArrayView2<'_, f64>,
+    directions: ArrayView2<'_, f64>,
+    points: &[(usize, f64)],
+    input_dim: usize,
+) -> Result<()> {
+    if origins.ncols() != input_dim {
+        return Err(Error::ShapeMismatch {
+            context: "line origins".into(),
+            expected: Shape::Dims(vec![None, Some(input_dim)]),
+            found: Shape::from(origins.shape()),
+        });
+    }
+    if directions.dim() != origins.dim() {
+        return Err(Error::ShapeMismatch {
+            context: "line directions".into(),
+            expected: Shape::from(origins.shape()),
+            found: Shape::from(directions.shape()),
+        });
+    }
+    let lines = origins.nrows();
+    match points.iter().find(|(i, _)| *i >= lines) {
+        Some(&(i, _)) => Err(Error::InvalidConfig(format!(
+            "a point on line {i} of {lines} lines"
+        ))),
+        None => Ok(()),
     }
 }
 
@@ -204,21 +238,9 @@ pub trait ClassifierExt: Classifier {
         directions: ArrayView2<'_, f64>,
         points: &[(usize, f64)],
     ) -> Result<Array2<f64>> {
-        self.check_inputs(origins)?;
-        if directions.dim() != origins.dim() {
-            return Err(Error::ShapeMismatch {
-                context: "line directions".into(),
-                expected: Shape::from(origins.shape()),
-                found: Shape::from(directions.shape()),
-            });
-        }
+        check_lines(origins, directions, points, self.input_dim())?;
+        check_finite(origins.iter(), "line origins")?;
         check_finite(directions.iter(), "line directions")?;
-        let lines = origins.nrows();
-        if let Some(&(i, _)) = points.iter().find(|(i, _)| *i >= lines) {
-            return Err(Error::InvalidConfig(format!(
-                "a point on line {i} of {lines} lines"
-            )));
-        }
         check_finite(points.iter().map(|(_, t)| t), "line parameters")?;
         let mut out = Array2::zeros((points.len(), self.num_classes()));
         model_call(|| self.logits_on_lines_into(origins, directions, points, out.view_mut()))?;

@@ -20,8 +20,8 @@ thread_local! {
 /// sgemm: twice the SIMD lanes of the f64 product, and `f32` accumulation — ndarray has no
 /// product with `f32` storage and `f64` accumulation), the activations in `f32` (the
 /// sigmoid branch-free, so that its loop vectorises: within 2.5 units of `f32::EPSILON` of
-/// the f64 one), the loss callback in `f64`. [`logits_into`](Classifier::logits_into), and so every prediction that verifies
-/// an attack's candidate, is the f64 model's own.
+/// the f64 one), the loss callback in `f64`. [`logits_into`](Classifier::logits_into), and
+/// so every prediction that verifies an attack's candidate, is the f64 model's own.
 ///
 /// For the attack's gradient evaluations on a batch (`attack_batch_lockstep`): the gradients
 /// agree with the f64 ones to single precision (within 1e-5 relative in the tests); on the
@@ -181,11 +181,11 @@ fn backprop_f32(act: Activation, delta: &mut [f32], y: &[f32]) {
 }
 
 /// The logistic function in `f32` without branches: `e = exp(-|x|) = 2ⁿ · eʳ` (`|x|`
-/// clamped at 87, `n` the nearest integer to `-|x| log₂e`; `r = -|x| − n ln 2` with `ln 2` split in
-/// two parts so that `n ln 2` is exact in its first, `|r| ≤ ½ ln 2`; `eʳ` from its degree-7
-/// Taylor polynomial, relative error ≤ 6e-9 before rounding), then `1 / (1 + e)` for `x ≥ 0`
-/// and `e / (1 + e)` below; NaN stays NaN. Within a few units in the last place of the f64
-/// logistic rounded to `f32` (tested).
+/// clamped at 87, `n` the nearest integer to `-|x| log₂e`; `r = -|x| − n ln 2` with `ln 2`
+/// split in two parts so that `n ln 2` is exact in its first, `|r| ≤ ½ ln 2`; `eʳ` from its
+/// degree-7 Taylor polynomial, relative error ≤ 6e-9 before rounding), then `1 / (1 + e)`
+/// for `x ≥ 0` and `e / (1 + e)` below; NaN stays NaN. Within 2.5 units of `f32::EPSILON`
+/// of the f64 logistic rounded to `f32` (tested).
 #[inline]
 fn sigmoid_f32(x: f32) -> f32 {
     // 1.5 · 2²³: adding it rounds a number of magnitude < 2²² to an integer, held in the
@@ -329,9 +329,9 @@ mod tests {
     }
 
     /// The branch-free `f32` logistic against the f64 one rounded to `f32` (the independent
-    /// computation): within 2.5 units of `f32::EPSILON` relative (1.8 seen) for outputs above 1e-30, to 1e-37
-    /// absolute below (where the clamp of the exponent stops), on a fine grid of
-    /// [−100, 100] and at the ends; NaN stays NaN.
+    /// computation): within 2.5 units of `f32::EPSILON` relative (1.8 seen) for outputs
+    /// above 1e-30, to 1e-37 absolute below (where the clamp of the exponent stops), on a
+    /// fine grid of [−100, 100] and at the ends; NaN stays NaN.
     #[test]
     fn the_f32_sigmoid_is_the_f64_one_to_a_few_ulps() {
         let mut worst = 0.0f64;

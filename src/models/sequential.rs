@@ -592,19 +592,13 @@ impl<L: Module> Classifier for Sequential<L> {
         points: &[(usize, f64)],
         mut out: ArrayViewMut2<'_, f64>,
     ) -> Result<()> {
-        self.check_shapes(origins, directions, "line directions", self.input_dim())?;
+        crate::classifier::check_lines(origins, directions, points, self.input_dim())?;
         if out.dim() != (points.len(), self.num_classes()) {
             return Err(Error::shape(
                 "logits output",
                 format!("[{}, {}]", points.len(), self.num_classes()),
                 format!("{:?}", out.shape()),
             ));
-        }
-        if let Some(&(i, _)) = points.iter().find(|(i, _)| *i >= origins.nrows()) {
-            return Err(Error::InvalidConfig(format!(
-                "a point on line {i} of {} lines",
-                origins.nrows()
-            )));
         }
         if points.is_empty()
             || self.lines_through_first_layer(origins, directions, points, out.view_mut())
